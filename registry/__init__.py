@@ -1,0 +1,1 @@
+"""Dynosaur's records, release registry and the `dyno` command line."""

@@ -1,0 +1,86 @@
+"""File I/O at the edges: atomic writes and JSON / JSON Lines helpers.
+
+Every output, record and cache entry goes through `atomic_write`: write a process-unique temporary file in
+the target's directory, fsync it, then `os.replace` it onto the target. A crash leaves the old file or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def canonical_json(obj: Any) -> str:
+    """The canonical form that every hash in Dynosaur covers: sorted keys, compact separators, UTF-8 kept."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; on success fsync and rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> None:
+    with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as fh:
+        fh.write(data)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Deterministic, human-diffable JSON (sorted keys, indented), written atomically."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    atomic_write(path, json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_model(path: str | Path, model: type[M]) -> M:
+    return model.model_validate_json(Path(path).read_bytes())
+
+
+def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict]) -> None:
+    with atomic_open(path) as fh:
+        for row in rows:
+            if isinstance(row, BaseModel):
+                row = row.model_dump(mode="json")
+            fh.write(canonical_json(row) + "\n")
+
+
+def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
+    with open(path, encoding="utf-8") as fh:
+        return [model.model_validate_json(line) for line in fh if line.strip()]
+
+
+def replace_dir(tmp_dir: Path, target: Path) -> None:
+    """Swap a fully written temporary directory into place (the old one is removed only after)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp_dir, target)
+    shutil.rmtree(old, ignore_errors=True)
