@@ -20,7 +20,7 @@ from registry.records import FilteredSource, GeneratedSource, SourceMeta, Task, 
 from stages.params import FilterParams, load_params
 from stages.runner import progress, prune, run, write_metrics
 
-RULES_VERSION = 1  # bump when a rule changes meaning, so every source is judged again
+RULES_VERSION = 2  # bump when a rule changes meaning, so every source is judged again
 
 REASONS = (
     "unparseable",
@@ -172,7 +172,8 @@ def judge(meta: SourceMeta, generated: GeneratedSource, p: FilterParams) -> list
             if reason is None:
                 seen.add(normalise(spec.instruction))
                 options = label_options(output, meta, p)
-                if options and len(", ".join(options)) > p.max_options_chars:
+                too_long = options and len(", ".join(options)) > p.max_options_chars
+                if too_long or (options and not _complete(options, output, meta)):
                     options = None
             tasks.append(Task(
                 **base,
@@ -186,6 +187,12 @@ def judge(meta: SourceMeta, generated: GeneratedSource, p: FilterParams) -> list
                 label_options=options,
             ))
     return _dedupe_ids(tasks)
+
+
+def _complete(options: list[str], name: str, meta: SourceMeta) -> bool:
+    """Class names are the whole label set; values seen only in the sample rows may be part of it."""
+    feature = meta.feature(name)
+    return bool(feature and (feature.class_names or (feature.stats and len(options) >= feature.stats.distinct)))
 
 
 def _dedupe_ids(tasks: list[Task]) -> list[Task]:

@@ -8,8 +8,6 @@ call cache, so only answers never seen before cost anything. `--dry-run` prints 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +15,12 @@ from registry.errors import StageFailed
 from registry.io import read_model, write_json
 from registry.records import GeneratedSource, Proposal, SourceMeta, digest
 from stages.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
+
+
+class DryRunReport(DryRun):
+    sources: int
+    sources_to_generate: int
+    model: str
 from stages.params import Params, load_params
 from stages.prompts import build_messages, parse_tasks, response_schema
 from stages.runner import log, progress, prune, run, write_metrics
@@ -66,15 +70,25 @@ def plan(metas: list[SourceMeta], params: Params, llm: LLM, out: Path) -> dict[s
     return todo
 
 
+def dry_run(collected: Path, cache: Path, out: Path) -> DryRunReport:
+    """What `generate` would spend now: calls, estimated tokens and worst-case cost. Calls nothing."""
+    params = load_params()
+    metas = load_ok_sources(collected, params.generate.limit)
+    with LLM(params.llm, cache) as llm:
+        todo = plan(metas, params, llm, out)
+        estimate = llm.dry_run([r for reqs in todo.values() for _, r in reqs])
+    return DryRunReport(sources=len(metas), sources_to_generate=len(todo), model=params.llm.model, **estimate.model_dump())
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        print(dry_run(args.collected, args.cache, args.out).model_dump_json(indent=1))
+        return
     params = load_params()
     out: Path = args.out
     metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
     with LLM(params.llm, args.cache) as llm:
         todo = plan(list(metas.values()), params, llm, out)
-        if getattr(args, "dry_run", False):
-            print_dry_run(llm.dry_run([r for reqs in todo.values() for _, r in reqs]), len(todo))
-            return
         out.mkdir(parents=True, exist_ok=True)
         pending = {sid: len(reqs) for sid, reqs in todo.items()}
         waiting: dict[str, list[tuple[str, str]]] = defaultdict(list)  # cache key → (source, variant)
@@ -146,12 +160,6 @@ def finish_source(
         log(f"generate: {meta.source_id}: failed: {errors[0]}")
         return {meta.source_id: errors[0]}
     return {}
-
-
-def print_dry_run(plan: DryRun, sources: int) -> None:
-    """The dry run's report, on stdout as JSON (what `dyno generate --dry-run --json` shows)."""
-    json.dump({"sources": sources, **plan.model_dump()}, sys.stdout, indent=1)
-    print()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ case (estimated prompt tokens + `max_tokens` of output) still fits; the rest are
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import threading
@@ -51,8 +50,8 @@ class ChatRequest(BaseModel):
     response_schema: dict[str, Any] | None
     prompt_version: str
 
-    @functools.cached_property
-    def cache_key(self) -> str:
+    @property
+    def cache_key(self) -> str:  # not cached: a cached value would survive `model_copy(update=...)`
         return digest(self).removeprefix("sha256:")
 
 

@@ -35,7 +35,7 @@ from stages.params import OrganizeParams, load_params
 from stages.runner import log, progress, run, write_metrics
 from stages.sources import iter_batches
 
-FORMAT_VERSION = 1  # bump when instance formatting changes, so every shard is rebuilt
+FORMAT_VERSION = 2  # bump when instance formatting changes, so every shard is rebuilt
 FINGERPRINT_KEY = b"dyno.fingerprint"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
 
@@ -56,6 +56,8 @@ def readable(name: str) -> str:
 
 def _lettered(column: pa.Array) -> pa.Array:
     """A list column → "A. first\\nB. second" per row (vectorised; more than 52 options are numbered)."""
+    if column.offset or (len(column) and column.offsets[0].as_py()):  # a slice: make offsets start at 0
+        column = pa.concat_arrays([column])
     flat = pc.cast(pc.list_flatten(column), pa.string())
     parents = pc.list_parent_indices(column).to_numpy()
     offsets = np.asarray(column.offsets)[:-1]
@@ -83,7 +85,8 @@ def format_column(column: pa.Array, feature: Feature | None, *, options: bool) -
     if pa.types.is_floating(column.type):
         # 3.0 → "3", 2.5 → "2.5"
         as_int = pc.cast(pc.cast(column, pa.int64(), safe=False), pa.string())
-        whole = pc.equal(pc.floor(column), column)
+        fits = pc.less(pc.abs(column), 2.0**53)  # 1e20 and inf do not fit int64: cast them as floats
+        whole = pc.and_(pc.equal(pc.floor(column), column), fits)
         return pc.if_else(whole, as_int, pc.cast(column, pa.string()))
     if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
         return pc.cast(column, pa.string())

@@ -108,6 +108,8 @@ def parse_tasks(content: str | None) -> tuple[list[TaskSpec], str | None]:
         data, _ = json.JSONDecoder().raw_decode(text[start:])
     except json.JSONDecodeError as exc:
         return [], f"invalid JSON ({exc.msg})"
+    except RecursionError:  # "[[[[…": nested deeper than the decoder's recursion limit
+        return [], "invalid JSON (nested too deeply)"
     items = data.get("tasks") if isinstance(data, dict) else data
     if isinstance(data, dict) and items is None and "instruction" in data:
         items = [data]

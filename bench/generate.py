@@ -1,0 +1,87 @@
+"""Benchmark `stages.llm.LLM.complete_many`: 200 distinct prompts, 200 ms server latency, concurrency 16.
+
+Target: wall time ≤ 1.3 × the ideal 200/16 × 0.2 s = 2.5 s, and a second run on the warm call cache makes
+0 calls. The fake OpenAI-compatible server (`tests.fake_openai`) runs in-process. Two cold runs side by side:
+the fixture as it is, and with TCP_NODELAY on its sockets (as real servers such as vLLM/uvicorn set it);
+`http.server` writes headers and body in two sends, so with Nagle on, a reply can wait ~40 ms for a delayed ACK.
+Run: `.venv/bin/python bench/generate.py [--prompts 200] [--latency 0.2] [--concurrency 16]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socketserver
+import tempfile
+from pathlib import Path
+
+from _common import Timer, report, threaded_fake_server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", type=int, default=200)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+
+    import openai  # noqa: F401  (one-time import, outside the timings)
+    from stages.llm import LLM
+    from stages.params import LLMParams
+    from stages.prompts import SYSTEM
+    from tests.fake_openai import FakeOpenAI, tasks_from_schema
+
+    enum = {"type": "string", "enum": ["answer", "context", "question"]}
+    schema = {  # the shape stages.prompts.response_schema produces, so tasks_from_schema answers
+        "type": "object", "properties": {"tasks": {"type": "array", "maxItems": 3, "items": {"type": "object",
+        "properties": {"instruction": {"type": "string"}, "input_fields": {"type": "array", "items": enum},
+                       "output_field": enum}}}},
+    }
+    tmp = tempfile.TemporaryDirectory(prefix="bench-generate-")
+    with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv, tmp:
+        patched = threaded_fake_server(srv)
+        if patched:
+            print("NOTE: FakeOpenAI.start() built a serial HTTPServer; patched to ThreadingHTTPServer")
+        handler = srv._server.RequestHandlerClass
+        fixture_nodelay = bool(handler.disable_nagle_algorithm)
+        params = LLMParams(provider="compatible", base_url=srv.base_url, model="fake-model",
+                           concurrency=args.concurrency, max_retries=0, timeout_s=30)
+
+        def run(cache: str, prompts: int, tag: str) -> tuple[float, int, list]:
+            srv.reset()
+            with LLM(params, Path(tmp.name) / cache) as llm:  # a fresh client: new connections
+                requests = [llm.request([("system", SYSTEM), ("user", f"Dataset: {tag}-{i}\nPropose tasks.")],
+                                        schema, "bench") for i in range(prompts)]
+                assert len({r.cache_key for r in requests}) == prompts
+                with Timer() as t:
+                    results = [res for _, res in llm.complete_many(requests)]
+            assert not [r.error for r in results if r.error], results
+            return t.s, srv.calls, results
+
+        first_call_s, _, _ = run("warmup", 1, "warmup")  # lazy openai resources, pydantic validators
+        as_is_s, as_is_calls, _ = run("as-is", args.prompts, "bench")
+        socketserver.StreamRequestHandler.disable_nagle_algorithm = True
+        handler.disable_nagle_algorithm = True
+        nodelay_s, nodelay_calls, _ = run("nodelay", args.prompts, "bench")
+        warm_s, warm_calls, warm = run("nodelay", args.prompts, "bench")  # same cache again
+
+    ideal = args.prompts / args.concurrency * args.latency
+    ok = lambda good: " ✓" if good else " ✗ MISSED"  # noqa: E731
+    report("generate", [
+        ("prompts", args.prompts, ""),
+        ("ideal_seconds", ideal, f"{args.prompts}/{args.concurrency} × {args.latency}s"),
+        ("process_first_call_seconds", first_call_s, "one call, once per process (untimed below)"),
+        ("cold_as_is_seconds", as_is_s, f"fixture TCP_NODELAY={fixture_nodelay}"),
+        ("cold_as_is_over_ideal", as_is_s / ideal, "≤ 1.3" + ok(as_is_s / ideal <= 1.3)),
+        ("cold_as_is_calls", as_is_calls, f"= {args.prompts}"),
+        ("cold_nodelay_seconds", nodelay_s, "fixture with TCP_NODELAY"),
+        ("cold_nodelay_over_ideal", nodelay_s / ideal, "≤ 1.3" + ok(nodelay_s / ideal <= 1.3)),
+        ("cold_nodelay_calls", nodelay_calls, f"= {args.prompts}"),
+        ("warm_seconds", warm_s, ""),
+        ("warm_calls", warm_calls, "= 0" + ok(warm_calls == 0)),
+        ("warm_cached_results", sum(r.cached for r in warm), f"= {args.prompts}"),
+    ], {"fake_server_patched_to_threading": patched, "fixture_tcp_nodelay": fixture_nodelay,
+        "latency": args.latency, "concurrency": args.concurrency})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Tiny factories for test inputs: plain functions with sensible defaults, overridden per test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.records import (
+    Feature,
+    FeatureStats,
+    GeneratedSource,
+    Proposal,
+    SourceMeta,
+    SplitInfo,
+    Task,
+    TaskSpec,
+)
+
+LABELS = ["negative", "positive"]
+
+
+def make_stats(**overrides: Any) -> FeatureStats:
+    """Plain statistics of a free-text field: nothing empty, nothing dominant, not an identifier."""
+    values: dict[str, Any] = dict(scanned=100, empty=0, distinct=100, top_share=0.01, id_like=False, mean_chars=40.0)
+    return FeatureStats(**{**values, **overrides})
+
+
+def make_feature(name: str, dtype: str = "string", class_names: list[str] | None = None, **stats: Any) -> Feature:
+    """A feature with plain stats (`stats=None` for none); keyword arguments override single stats."""
+    if "stats" in stats:
+        return Feature(name=name, dtype=dtype, class_names=class_names, stats=stats["stats"])
+    return Feature(name=name, dtype=dtype, class_names=class_names, stats=make_stats(**stats))
+
+
+def label_feature(name: str = "label", class_names: list[str] | None = None, **stats: Any) -> Feature:
+    names = list(class_names or LABELS)
+    values = dict(distinct=len(names), top_share=1 / len(names), mean_chars=1.0)
+    return make_feature(name, "class_label", names, **{**values, **stats})
+
+
+def default_features() -> list[Feature]:
+    return [
+        make_feature("text"),
+        make_feature("title", mean_chars=12.0),
+        label_feature(),
+        make_feature("image", "image", stats=None),
+    ]
+
+
+def make_meta(**overrides: Any) -> SourceMeta:
+    """A small local source: text, title, a two-class label and an image; train 100 rows, validation 20."""
+    values: dict[str, Any] = dict(
+        source_id="reviews",
+        origin="local:data/sources/reviews",
+        kind="local",
+        location="data/sources/reviews",
+        config="default",
+        revision="sha256:" + "0" * 64,
+        pretty_name="Reviews",
+        description="Short product reviews labelled with their sentiment.",
+        features=default_features(),
+        splits=[SplitInfo(name="train", num_rows=100), SplitInfo(name="validation", num_rows=20)],
+        samples=[
+            {"text": "Great value, works as described.", "title": "Works", "label": 1},
+            {"text": "Broke after two days.", "title": "Broke", "label": 0},
+        ],
+    )
+    return SourceMeta(**{**values, **overrides})
+
+
+def make_spec(**overrides: Any) -> TaskSpec:
+    """A valid task over `make_meta()`: classify the sentiment of the text."""
+    values: dict[str, Any] = dict(
+        instruction="Classify the sentiment of the given review.",
+        input_fields=["text"],
+        output_field="label",
+    )
+    return TaskSpec(**{**values, **overrides})
+
+
+def make_proposal(*tasks: TaskSpec, **overrides: Any) -> Proposal:
+    values: dict[str, Any] = dict(variant="with_description", cache_key="k" * 64, tasks=list(tasks))
+    return Proposal(**{**values, **overrides})
+
+
+def make_generated(*proposals: Proposal, **overrides: Any) -> GeneratedSource:
+    values: dict[str, Any] = dict(
+        source_id="reviews",
+        fingerprint="sha256:" + "1" * 64,
+        model="fake-model",
+        prompt_version="v1",
+        proposals=list(proposals),
+    )
+    return GeneratedSource(**{**values, **overrides})
+
+
+def make_task(**overrides: Any) -> Task:
+    """A valid task as the filter writes it."""
+    values: dict[str, Any] = dict(
+        task_id="0123456789abcdef",
+        source_id="reviews",
+        source_revision="sha256:" + "0" * 64,
+        variant="with_description",
+        instruction="Classify the sentiment of the given review.",
+        input_fields=["text"],
+        output_field="label",
+        prompt_version="v1",
+        model="fake-model",
+        verdict="valid",
+    )
+    return Task(**{**values, **overrides})
