@@ -20,7 +20,7 @@ from registry.records import FilteredSource, GeneratedSource, SourceMeta, Task, 
 from stages.params import FilterParams, load_params
 from stages.runner import progress, prune, run, write_metrics
 
-RULES_VERSION = 2  # bump when a rule changes meaning, so every source is judged again
+RULES_VERSION = 3  # bump when a rule changes meaning, so every source is judged again
 
 REASONS = (
     "unparseable",
@@ -196,15 +196,17 @@ def _complete(options: list[str], name: str, meta: SourceMeta) -> bool:
 
 
 def _dedupe_ids(tasks: list[Task]) -> list[Task]:
-    """Two variants may propose the very same task: it is one task (the second copy is a duplicate)."""
-    seen: set[str] = set()
+    """The very same task proposed again is one task: later copies are rejected as duplicates and their ids
+    get a `#n` suffix, so every record in the output has its own id."""
+    copies: Counter = Counter()
     out = []
     for t in tasks:
-        if t.task_id in seen:
+        copies[t.task_id] += 1
+        if copies[t.task_id] > 1:
+            update = {"task_id": f"{t.task_id}#{copies[t.task_id]}"}
             if t.verdict == "valid":
-                t = t.model_copy(update={"verdict": "rejected", "reason": "duplicate_instruction"})
-            t = t.model_copy(update={"task_id": t.task_id + f"~{t.variant}"})
-        seen.add(t.task_id)
+                update |= {"verdict": "rejected", "reason": "duplicate_instruction", "label_options": None}
+            t = t.model_copy(update=update)
         out.append(t)
     return out
 

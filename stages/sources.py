@@ -23,6 +23,7 @@ from registry.records import Feature, FeatureStats, SourceMeta, SplitInfo
 from stages.params import CollectParams, SourceSpec
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
+DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
 ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
 DISTINCT_CAP = 10_000
 
@@ -104,6 +105,7 @@ def feature_stats(values: list[Any]) -> FeatureStats:
         len(non_empty) >= 2
         and len(counts) == len(non_empty)
         and all(ID_TOKEN.match(t) and re.search(r"\d|/", t) for t in non_empty)
+        and not all(DECIMAL.match(t) for t in non_empty)  # distinct measurements are a target, not an id
     )
     return FeatureStats(
         scanned=len(texts),

@@ -201,7 +201,15 @@ def test_same_task_from_both_variants_is_one_task():
     first, second = judge(make_meta(), generated, FilterParams())
     assert first.verdict == "valid"
     assert_rejected(second, "duplicate_instruction")
-    assert second.task_id == first.task_id + "~without_description"
+    assert second.task_id == first.task_id + "#2"
+
+
+def test_every_task_record_has_its_own_id_even_when_repeated_within_a_variant():
+    spec = make_spec()
+    generated = make_generated(make_proposal(spec, spec, spec, variant="with_description"))
+    tasks = judge(make_meta(), generated, FilterParams())
+    assert [t.task_id for t in tasks] == [tasks[0].task_id, tasks[0].task_id + "#2", tasks[0].task_id + "#3"]
+    assert [t.verdict for t in tasks] == ["valid", "rejected", "rejected"]
 
 
 def test_first_matching_rule_wins():
