@@ -49,13 +49,15 @@ def emit_json(obj: BaseModel | Sequence[BaseModel] | dict) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], justify_right: set[str] = frozenset()):
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
+    # Cells hold data (LLM-written instructions, dataset text): escaped, so `[...]` is not rich markup.
+    t = Table(title=None if title is None else escape(title), title_justify="left")
     for c in columns:
         t.add_column(c, justify="right" if c in justify_right else "left", overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*["" if v is None else escape(str(v)) for v in r])
     return t
 
 
@@ -133,13 +135,16 @@ def show(task_id: str, n: int, as_json: bool) -> None:
     rows = sample_instances(ws, task_id, n)
     if as_json:
         return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
+    from rich.markup import escape
     from rich.panel import Panel
 
     out = _stdout()
-    out.print(Panel(task.final_instruction, title=f"task {task.task_id} · {task.source_id}", title_align="left"))
+    out.print(Panel(escape(task.final_instruction), title=escape(f"task {task.task_id} · {task.source_id}"),
+                    title_align="left"))
     for row in rows:
-        out.print(Panel(f"[bold]input[/]\n{row['input']}\n\n[bold]output[/]\n{row['output']}",
-                        title=f"{row['split']}#{row['row']} · {row['instance_id']}", title_align="left"))
+        body = f"[bold]input[/]\n{escape(row['input'])}\n\n[bold]output[/]\n{escape(row['output'])}"
+        title = escape(f"{row['split']}#{row['row']} · {row['instance_id']}")
+        out.print(Panel(body, title=title, title_align="left"))
 
 
 @cli.command()

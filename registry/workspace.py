@@ -27,9 +27,11 @@ class Workspace(BaseModel):
     def load(cls, root: Path = Path(".")) -> Workspace:
         dvc_yaml = root / "dvc.yaml"
         try:
-            stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+            stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
         except FileNotFoundError:
             raise DynoError(f"{dvc_yaml} not found: run dyno from the project root") from None
+        except (yaml.YAMLError, AttributeError):
+            raise DynoError(f"{dvc_yaml} is not a valid pipeline file") from None
         args: dict[str, dict[str, str]] = {}
         for name, stage in stages.items():
             words = shlex.split(stage.get("cmd", ""))

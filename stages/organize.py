@@ -35,7 +35,7 @@ from stages.params import OrganizeParams, load_params
 from stages.runner import log, progress, run, write_metrics
 from stages.sources import iter_batches
 
-FORMAT_VERSION = 2  # bump when instance formatting changes, so every shard is rebuilt
+FORMAT_VERSION = 3  # bump when instance formatting changes, so every shard is rebuilt
 FINGERPRINT_KEY = b"dyno.fingerprint"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
 

@@ -232,6 +232,7 @@ class FakeOpenAI:
 
 def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # headers and body go in two writes; don't let Nagle hold the body
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr

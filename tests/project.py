@@ -103,6 +103,12 @@ class Project:
         self.params["sources"].append({"id": source_id, "path": f"data/sources/{source_id}"})
         self.write_params()
 
+    def add_demo_source(self, source_id: str) -> None:
+        """One of the repository's bundled demo sources, copied in."""
+        shutil.copytree(REPO / "data" / "sources" / source_id, self.root / "data" / "sources" / source_id)
+        self.params["sources"].append({"id": source_id, "path": f"data/sources/{source_id}"})
+        self.write_params()
+
     def remove_source(self, source_id: str) -> None:
         self.params["sources"] = [s for s in self.params["sources"] if s["id"] != source_id]
         self.write_params()

@@ -27,6 +27,8 @@ from tests.factories import make_generated, make_meta, make_task
 ROOT = Path(__file__).resolve().parents[2]
 REV = "sha256:" + "0" * 64
 NEWS_REV = "sha256:" + "2" * 64
+GATED = "gated dataset: accept its terms on the Hub"
+FAILED = "LLM error: HTTP 500 after 3 retries"
 
 REVIEWS = {
     "text": ["Great value.", "Broke after two days.", "Fine for the price.", "Would buy again.", "Meh."],
@@ -81,10 +83,11 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     rows = {k: v[:3] for k, v in REVIEWS.items()}
     write_shard(tmp_path / "data/corpus/news" / f"{headline.task_id}.parquet", rows, headline, news)
 
-    write_source(tmp_path, make_meta(source_id="gated", kind="hub", origin="hub:acme/gated", location="acme/gated",
-                                     status="skipped", reason="gated dataset: accept its terms on the Hub"))
+    gated = make_meta(source_id="gated", kind="hub", origin="hub:acme/gated", location="acme/gated",
+                      status="skipped", reason=GATED)
+    write_source(tmp_path, gated)
     write_source(tmp_path, make_meta(source_id="flaky"),
-                 make_generated(source_id="flaky", status="failed", reason="LLM error: HTTP 500 after 3 retries"))
+                 make_generated(source_id="flaky", status="failed", reason=FAILED))
     write_source(tmp_path, make_meta(source_id="fresh"))
 
     monkeypatch.chdir(tmp_path)
@@ -129,13 +132,14 @@ def test_status_json_totals_and_per_source_fields(ws):
         "status": "ok", "reason": None, "tasks_valid": 1, "tasks_rejected": 1, "instances": 5,
     }
     assert by_id["news"] == {
-        "source_id": "news", "origin": "local:data/sources/news", "revision": NEWS_REV, "license": "cc-by-4.0",
+        "source_id": "news", "origin": "local:data/sources/news", "revision": NEWS_REV,
+        "license": "cc-by-4.0",
         "status": "ok", "reason": None, "tasks_valid": 1, "tasks_rejected": 0, "instances": 3,
     }
-    assert (by_id["gated"]["status"], by_id["gated"]["reason"]) == ("skipped", "gated dataset: accept its terms on the Hub")
+    assert (by_id["gated"]["status"], by_id["gated"]["reason"]) == ("skipped", GATED)
     assert by_id["gated"]["origin"] == "hub:acme/gated"
     # A failed generate wins over "pending", though flaky has no tasks file either.
-    assert (by_id["flaky"]["status"], by_id["flaky"]["reason"]) == ("failed", "LLM error: HTTP 500 after 3 retries")
+    assert (by_id["flaky"]["status"], by_id["flaky"]["reason"]) == ("failed", FAILED)
     assert (by_id["fresh"]["status"], by_id["fresh"]["reason"]) == ("pending", None)
     for sid in ("gated", "flaky", "fresh"):
         assert (by_id[sid]["tasks_valid"], by_id[sid]["tasks_rejected"], by_id[sid]["instances"]) == (0, 0, 0)
@@ -145,13 +149,13 @@ def test_status_table_lists_sources_and_total(ws):
     result = invoke("status")
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    lines = result.stdout.splitlines()
-    reviews = next(line for line in lines if "reviews" in line)
-    assert "local:data/sources/reviews" in reviews and REV[7:19] in reviews and REV not in reviews  # short revision
-    gated = next(line for line in lines if "gated" in line)
-    assert "skipped: gated dataset" in gated
-    total = next(line for line in lines if "total" in line)
-    assert [c.strip() for c in total.split("│")[-4:-1]] == ["2", "1", "8"]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    cells = {row[0]: row for row in ([c.strip() for c in line.split("│")[1:-1]] for line in lines)}
+    local = "local:data/sources/"
+    assert cells["reviews"] == ["reviews", local + "reviews", "000000000000", "", "ok", "1", "1", "5"]
+    assert cells["news"] == ["news", local + "news", "222222222222", "cc-by-4.0", "ok", "1", "0", "3"]
+    assert cells["gated"][4] == f"skipped: {GATED}"
+    assert cells["total"] == ["total", "", "", "", "", "2", "1", "8"]
 
 
 def test_status_of_an_empty_project(ws):
@@ -172,7 +176,9 @@ def test_tasks_json_lists_only_valid_tasks(ws):
 
 def test_tasks_rejected_lists_only_rejected_with_reasons(ws):
     found = as_json(invoke("tasks", "--rejected", "--json"))
-    assert [(t["task_id"], t["verdict"], t["reason"]) for t in found] == [(ws.rejected.task_id, "rejected", "io_overlap")]
+    assert [(t["task_id"], t["verdict"], t["reason"]) for t in found] == [
+        (ws.rejected.task_id, "rejected", "io_overlap"),
+    ]
 
 
 def test_tasks_source_filter(ws):
@@ -209,7 +215,8 @@ def test_show_json_returns_the_task_and_n_instances_with_provenance(ws):
     ]
     for r in instances:
         assert r["instruction"] == ws.valid.final_instruction
-        assert (r["source_id"], r["source_revision"], r["config"], r["split"]) == ("reviews", REV, "default", "train")
+        assert (r["source_id"], r["source_revision"], r["config"]) == ("reviews", REV, "default")
+        assert r["split"] == "train"
         assert (r["task_id"], r["prompt_version"], r["model"]) == (ws.valid.task_id, "v1", "fake-model")
         assert r["instance_id"] == instance_id(ws.valid.task_id, "train", r["row"])
 
@@ -285,7 +292,8 @@ def test_dyno_debug_shows_the_traceback(ws, monkeypatch):
 
 def test_main_succeeds_without_exiting(ws, capsys):
     main(["tasks", "--json"])  # no SystemExit on success
-    assert [t["task_id"] for t in json.loads(capsys.readouterr().out)] == [ws.headline.task_id, ws.valid.task_id]
+    found = json.loads(capsys.readouterr().out)
+    assert [t["task_id"] for t in found] == [ws.headline.task_id, ws.valid.task_id]
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
@@ -303,7 +311,9 @@ def test_help_through_main(capsys):
     assert capsys.readouterr().out.startswith("Usage:")
 
 
-@pytest.mark.parametrize("args", [["status", "--bogus"], ["show", "abc", "-n", "0"], ["show"], ["nosuchcommand"]])
+@pytest.mark.parametrize(
+    "args", [["status", "--bogus"], ["show", "abc", "-n", "0"], ["show"], ["nosuchcommand"]],
+)
 def test_usage_errors_exit_2(ws, capsys, args):
     assert invoke(*args).exit_code == 2
     code, out, err = run_main(capsys, *args)
