@@ -247,3 +247,98 @@ def instance_ids(task: str, split: str, rows: np.ndarray) -> np.ndarray:
 
 def instance_id(task: str, split: str, row: int) -> str:
     return instance_ids(task, split, np.array([row]))[0].decode()
+
+
+# --- the release registry (ledger/*.jsonl, committed to git) ---------------------------------------------
+
+
+class LedgerRecord(Record):
+    """A line in the ledger. `hash` covers the record's canonical form without the hash itself."""
+
+    schema_version: int = SCHEMA_VERSION
+    hash: str = ""
+
+    def content_hash(self) -> str:
+        return digest(self.model_dump(mode="json", exclude={"hash"}))
+
+    def sealed(self):
+        return self.model_copy(update={"hash": self.content_hash()})
+
+
+class SourceVersion(LedgerRecord):
+    source_id: str
+    origin: str
+    revision: str
+    license: str | None
+    metadata_fingerprint: str  # SourceMeta.fingerprint: what the LLM and the filter saw
+
+    @property
+    def key(self) -> str:
+        return f"{self.source_id}@{self.revision}"
+
+
+class TaskVersion(LedgerRecord):
+    task_id: str
+    source_id: str
+    source_revision: str
+    instruction: str
+    input_fields: list[str]
+    output_field: str
+    prompt_version: str
+    model: str
+    verdict: str
+    reason: str | None = None
+
+
+class Retraction(LedgerRecord):
+    """A tombstone: from the next release on, the task (every version of it) or the whole source is out."""
+
+    kind: Literal["task", "source"]
+    target: str  # a task_id or a source_id
+    identity: str | None = None  # task: its identity key, so a new version of the same task stays out too
+    reason: str
+    created_at: str
+
+
+class ManifestEntry(Record):
+    task_id: str
+    source_id: str
+    source_revision: str
+    identity: str  # source, instruction, inputs, output: what stays the same across source revisions
+    instances: int
+    digest: str  # over the task's instance ids and contents (see registry.manifest)
+    license: str | None
+    shard: str  # path in the corpus: <source_id>/<task_id>.parquet
+    shard_md5: str | None = None  # the shard's DVC object id (md5), to fetch and check it
+
+
+class Exclusion(Record):
+    source_id: str
+    reason: str
+
+
+class Totals(Record):
+    sources: int
+    tasks: int
+    instances: int
+
+
+class Release(LedgerRecord):
+    version: int
+    tag: str  # git tag, "v<version>"
+    parent: str | None  # the previous release's hash: the chain
+    message: str
+    created_at: str
+    manifest: str  # ledger/manifests/v<version>.jsonl
+    manifest_digest: str
+    corpus_md5: str  # DVC's hash of the corpus directory (its .dir object)
+    totals: Totals
+    licenses: dict[str, int]  # licence → instances
+    excluded: list[Exclusion] = []
+    changelog: list[str] = []
+
+
+def task_identity(source_id: str, instruction: str, input_fields: list[str], output_field: str) -> str:
+    """Names a task across source revisions: the same proposal on a new revision is the same task."""
+    payload = [source_id, " ".join(instruction.lower().split()), list(input_fields), output_field]
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]

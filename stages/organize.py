@@ -12,7 +12,8 @@ both are counted. With `organize.max_instances_per_task`, a seeded sample of row
 
 Incremental: each shard carries the fingerprint of what made it (task, organize params, FORMAT_VERSION) in
 its parquet metadata; a shard whose fingerprint matches is kept, and a source whose shards all match is
-not read at all. Shards of tasks or sources that are gone are removed.
+not read at all. Shards of tasks or sources that are gone are removed. The footer also records the shard's
+instance count and content digest (`registry.manifest`), so manifests never read instances.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from registry.io import read_model
+from registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
 from registry.records import INSTANCE_COLUMNS, Feature, FilteredSource, SourceMeta, Task, digest, instance_ids
 from stages.params import OrganizeParams, load_params
 from stages.runner import log, progress, run, write_metrics
 from stages.sources import iter_batches
 
-FORMAT_VERSION = 3  # bump when instance formatting changes, so every shard is rebuilt
+FORMAT_VERSION = 4  # bump when instance formatting changes, so every shard is rebuilt
 FINGERPRINT_KEY = b"dyno.fingerprint"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
 
@@ -203,12 +205,13 @@ def organize_source(meta: SourceMeta, tasks: list[Task], out_dir: Path, params: 
     counts: Counter = Counter()
     tmp_dir = out_dir / ".tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    writers, samples = {}, {}
+    writers, samples, digests = {}, {}, {}
     try:
         for task in tasks:
             schema = SCHEMA.with_metadata({FINGERPRINT_KEY: shard_fingerprint(task, params).encode()})
             writers[task.task_id] = pq.ParquetWriter(tmp_dir / f"{task.task_id}.parquet", schema, compression="zstd")
             samples[task.task_id] = sample_rows(task, meta, params)
+            digests[task.task_id] = InstanceDigest()
         for split in meta.splits:
             first = 0
             for batch in iter_batches(meta, split.name, params.batch_rows):
@@ -224,8 +227,11 @@ def organize_source(meta: SourceMeta, tasks: list[Task], out_dir: Path, params: 
                     instances, c = build_instances(batch, task, meta, split.name, first, params, keep)
                     counts.update(c)
                     writers[task.task_id].write_table(instances)
+                    digests[task.task_id].update(instances)
                 first += batch.num_rows
         for task_id, writer in writers.items():
+            digest = digests[task_id]
+            writer.add_key_value_metadata({DIGEST_KEY: digest.hexdigest(), COUNT_KEY: str(digest.count)})
             writer.close()
             (tmp_dir / f"{task_id}.parquet").replace(out_dir / f"{task_id}.parquet")
     finally:

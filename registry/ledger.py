@@ -1,0 +1,122 @@
+"""The ledger: append-only JSON Lines records committed to git (`ledger/`), so `git log -p` shows what each
+release added.
+
+    ledger/sources.jsonl       SourceVersion   one line per (source id, revision) ever released
+    ledger/tasks.jsonl         TaskVersion     one line per task version ever released, with its verdict
+    ledger/retractions.jsonl   Retraction      tombstones
+    ledger/releases.jsonl      Release         the hash chain
+    ledger/manifests/vN.jsonl  ManifestEntry   one line per task in release N (sorted by task id)
+
+Every line carries `hash` = sha256 over its canonical form without the hash (sorted keys, compact, UTF-8),
+and each Release names its parent's hash, so rewriting history anywhere breaks a hash. The API has no update
+or delete: `append` rewrites a file as its exact old bytes plus new lines (atomically), and reading a line
+whose hash does not match is an error, never silently accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from registry.errors import DynoError, NotFound
+from registry.io import atomic_write, canonical_json
+from registry.records import LedgerRecord, ManifestEntry, Release, Retraction, SourceVersion, TaskVersion
+
+LEDGER_DIR = "ledger"
+FILES: dict[type[LedgerRecord], str] = {
+    SourceVersion: "sources.jsonl",
+    TaskVersion: "tasks.jsonl",
+    Retraction: "retractions.jsonl",
+    Release: "releases.jsonl",
+}
+
+R = TypeVar("R", bound=LedgerRecord)
+
+
+class LedgerError(DynoError):
+    """A ledger record or manifest does not match its hash (tampered with, or damaged)."""
+
+
+def _line(record: LedgerRecord | ManifestEntry) -> str:
+    return canonical_json(record.model_dump(mode="json")) + "\n"
+
+
+class Ledger:
+    def __init__(self, root: Path):
+        self.dir = root / LEDGER_DIR
+
+    def path(self, model: type[LedgerRecord]) -> Path:
+        return self.dir / FILES[model]
+
+    def read(self, model: type[R]) -> list[R]:
+        path = self.path(model)
+        if not path.exists():
+            return []
+        records = []
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path.relative_to(self.dir.parent)}:{lineno}"
+            try:
+                record = model.model_validate_json(line)
+            except ValidationError:
+                raise LedgerError(f"{where}: not a valid {model.__name__} record") from None
+            if record.hash != record.content_hash():
+                raise LedgerError(f"{where}: {model.__name__} hash mismatch (the record was altered)")
+            records.append(record)
+        return records
+
+    def append(self, model: type[R], records: list[R]) -> None:
+        """Add records at the end. Old bytes are kept exactly; new records are sealed (hashed) here."""
+        if not records:
+            return
+        path = self.path(model)
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):
+            raise LedgerError(f"{path}: last line is incomplete; restore it from git")
+        new = "".join(_line(r if r.hash else r.sealed()) for r in records)
+        atomic_write(path, old + new.encode("utf-8"))
+
+    # --- releases and manifests ------------------------------------------------------------------------
+
+    def releases(self) -> list[Release]:
+        return self.read(Release)
+
+    def release(self, version: str | int) -> Release:
+        number = parse_version(version)
+        for release in self.releases():
+            if release.version == number:
+                return release
+        known = ", ".join(r.tag for r in self.releases()) or "none yet"
+        raise NotFound(f"unknown version {version!r} (releases: {known})")
+
+    def manifest_path(self, version: int) -> Path:
+        return self.dir / "manifests" / f"v{version}.jsonl"
+
+    def write_manifest(self, version: int, entries: list[ManifestEntry]) -> str:
+        """Write release N's manifest (never overwriting one) and return its digest."""
+        path = self.manifest_path(version)
+        data = "".join(_line(e) for e in sorted(entries, key=lambda e: e.task_id)).encode("utf-8")
+        atomic_write(path, data)
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def read_manifest(self, release: Release) -> list[ManifestEntry]:
+        path = self.dir.parent / release.manifest
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise LedgerError(f"{release.manifest}: manifest of {release.tag} is missing") from None
+        if "sha256:" + hashlib.sha256(data).hexdigest() != release.manifest_digest:
+            raise LedgerError(f"{release.manifest}: manifest of {release.tag} does not match its digest")
+        return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").splitlines() if line]
+
+
+def parse_version(version: str | int) -> int:
+    text = str(version).strip()
+    number = text[1:] if text[:1] in ("v", "V") else text
+    if not number.isdigit() or int(number) < 1:
+        raise NotFound(f"{version!r} is not a version (use v1, v2, …)")
+    return int(number)
