@@ -52,22 +52,7 @@ class Ledger:
         return self.dir / FILES[model]
 
     def read(self, model: type[R]) -> list[R]:
-        path = self.path(model)
-        if not path.exists():
-            return []
-        records = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path.relative_to(self.dir.parent)}:{lineno}"
-            try:
-                record = model.model_validate_json(line)
-            except ValidationError:
-                raise LedgerError(f"{where}: not a valid {model.__name__} record") from None
-            if record.hash != record.content_hash():
-                raise LedgerError(f"{where}: {model.__name__} hash mismatch (the record was altered)")
-            records.append(record)
-        return records
+        return read_records(self.path(model), model, self.dir.parent)
 
     def append(self, model: type[R], records: list[R]) -> None:
         """Add records at the end. Old bytes are kept exactly; new records are sealed (hashed) here."""
@@ -112,6 +97,25 @@ class Ledger:
         if "sha256:" + hashlib.sha256(data).hexdigest() != release.manifest_digest:
             raise LedgerError(f"{release.manifest}: manifest of {release.tag} does not match its digest")
         return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").splitlines() if line]
+
+
+def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
+    """Every record in a ledger file, each checked against its hash."""
+    if not path.exists():
+        return []
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path.relative_to(root) if path.is_relative_to(root) else path}:{lineno}"
+        try:
+            record = model.model_validate_json(line)
+        except ValidationError:
+            raise LedgerError(f"{where}: not a valid {model.__name__} record") from None
+        if record.hash != record.content_hash():
+            raise LedgerError(f"{where}: {model.__name__} hash mismatch (the record was altered)")
+        records.append(record)
+    return records
 
 
 def parse_version(version: str | int) -> int:

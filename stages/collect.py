@@ -3,7 +3,8 @@
 A source whose revision (local content fingerprint or Hub commit sha) and collect params are unchanged keeps
 its record untouched, so downstream stages see nothing new. A source that cannot serve is recorded as
 `skipped` with a reason; one that fails to load is recorded as `failed`, the others proceed, and the stage
-exits non-zero unless `collect.allow_failures` is set.
+exits non-zero unless `collect.allow_failures` is set. A source retracted in the ledger, or whose licence
+is outside `params.yaml: licenses`, is `skipped` with that reason, so it costs no LLM call and its outputs go.
 """
 
 from __future__ import annotations
@@ -13,21 +14,33 @@ from pathlib import Path
 
 from registry.errors import SourceError, StageFailed
 from registry.io import read_model, write_json
-from registry.records import SourceMeta, digest
-from stages.params import CollectParams, SourceSpec, load_params
+from registry.ledger import read_records
+from registry.licenses import license_exclusion
+from registry.records import Retraction, SourceMeta, digest
+from stages.params import Params, SourceSpec, load_params
 from stages.runner import log, progress, prune, run, write_metrics
 from stages.sources import collect_source, source_revision
 
 
-def collect_one(spec: SourceSpec, params: CollectParams, previous: SourceMeta | None) -> tuple[SourceMeta, bool]:
-    """(record, reused). Failures become `failed` records rather than exceptions."""
+def collect_one(
+    spec: SourceSpec, params: Params, previous: SourceMeta | None, retracted: dict[str, str]
+) -> tuple[SourceMeta, bool]:
+    """(record, reused). Failures become `failed` records rather than exceptions; a retracted source or one
+    outside the licence policy becomes `skipped` with the reason."""
     location = spec.path or spec.hub or ""
     try:
         revision = source_revision(spec)
-        inputs = digest([spec.model_dump(mode="json"), revision, params.model_dump(mode="json")])
+        inputs = digest([
+            spec.model_dump(mode="json"), revision, params.collect.model_dump(mode="json"),
+            params.licenses.model_dump(mode="json"), retracted.get(spec.id),
+        ])
         if previous is not None and previous.inputs_digest == inputs and previous.status != "failed":
             return previous, True
-        meta = collect_source(spec, params, revision)
+        meta = collect_source(spec, params.collect, revision)
+        excluded = (f"retracted: {retracted[spec.id]}" if spec.id in retracted
+                    else license_exclusion(meta.license, params.licenses))
+        if excluded and meta.status == "ok":
+            meta = meta.model_copy(update={"status": "skipped", "reason": excluded})
         return meta.model_copy(update={"inputs_digest": inputs}), False
     except SourceError as exc:
         return SourceMeta(
@@ -43,6 +56,7 @@ def collect_one(spec: SourceSpec, params: CollectParams, previous: SourceMeta | 
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
+    retracted = {r.target: r.reason for r in read_records(args.retractions, Retraction) if r.kind == "source"}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     records: list[SourceMeta] = []
@@ -50,7 +64,7 @@ def main(args: argparse.Namespace) -> None:
     for spec in progress(params.sources, "collect"):
         path = out / f"{spec.id}.json"
         previous = read_model(path, SourceMeta) if path.exists() else None
-        meta, was_reused = collect_one(spec, params.collect, previous)
+        meta, was_reused = collect_one(spec, params, previous, retracted)
         reused += was_reused
         if not was_reused:
             write_json(path, meta)
@@ -81,4 +95,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "out", "metrics")
+    run(main, "retractions", "out", "metrics")

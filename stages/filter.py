@@ -16,7 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from registry.io import read_model, write_json
-from registry.records import FilteredSource, GeneratedSource, SourceMeta, Task, TaskSpec, digest, task_id
+from registry.ledger import read_records
+from registry.records import (
+    FilteredSource, GeneratedSource, Retraction, SourceMeta, Task, TaskSpec, digest, task_id, task_identity,
+)
 from stages.params import FilterParams, load_params
 from stages.runner import progress, prune, run, write_metrics
 
@@ -34,6 +37,7 @@ REASONS = (
     "meta_field",
     "degenerate_label",
     "duplicate_instruction",
+    "retracted",
 )
 
 # Identifier and bookkeeping columns: predicting them teaches nothing (the paper's corpus has hundreds of
@@ -144,8 +148,11 @@ def normalise(instruction: str) -> str:
     return " ".join(text.split())
 
 
-def judge(meta: SourceMeta, generated: GeneratedSource, p: FilterParams) -> list[Task]:
-    """Every proposal of one source → a Task with its verdict, in proposal order."""
+def judge(
+    meta: SourceMeta, generated: GeneratedSource, p: FilterParams, retracted: frozenset[str] = frozenset()
+) -> list[Task]:
+    """Every proposal of one source → a Task with its verdict, in proposal order. `retracted` holds task ids
+    and task identities (registry.records.task_identity) that the ledger has tombstoned."""
     tasks: list[Task] = []
     seen: set[str] = set()
     base = dict(
@@ -168,6 +175,10 @@ def judge(meta: SourceMeta, generated: GeneratedSource, p: FilterParams) -> list
             reason = next((r for rule in RULES if (r := rule(spec, meta, p))), None)
             if reason is None and normalise(spec.instruction) in seen:
                 reason = "duplicate_instruction"
+            the_id = task_id(meta.source_id, meta.revision, spec.instruction.strip(), inputs, output)
+            identity = task_identity(meta.source_id, spec.instruction.strip(), inputs, output)
+            if reason is None and (the_id in retracted or identity in retracted):
+                reason = "retracted"
             options = None
             if reason is None:
                 seen.add(normalise(spec.instruction))
@@ -177,7 +188,7 @@ def judge(meta: SourceMeta, generated: GeneratedSource, p: FilterParams) -> list
                     options = None
             tasks.append(Task(
                 **base,
-                task_id=task_id(meta.source_id, meta.revision, spec.instruction.strip(), inputs, output),
+                task_id=the_id,
                 variant=proposal.variant,
                 instruction=spec.instruction.strip()[: p.max_instruction_chars * 2],
                 input_fields=inputs,
@@ -213,6 +224,10 @@ def _dedupe_ids(tasks: list[Task]) -> list[Task]:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params().filter
+    retracted = frozenset(
+        key for r in read_records(args.retractions, Retraction) if r.kind == "task" for key in (r.target, r.identity)
+        if key
+    )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     results: list[FilteredSource] = []
@@ -220,13 +235,17 @@ def main(args: argparse.Namespace) -> None:
     for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):
         generated = read_model(gen_path, GeneratedSource)
         meta = read_model(args.collected / gen_path.name, SourceMeta)
-        fingerprint = digest([generated.fingerprint, meta.fingerprint, params.model_dump(), RULES_VERSION])
+        fingerprint = digest([
+            generated.fingerprint, meta.fingerprint, params.model_dump(), RULES_VERSION, sorted(retracted)
+        ])
         path = out / gen_path.name
         if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:
             results.append(previous)
             reused += 1
             continue
-        result = FilteredSource(source_id=meta.source_id, fingerprint=fingerprint, tasks=judge(meta, generated, params))
+        result = FilteredSource(
+            source_id=meta.source_id, fingerprint=fingerprint, tasks=judge(meta, generated, params, retracted)
+        )
         write_json(path, result)
         results.append(result)
     prune(out, {r.source_id for r in results})
@@ -246,4 +265,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "collected", "generated", "out", "metrics")
+    run(main, "collected", "generated", "retractions", "out", "metrics")

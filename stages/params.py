@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from registry.errors import ParamsError
+from registry.licenses import LicensePolicy
 
 PARAMS_FILE = "params.yaml"
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -150,6 +151,7 @@ class Params(Section):
     llm: LLMParams = LLMParams()
     filter: FilterParams = FilterParams()
     organize: OrganizeParams = OrganizeParams()
+    licenses: LicensePolicy = LicensePolicy()
 
     @field_validator("sources")
     @classmethod

@@ -89,6 +89,8 @@ class Project:
         self.write_params()
         (root / "data" / "sources").mkdir(parents=True)
         (root / "data" / "sources" / ".gitkeep").touch()
+        (root / "ledger").mkdir()
+        (root / "ledger" / "retractions.jsonl").touch()
         self.git("init", "-q")
         self.git("config", "user.email", "test@example.com")
         self.git("config", "user.name", "test")

@@ -218,7 +218,8 @@ def test_call_cap_stops_before_exceeding_and_says_so(project: Project, server: F
 def test_bad_params_fail_with_one_line_and_write_nothing(project: Project, edit, message: str):
     edit(project.params)
     project.write_params()
-    proc = project.run("python", "-m", "stages.collect", "--out", "data/collected", "--metrics", "m.json",
+    proc = project.run("python", "-m", "stages.collect", "--retractions", "ledger/retractions.jsonl",
+                       "--out", "data/collected", "--metrics", "m.json",
                        check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
