@@ -170,6 +170,143 @@ def generate(dry_run: bool, as_json: bool) -> None:
     _stdout().print(table(f"generate --dry-run · {report.model}", ["", "value"], rows, {"value"}))
 
 
+# --- the release registry --------------------------------------------------------------------------------
+
+
+def _root() -> Path:
+    return Path(".").resolve()
+
+
+@cli.command()
+@click.option("-m", "--message", default="", help="What this release is about (goes into its record and tag).")
+@json_option
+def release(message: str, as_json: bool) -> None:
+    """Cut the next release of the working corpus, if anything changed since the last one.
+
+    Pushes the shards to the default DVC remote, appends the records to ledger/, commits them with
+    dvc.lock and tags the commit vN. Run `dvc repro` first.
+    """
+    from registry.releases import cut_release
+
+    show_steps = sys.stderr.isatty()
+    outcome = cut_release(_root(), message,
+                          on_step=lambda step: show_steps and _stderr().print(f"[dim]release: {step}[/]"))
+    for line in outcome.recovered:
+        _stderr().print(f"[yellow]recovered:[/] {line}")
+    if as_json:
+        return emit_json(outcome)
+    if outcome.release is None:
+        _stderr().print(outcome.message)
+        return
+    r = outcome.release
+    out = _stdout()
+    out.print(f"[bold]{r.tag}[/] · {r.totals.tasks:,} tasks · {r.totals.instances:,} instances · "
+              f"{r.totals.sources} sources")
+    for line in r.changelog:
+        out.print(f"  {escape(line)}")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+@cli.command()
+@json_option
+def releases(as_json: bool) -> None:
+    """List the releases, with totals and messages."""
+    from registry.releases import list_releases
+
+    found = list_releases(_root())
+    if as_json:
+        return emit_json(found)
+    rows = [[r.tag, r.created_at, r.totals.sources, r.totals.tasks, f"{r.totals.instances:,}",
+             ", ".join(f"{k} {v:,}" for k, v in r.licenses.items()), r.message] for r in found]
+    cols = ["version", "created", "sources", "tasks", "instances", "licences (instances)", "message"]
+    _stdout().print(table(None, cols, rows, {"sources", "tasks", "instances"}))
+
+
+@cli.command(name="diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--instances", is_flag=True, help="List the instance ids added and removed in changed tasks.")
+@json_option
+def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
+    """What changed between A and B (versions like v3, or `workspace`): tasks and instances per source."""
+    from registry.releases import diff
+
+    report = diff(_root(), a, b, instances=instances)
+    if as_json:
+        return emit_json(report)
+    rows = [[s.source_id, s.tasks_added, s.tasks_changed, s.tasks_removed, s.tasks_retracted,
+             f"+{s.instances_added:,}", f"-{s.instances_removed:,}",
+             f"{s.license_before} → {s.license_after}" if s.license_before != s.license_after else (s.license_after or "")]
+            for s in report.sources]
+    t = report.totals
+    rows.append(["total", t.tasks_added, t.tasks_changed, t.tasks_removed, t.tasks_retracted,
+                 f"{t.instances_before:,} → {t.instances_after:,}", "", ""])
+    cols = ["source", "added", "changed", "removed", "retracted", "instances +", "instances -", "licence"]
+    out = _stdout()
+    out.print(table(f"{report.a} → {report.b}", cols, rows,
+                    {"added", "changed", "removed", "retracted", "instances +", "instances -"}))
+    for task_id, delta in (report.instances or {}).items():
+        out.print(f"{task_id}: +{len(delta.added)} -{len(delta.removed)}")
+        for iid in delta.added:
+            out.print(f"  + {iid}")
+        for iid in delta.removed:
+            out.print(f"  - {iid}")
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@json_option
+def pull(version: str, out_dir: Path, as_json: bool) -> None:
+    """Materialise release VERSION in --out from the DVC remote, checking every digest."""
+    from registry.pull import pull_release
+
+    report = pull_release(_root(), version, out_dir)
+    if as_json:
+        return emit_json(report)
+    _stdout().print(f"{report.tag}: {report.shards} shards, {report.instances:,} instances → {escape(str(report.out))}")
+
+
+@cli.command()
+@click.option("--task", "task_id", help="A task id (every version of the task is retracted).")
+@click.option("--source", "source_id", help="A source id (all its tasks).")
+@click.option("--reason", required=True, help="Why: goes into the tombstone and the next changelog.")
+@json_option
+def retract(task_id: str | None, source_id: str | None, reason: str, as_json: bool) -> None:
+    """Append a tombstone: the next release (after `dvc repro`) excludes the task or source.
+
+    Earlier releases stay pullable as they were; history is never rewritten.
+    """
+    from registry.releases import retract as do_retract
+
+    record = do_retract(_root(), task=task_id, source=source_id, reason=reason)
+    if as_json:
+        return emit_json(record)
+    _stdout().print(f"retracted {record.kind} {record.target}: {escape(record.reason)}")
+    _stderr().print("Run `dvc repro`, then `dyno release`, to cut a release without it.")
+
+
+@cli.command()
+@json_option
+def verify(as_json: bool) -> None:
+    """Recompute the release hash chain and check every release's shards (local cache or remote)."""
+    from registry.verify import verify as run_verify
+
+    report = run_verify(_root())
+    if as_json:
+        emit_json(report)
+    elif report.ok:
+        _stdout().print(f"ok: {report.releases} releases, {report.shards} shards verified")
+    if not report.ok:
+        raise DynoError(f"verify failed: {report.problems[0]}"
+                        + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line for a DynoError, a traceback for anything else (a bug)."""
     try:

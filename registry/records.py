@@ -281,7 +281,8 @@ class TaskVersion(LedgerRecord):
     task_id: str
     source_id: str
     source_revision: str
-    instruction: str
+    instruction: str  # as proposed; instances carry it with the label options appended
+    label_options: list[str] | None = None
     input_fields: list[str]
     output_field: str
     prompt_version: str

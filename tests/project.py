@@ -143,6 +143,12 @@ class Project:
     def git(self, *args: str) -> str:
         return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
 
+    def commit(self, message: str = "update") -> None:
+        """Commit everything git tracks or should (params, sources, dvc.lock), as a user does before releasing."""
+        self.git("add", "-A")
+        if self.git("status", "--porcelain").strip():
+            self.git("commit", "-qm", message)
+
     def repro(self, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("dvc", "repro", check=check)
 
