@@ -64,28 +64,6 @@ def write_hf_source(
         pq.write_table(table.slice(i * step, step), folder / "data" / f"train-{i:05d}-of-{n_files:05d}.parquet")
 
 
-def threaded_fake_server(srv) -> bool:
-    """Make a started `tests.fake_openai.FakeOpenAI` serve concurrently. True if it had to be patched
-    (its `start()` built a plain, serial `HTTPServer`)."""
-    import socketserver
-    from http.server import ThreadingHTTPServer
-
-    from tests import fake_openai
-
-    if isinstance(srv._server, socketserver.ThreadingMixIn):
-        return False
-
-    class _Threaded(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128  # backlog 5 drops SYNs under a 16-way burst
-
-    srv.stop()
-    fake_openai.HTTPServer = _Threaded
-    srv.start()
-    assert isinstance(srv._server, socketserver.ThreadingMixIn)
-    return True
-
-
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()

@@ -1,20 +1,18 @@
 """Benchmark `stages.llm.LLM.complete_many`: 200 distinct prompts, 200 ms server latency, concurrency 16.
 
 Target: wall time ≤ 1.3 × the ideal 200/16 × 0.2 s = 2.5 s, and a second run on the warm call cache makes
-0 calls. The fake OpenAI-compatible server (`tests.fake_openai`) runs in-process. Two cold runs side by side:
-the fixture as it is, and with TCP_NODELAY on its sockets (as real servers such as vLLM/uvicorn set it);
-`http.server` writes headers and body in two sends, so with Nagle on, a reply can wait ~40 ms for a delayed ACK.
+0 calls. The fake OpenAI-compatible server (`tests.fake_openai`) runs in-process, with TCP_NODELAY as real
+servers (vLLM/uvicorn) set it.
 Run: `.venv/bin/python bench/generate.py [--prompts 200] [--latency 0.2] [--concurrency 16]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import socketserver
 import tempfile
 from pathlib import Path
 
-from _common import Timer, report, threaded_fake_server
+from _common import Timer, report
 
 
 def main() -> None:
@@ -38,11 +36,6 @@ def main() -> None:
     }
     tmp = tempfile.TemporaryDirectory(prefix="bench-generate-")
     with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv, tmp:
-        patched = threaded_fake_server(srv)
-        if patched:
-            print("NOTE: FakeOpenAI.start() built a serial HTTPServer; patched to ThreadingHTTPServer")
-        handler = srv._server.RequestHandlerClass
-        fixture_nodelay = bool(handler.disable_nagle_algorithm)
         params = LLMParams(provider="compatible", base_url=srv.base_url, model="fake-model",
                            concurrency=args.concurrency, max_retries=0, timeout_s=30)
 
@@ -58,11 +51,8 @@ def main() -> None:
             return t.s, srv.calls, results
 
         first_call_s, _, _ = run("warmup", 1, "warmup")  # lazy openai resources, pydantic validators
-        as_is_s, as_is_calls, _ = run("as-is", args.prompts, "bench")
-        socketserver.StreamRequestHandler.disable_nagle_algorithm = True
-        handler.disable_nagle_algorithm = True
-        nodelay_s, nodelay_calls, _ = run("nodelay", args.prompts, "bench")
-        warm_s, warm_calls, warm = run("nodelay", args.prompts, "bench")  # same cache again
+        cold_s, cold_calls, _ = run("bench", args.prompts, "bench")
+        warm_s, warm_calls, warm = run("bench", args.prompts, "bench")  # same cache again
 
     ideal = args.prompts / args.concurrency * args.latency
     ok = lambda good: " ✓" if good else " ✗ MISSED"  # noqa: E731
@@ -70,17 +60,13 @@ def main() -> None:
         ("prompts", args.prompts, ""),
         ("ideal_seconds", ideal, f"{args.prompts}/{args.concurrency} × {args.latency}s"),
         ("process_first_call_seconds", first_call_s, "one call, once per process (untimed below)"),
-        ("cold_as_is_seconds", as_is_s, f"fixture TCP_NODELAY={fixture_nodelay}"),
-        ("cold_as_is_over_ideal", as_is_s / ideal, "≤ 1.3" + ok(as_is_s / ideal <= 1.3)),
-        ("cold_as_is_calls", as_is_calls, f"= {args.prompts}"),
-        ("cold_nodelay_seconds", nodelay_s, "fixture with TCP_NODELAY"),
-        ("cold_nodelay_over_ideal", nodelay_s / ideal, "≤ 1.3" + ok(nodelay_s / ideal <= 1.3)),
-        ("cold_nodelay_calls", nodelay_calls, f"= {args.prompts}"),
+        ("cold_seconds", cold_s, ""),
+        ("cold_over_ideal", cold_s / ideal, "≤ 1.3" + ok(cold_s / ideal <= 1.3)),
+        ("cold_calls", cold_calls, f"= {args.prompts}"),
         ("warm_seconds", warm_s, ""),
         ("warm_calls", warm_calls, "= 0" + ok(warm_calls == 0)),
         ("warm_cached_results", sum(r.cached for r in warm), f"= {args.prompts}"),
-    ], {"fake_server_patched_to_threading": patched, "fixture_tcp_nodelay": fixture_nodelay,
-        "latency": args.latency, "concurrency": args.concurrency})
+    ], {"latency": args.latency, "concurrency": args.concurrency})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import OFFLINE_ENV, ROOT, report, text_column, threaded_fake_server, write_hf_source
+from _common import OFFLINE_ENV, ROOT, report, text_column, write_hf_source
 
 import numpy as np
 import pyarrow as pa
@@ -106,7 +106,6 @@ def main() -> None:
                                     cwd=repo, env=env, check=True, capture_output=True)
     try:
         with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv:
-            patched = threaded_fake_server(srv)
             shutil.copy(ROOT / "dvc.yaml", repo)
             shutil.copy(ROOT / "pyproject.toml", repo)
             for pkg in ("stages", "registry"):
@@ -151,7 +150,7 @@ def main() -> None:
         ("incremental_calls_all_new_source", inc["only_new_source"], "True" + ok(inc["only_new_source"])),
         ("incremental_over_full", ratio, "≤ 0.1" + ok(ratio <= 0.1)),
         ("noop_over_full", noop["seconds"] / full["seconds"], ""),
-    ], {"runs": runs, "stage_alone_noop_seconds": floor, "fake_server_patched_to_threading": patched, "log": str(log),
+    ], {"runs": runs, "stage_alone_noop_seconds": floor, "log": str(log),
         "repo": str(repo) if args.keep else None})
 
 
