@@ -62,6 +62,10 @@ class Ledger:
         old = path.read_bytes() if path.exists() else b""
         if old and not old.endswith(b"\n"):
             raise LedgerError(f"{path}: last line is incomplete; restore it from git")
+        for r in records:
+            if r.hash and r.hash != r.content_hash():
+                # Written as is, it would make every later read of the file fail.
+                raise LedgerError(f"{path}: a new {model.__name__} record does not match its hash; seal it again")
         new = "".join(_line(r if r.hash else r.sealed()) for r in records)
         atomic_write(path, old + new.encode("utf-8"))
 
@@ -82,7 +86,7 @@ class Ledger:
         return self.dir / "manifests" / f"v{version}.jsonl"
 
     def write_manifest(self, version: int, entries: list[ManifestEntry]) -> str:
-        """Write release N's manifest (never overwriting one) and return its digest."""
+        """Write release N's manifest and return its digest (recover() has removed any interrupted leftover)."""
         path = self.manifest_path(version)
         data = "".join(_line(e) for e in sorted(entries, key=lambda e: e.task_id)).encode("utf-8")
         atomic_write(path, data)
@@ -96,7 +100,8 @@ class Ledger:
             raise LedgerError(f"{release.manifest}: manifest of {release.tag} is missing") from None
         if "sha256:" + hashlib.sha256(data).hexdigest() != release.manifest_digest:
             raise LedgerError(f"{release.manifest}: manifest of {release.tag} does not match its digest")
-        return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").splitlines() if line]
+        # Split on "\n" only: str.splitlines also breaks on U+2028, U+0085, ..., which JSON leaves unescaped.
+        return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").split("\n") if line]
 
 
 def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
@@ -104,7 +109,8 @@ def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
     if not path.exists():
         return []
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # Split on "\n" only: str.splitlines also breaks on U+2028, U+0085, ..., which JSON leaves unescaped.
+    for lineno, line in enumerate(path.read_bytes().decode("utf-8").split("\n"), 1):
         if not line.strip():
             continue
         where = f"{path.relative_to(root) if path.is_relative_to(root) else path}:{lineno}"
@@ -121,6 +127,6 @@ def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
 def parse_version(version: str | int) -> int:
     text = str(version).strip()
     number = text[1:] if text[:1] in ("v", "V") else text
-    if not number.isdigit() or int(number) < 1:
+    if not (number.isascii() and number.isdigit()) or int(number) < 1:
         raise NotFound(f"{version!r} is not a version (use v1, v2, …)")
     return int(number)

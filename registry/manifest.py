@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import BinaryIO
 
 from registry.io import read_model
 from registry.records import FilteredSource, ManifestEntry, SourceMeta, task_identity
@@ -47,8 +48,8 @@ class InstanceDigest:
         return "sha256:" + self._hash.hexdigest()
 
 
-def shard_digest(path: Path | str, batch_rows: int = 65536) -> tuple[int, str]:
-    """(instances, digest) recomputed from a shard's contents."""
+def shard_digest(path: Path | str | BinaryIO, batch_rows: int = 65536) -> tuple[int, str]:
+    """(instances, digest) recomputed from a shard's contents (a path, or an open seekable binary file)."""
     import pyarrow.parquet as pq
 
     digest = InstanceDigest()

@@ -8,11 +8,17 @@ from registry.records import (
     Feature,
     FeatureStats,
     GeneratedSource,
+    ManifestEntry,
     Proposal,
+    Release,
+    Retraction,
     SourceMeta,
+    SourceVersion,
     SplitInfo,
     Task,
     TaskSpec,
+    TaskVersion,
+    Totals,
 )
 
 LABELS = ["negative", "positive"]
@@ -108,3 +114,73 @@ def make_task(**overrides: Any) -> Task:
         verdict="valid",
     )
     return Task(**{**values, **overrides})
+
+
+# --- the release registry ------------------------------------------------------------------------------
+
+
+def make_entry(task_id: str = "0123456789abcdef", **overrides: Any) -> ManifestEntry:
+    """One task of a release manifest: 10 instances of `reviews`, MIT, identity = task id unless given."""
+    source_id = overrides.get("source_id", "reviews")
+    values: dict[str, Any] = dict(
+        task_id=task_id,
+        source_id=source_id,
+        source_revision="rev1",
+        identity=f"id-{task_id}",
+        instances=10,
+        digest="sha256:" + task_id.ljust(64, "0")[:64],
+        license="mit",
+        shard=f"{source_id}/{task_id}.parquet",
+    )
+    return ManifestEntry(**{**values, **overrides})
+
+
+def make_source_version(**overrides: Any) -> SourceVersion:
+    values: dict[str, Any] = dict(
+        source_id="reviews",
+        origin="local:data/sources/reviews",
+        revision="sha256:" + "0" * 64,
+        license="mit",
+        metadata_fingerprint="sha256:" + "2" * 64,
+    )
+    return SourceVersion(**{**values, **overrides})
+
+
+def make_task_version(**overrides: Any) -> TaskVersion:
+    values: dict[str, Any] = dict(
+        task_id="0123456789abcdef",
+        source_id="reviews",
+        source_revision="sha256:" + "0" * 64,
+        instruction="Classify the sentiment of the given review.",
+        label_options=["negative", "positive"],
+        input_fields=["text"],
+        output_field="label",
+        prompt_version="v1",
+        model="fake-model",
+        verdict="valid",
+    )
+    return TaskVersion(**{**values, **overrides})
+
+
+def make_retraction(**overrides: Any) -> Retraction:
+    values: dict[str, Any] = dict(
+        kind="task", target="0123456789abcdef", identity=None, reason="toxic outputs", created_at="2026-01-02T00:00:00Z"
+    )
+    return Retraction(**{**values, **overrides})
+
+
+def make_release(version: int = 1, parent: str | None = None, **overrides: Any) -> Release:
+    """Release `version` (unsealed), pointing at ledger/manifests/v<version>.jsonl."""
+    values: dict[str, Any] = dict(
+        version=version,
+        tag=f"v{version}",
+        parent=parent,
+        message=f"release {version}",
+        created_at="2026-01-01T00:00:00Z",
+        manifest=f"ledger/manifests/v{version}.jsonl",
+        manifest_digest="sha256:" + "3" * 64,
+        corpus_md5="d41d8cd98f00b204e9800998ecf8427e.dir",
+        totals=Totals(sources=1, tasks=1, instances=10),
+        licenses={"mit": 10},
+    )
+    return Release(**{**values, **overrides})

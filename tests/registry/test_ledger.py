@@ -1,0 +1,330 @@
+"""`registry.ledger`: sealed records, append-only files, release lookup and manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.errors import NotFound
+from registry.ledger import Ledger, LedgerError, parse_version
+from registry.records import (
+    Exclusion,
+    LedgerRecord,
+    Release,
+    Retraction,
+    SourceVersion,
+    TaskVersion,
+    Totals,
+)
+from tests.factories import make_entry, make_release, make_retraction, make_source_version, make_task_version
+
+HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path)
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- sealing -----------------------------------------------------------------------------------------
+
+FACTORIES = {
+    SourceVersion: make_source_version,
+    TaskVersion: make_task_version,
+    Retraction: make_retraction,
+    Release: make_release,
+}
+
+# One changed value per field of every ledger record (the guard below keeps this list complete).
+CHANGES: list[tuple[type[LedgerRecord], str, Any]] = [
+    (SourceVersion, "schema_version", 2),
+    (SourceVersion, "source_id", "reviews-2"),
+    (SourceVersion, "origin", "hub:owner/reviews"),
+    (SourceVersion, "revision", "sha256:" + "1" * 64),
+    (SourceVersion, "license", None),
+    (SourceVersion, "metadata_fingerprint", "sha256:" + "9" * 64),
+    (TaskVersion, "schema_version", 2),
+    (TaskVersion, "task_id", "fedcba9876543210"),
+    (TaskVersion, "source_id", "reviews-2"),
+    (TaskVersion, "source_revision", "sha256:" + "1" * 64),
+    (TaskVersion, "instruction", "Classify the sentiment of the given review!"),
+    (TaskVersion, "label_options", ["positive", "negative"]),
+    (TaskVersion, "input_fields", ["text", "title"]),
+    (TaskVersion, "output_field", "title"),
+    (TaskVersion, "prompt_version", "v2"),
+    (TaskVersion, "model", "other-model"),
+    (TaskVersion, "verdict", "rejected"),
+    (TaskVersion, "reason", "io_overlap"),
+    (Retraction, "schema_version", 2),
+    (Retraction, "kind", "source"),
+    (Retraction, "target", "fedcba9876543210"),
+    (Retraction, "identity", "abcdefabcdefabcd"),
+    (Retraction, "reason", "licence withdrawn"),
+    (Retraction, "created_at", "2026-01-02T00:00:01Z"),
+    (Release, "schema_version", 2),
+    (Release, "version", 2),
+    (Release, "tag", "v2"),
+    (Release, "parent", "sha256:" + "4" * 64),
+    (Release, "message", "release 1."),
+    (Release, "created_at", "2026-01-01T00:00:01Z"),
+    (Release, "manifest", "ledger/manifests/v2.jsonl"),
+    (Release, "manifest_digest", "sha256:" + "5" * 64),
+    (Release, "corpus_md5", "00000000000000000000000000000000.dir"),
+    (Release, "totals", Totals(sources=1, tasks=1, instances=11)),
+    (Release, "licenses", {"mit": 9, "apache-2.0": 1}),
+    (Release, "excluded", [Exclusion(source_id="news", reason="license_unknown")]),
+    (Release, "changelog", ["reviews: 1 task added"]),
+]
+
+
+def test_every_ledger_field_has_a_change_below():
+    for model in FACTORIES:
+        covered = {field for m, field, _ in CHANGES if m is model}
+        assert covered == set(model.model_fields) - {"hash"}, model.__name__
+
+
+@pytest.mark.parametrize("model", list(FACTORIES), ids=lambda m: m.__name__)
+def test_sealed_hash_is_the_content_hash_of_the_canonical_form(model):
+    record = FACTORIES[model]()
+    sealed = record.sealed()
+    assert HASH.fullmatch(sealed.hash)
+    assert sealed.hash == sealed.content_hash() == record.content_hash()
+    body = record.model_dump(mode="json", exclude={"hash"})
+    assert sealed.hash == "sha256:" + hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    assert sealed.model_dump(exclude={"hash"}) == record.model_dump(exclude={"hash"})
+
+
+@pytest.mark.parametrize("model, field, value", CHANGES, ids=lambda x: x.__name__ if isinstance(x, type) else None)
+def test_the_hash_covers_every_field(model, field, value):
+    sealed = FACTORIES[model]().sealed()
+    assert getattr(sealed, field) != value
+    changed = sealed.model_copy(update={field: value})
+    assert changed.content_hash() != sealed.hash
+
+
+def test_the_hash_does_not_cover_itself():
+    sealed = make_task_version().sealed()
+    assert sealed.model_copy(update={"hash": "sha256:" + "f" * 64}).content_hash() == sealed.hash
+
+
+# --- append and read ---------------------------------------------------------------------------------
+
+
+def test_append_then_read_round_trips_sealed_records(ledger):
+    records = [make_task_version(), make_task_version(task_id="fedcba9876543210", verdict="rejected", reason="x")]
+    ledger.append(TaskVersion, records)
+    assert ledger.read(TaskVersion) == [r.sealed() for r in records]
+    assert all(r.hash == r.content_hash() for r in ledger.read(TaskVersion))
+
+
+def test_read_of_a_missing_file_is_empty(ledger):
+    assert ledger.read(SourceVersion) == []
+    assert ledger.releases() == []
+
+
+def test_each_model_has_its_own_file(ledger):
+    ledger.append(SourceVersion, [make_source_version()])
+    ledger.append(Retraction, [make_retraction()])
+    assert sorted(p.name for p in ledger.dir.iterdir()) == ["retractions.jsonl", "sources.jsonl"]
+    assert ledger.read(TaskVersion) == []
+
+
+def test_append_keeps_the_old_bytes_and_adds_lines(ledger):
+    ledger.append(TaskVersion, [make_task_version()])
+    before = ledger.path(TaskVersion).read_bytes()
+    ledger.append(TaskVersion, [make_task_version(task_id="1" * 16), make_task_version(task_id="2" * 16)])
+    after = ledger.path(TaskVersion).read_bytes()
+    assert after.startswith(before)
+    assert after[len(before):].count(b"\n") == 2 and after.endswith(b"\n")
+    assert [t.task_id for t in ledger.read(TaskVersion)] == ["0123456789abcdef", "1" * 16, "2" * 16]
+
+
+def test_append_of_nothing_creates_nothing(ledger):
+    ledger.append(TaskVersion, [])
+    assert not ledger.path(TaskVersion).exists()
+
+
+def test_append_keeps_a_valid_hash_and_refuses_a_stale_one(ledger):
+    sealed = make_task_version().sealed()
+    ledger.append(TaskVersion, [sealed])
+    assert ledger.read(TaskVersion) == [sealed]
+    stale = sealed.model_copy(update={"instruction": "Something else."})
+    with pytest.raises(LedgerError):
+        ledger.append(TaskVersion, [stale])
+    assert ledger.read(TaskVersion) == [sealed]
+
+
+def test_the_api_has_no_update_or_delete():
+    public = {name for name in dir(Ledger) if not name.startswith("_")}
+    assert not public & {"update", "delete", "remove", "replace", "set", "edit", "truncate", "write"}
+    verbs = ("update", "delete", "remove", "replace", "set_", "edit", "truncate", "rewrite")
+    assert not [name for name in public if name.startswith(verbs)]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda rec: {**rec, "instruction": rec["instruction"] + " Now."},  # content changed, hash kept
+        lambda rec: {**rec, "hash": "sha256:" + "0" * 64},  # hash changed
+        lambda rec: {k: v for k, v in rec.items() if k != "hash"},  # hash removed
+    ],
+    ids=["content", "hash", "no-hash"],
+)
+def test_a_line_edited_on_disk_is_an_error_naming_file_and_line(ledger, edit):
+    ledger.append(TaskVersion, [make_task_version(), make_task_version(task_id="1" * 16)])
+    path = ledger.path(TaskVersion)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = canonical(edit(json.loads(lines[1])))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(LedgerError) as err:
+        ledger.read(TaskVersion)
+    assert "ledger/tasks.jsonl:2" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ['{"task_id": ', "not json", '{"unexpected": 1}'])
+def test_a_line_that_is_not_a_record_is_an_error_naming_file_and_line(ledger, bad):
+    ledger.append(SourceVersion, [make_source_version()])
+    path = ledger.path(SourceVersion)
+    path.write_bytes(path.read_bytes() + b"\n" + bad.encode() + b"\n")  # a blank line 2 is skipped
+    with pytest.raises(LedgerError) as err:
+        ledger.read(SourceVersion)
+    assert "ledger/sources.jsonl:3" in str(err.value)
+
+
+def test_append_refuses_after_an_incomplete_last_line(ledger):
+    ledger.append(TaskVersion, [make_task_version()])
+    path = ledger.path(TaskVersion)
+    damaged = path.read_bytes()[:-10]
+    path.write_bytes(damaged)
+    with pytest.raises(LedgerError):
+        ledger.append(TaskVersion, [make_task_version(task_id="1" * 16)])
+    assert path.read_bytes() == damaged
+
+
+@pytest.mark.parametrize("text", ["line\u2028separator", "para\u2029separator", "next\x85line", "rec\x1eord", "tab\tcr\r"])
+def test_records_with_unicode_line_breaks_round_trip(ledger, text):
+    records = [make_task_version(instruction=text), make_task_version(task_id="1" * 16)]
+    ledger.append(TaskVersion, records)
+    assert ledger.read(TaskVersion) == [r.sealed() for r in records]
+    assert ledger.path(TaskVersion).read_bytes().count(b"\n") == 2
+
+
+def test_line_numbers_count_newlines_only(ledger):
+    ledger.append(TaskVersion, [make_task_version(instruction="a\u2028b"), make_task_version(task_id="1" * 16)])
+    path = ledger.path(TaskVersion)
+    path.write_bytes(path.read_bytes().replace(b'"1111111111111111"', b'"2222222222222222"'))
+    with pytest.raises(LedgerError) as err:
+        ledger.read(TaskVersion)
+    assert "ledger/tasks.jsonl:2" in str(err.value)
+
+
+# --- canonical lines ---------------------------------------------------------------------------------
+
+
+def test_lines_are_canonical_json_with_utf8_kept(ledger):
+    ledger.append(TaskVersion, [make_task_version(instruction="Résumé the 日本語 review.")])
+    data = ledger.path(TaskVersion).read_bytes()
+    assert "Résumé the 日本語".encode() in data
+    for line in data.decode("utf-8").splitlines():
+        assert line == canonical(json.loads(line))
+        assert list(json.loads(line)) == sorted(json.loads(line))
+
+
+def test_the_same_records_give_byte_identical_files(tmp_path):
+    records = [make_source_version(), make_source_version(source_id="news", license=None)]
+    one, two = Ledger(tmp_path / "one"), Ledger(tmp_path / "two")
+    one.append(SourceVersion, records)
+    for record in records:  # one at a time, and already sealed: same bytes
+        two.append(SourceVersion, [record.sealed()])
+    assert one.path(SourceVersion).read_bytes() == two.path(SourceVersion).read_bytes()
+
+
+# --- releases ----------------------------------------------------------------------------------------
+
+
+def _two_releases(ledger: Ledger) -> tuple[Release, Release]:
+    first = make_release(1).sealed()
+    second = make_release(2, parent=first.hash).sealed()
+    ledger.append(Release, [first])
+    ledger.append(Release, [second])
+    return first, second
+
+
+@pytest.mark.parametrize("version", ["v2", 2, "V2", "2", " v2 "])
+def test_release_is_found_by_any_spelling(ledger, version):
+    _, second = _two_releases(ledger)
+    assert ledger.release(version) == second
+
+
+def test_unknown_version_lists_the_known_ones(ledger):
+    _two_releases(ledger)
+    with pytest.raises(NotFound) as err:
+        ledger.release("v3")
+    assert "v1" in str(err.value) and "v2" in str(err.value)
+
+
+def test_unknown_version_in_an_empty_ledger(ledger):
+    with pytest.raises(NotFound):
+        ledger.release(1)
+
+
+@pytest.mark.parametrize("text", ["latest", "v0", "0", "-1", "v-1", "", "v", "vv2", "2.0", "v²", "v 2", "+2", "v1e3"])
+def test_parse_version_rejects(text):
+    with pytest.raises(NotFound):
+        parse_version(text)
+
+
+@pytest.mark.parametrize("text, number", [("v1", 1), ("V10", 10), (3, 3), ("007", 7), ("v12 ", 12)])
+def test_parse_version_accepts(text, number):
+    assert parse_version(text) == number
+
+
+# --- manifests ---------------------------------------------------------------------------------------
+
+
+def test_write_manifest_sorts_by_task_id_and_returns_the_digest_of_its_bytes(ledger):
+    entries = [make_entry("c" * 16), make_entry("a" * 16), make_entry("b" * 16, license="Ünïcode")]
+    digest = ledger.write_manifest(1, entries)
+    path = ledger.manifest_path(1)
+    assert path == ledger.dir / "manifests" / "v1.jsonl"
+    data = path.read_bytes()
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    lines = data.decode("utf-8").splitlines()
+    assert [json.loads(line)["task_id"] for line in lines] == ["a" * 16, "b" * 16, "c" * 16]
+    assert all(line == canonical(json.loads(line)) for line in lines)
+    assert ledger.write_manifest(1, list(reversed(entries))) == digest  # order in, not order out
+
+
+def test_read_manifest_round_trips(ledger):
+    entries = [make_entry("b" * 16, license="a\u2028b"), make_entry("a" * 16, shard_md5="0" * 32)]
+    release = make_release(1, manifest_digest=ledger.write_manifest(1, entries))
+    assert ledger.read_manifest(release) == sorted(entries, key=lambda e: e.task_id)
+
+
+def test_read_manifest_of_an_empty_release(ledger):
+    release = make_release(1, manifest_digest=ledger.write_manifest(1, []))
+    assert ledger.read_manifest(release) == []
+
+
+def test_a_tampered_manifest_is_an_error_naming_it(ledger):
+    release = make_release(1, manifest_digest=ledger.write_manifest(1, [make_entry(instances=10)]))
+    path = ledger.manifest_path(1)
+    path.write_bytes(path.read_bytes().replace(b'"instances":10', b'"instances":11'))
+    with pytest.raises(LedgerError) as err:
+        ledger.read_manifest(release)
+    assert "ledger/manifests/v1.jsonl" in str(err.value)
+
+
+def test_a_missing_manifest_is_an_error_naming_it(ledger):
+    with pytest.raises(LedgerError) as err:
+        ledger.read_manifest(make_release(4))
+    assert "ledger/manifests/v4.jsonl" in str(err.value)

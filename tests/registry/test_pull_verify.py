@@ -1,0 +1,299 @@
+"""pull and verify against a real git + DVC repository with a local directory remote.
+
+The fixture is built once per module (two releases: v2 keeps v1's shards and adds one) and copied for each
+test, remote included: the remote's URL in `.dvc/config` is relative, so a copy points at its own remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from registry.errors import DynoError, NotFound
+from registry.io import canonical_json
+from registry.ledger import Ledger
+from registry.manifest import InstanceDigest
+from registry.pull import pull_release
+from registry.records import ManifestEntry, Release, Totals
+from registry.verify import verify
+from stages.organize import SCHEMA
+
+DVC = str(Path(sys.executable).parent / "dvc")
+V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
+V2 = {**V1, "beta": {**V1["beta"], "b2" * 8: 2}}
+CORPUS = "data/corpus"
+
+
+ISOLATED = {"DVC_NO_ANALYTICS": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def sh(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **ISOLATED})
+    assert proc.returncode == 0, f"{args}: {proc.stderr}"
+    return proc.stdout
+
+
+def shard_table(task_id: str, source_id: str, n: int) -> pa.Table:
+    rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in SCHEMA.names if c != "row"}
+    rows.update(task_id=[task_id] * n, source_id=[source_id] * n, row=list(range(n)),
+                instance_id=[f"{task_id[:8]}{i:08x}" for i in range(n)])
+    return pa.Table.from_pydict(rows, schema=SCHEMA)
+
+
+def dvc_objects(repo: Path) -> dict[str, str]:
+    """shard path → md5, from the `.dir` object that `data/corpus.dvc` names."""
+    oid = corpus_md5(repo).removesuffix(".dir")
+    listing = repo / ".dvc/cache/files/md5" / oid[:2] / f"{oid[2:]}.dir"
+    return {e["relpath"]: e["md5"] for e in json.loads(listing.read_text())}
+
+
+def corpus_md5(repo: Path) -> str:
+    return yaml.safe_load((repo / f"{CORPUS}.dvc").read_text())["outs"][0]["md5"]
+
+
+def cut(repo: Path, version: int, tasks: dict[str, dict[str, int]]) -> None:
+    """What `dyno release` does, by hand: shards, dvc add + push, manifest + release record, commit, tag."""
+    for source_id, shards in tasks.items():
+        for task_id, n in shards.items():
+            path = repo / CORPUS / source_id / f"{task_id}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(shard_table(task_id, source_id, n), path)
+    sh(repo, DVC, "add", "-q", CORPUS)
+    sh(repo, DVC, "push", "-q")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", f"corpus for v{version}")
+    md5s, entries = dvc_objects(repo), []
+    for source_id, shards in tasks.items():
+        for task_id in shards:
+            shard = f"{source_id}/{task_id}.parquet"
+            digest = InstanceDigest()
+            digest.update(pq.read_table(repo / CORPUS / shard))
+            entries.append(ManifestEntry(
+                task_id=task_id, source_id=source_id, source_revision="rev1", identity=task_id, license="mit",
+                instances=digest.count, digest=digest.hexdigest(), shard=shard, shard_md5=md5s[shard]))
+    ledger = Ledger(repo)
+    previous = ledger.releases()
+    manifest_digest = ledger.write_manifest(version, entries)
+    ledger.append(Release, [Release(
+        version=version, tag=f"v{version}", parent=previous[-1].hash if previous else None, message="",
+        created_at="2026-01-01T00:00:00Z", manifest=f"ledger/manifests/v{version}.jsonl",
+        manifest_digest=manifest_digest, corpus_md5=corpus_md5(repo),
+        totals=Totals(sources=len(tasks), tasks=len(entries), instances=sum(e.instances for e in entries)),
+        licenses={"mit": sum(e.instances for e in entries)},
+    )])
+    sh(repo, "git", "add", "ledger")
+    sh(repo, "git", "commit", "-qm", f"release v{version}")
+    sh(repo, "git", "tag", "-a", f"v{version}", "-m", f"v{version}")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("registry")
+    repo = base / "repo"
+    repo.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DVC_SITE_CACHE_DIR", str(tmp_path_factory.mktemp("dvc-site")))
+        sh(repo, "git", "init", "-q", "-b", "main")
+        sh(repo, "git", "config", "user.email", "test@example.com")
+        sh(repo, "git", "config", "user.name", "Test")
+        sh(repo, DVC, "init", "-q")
+        sh(repo, DVC, "remote", "add", "-q", "-d", "store", "../remote")  # relative: stored relative to .dvc/
+        assert "../../remote" in (repo / ".dvc/config").read_text()  # each copy tampers with its own remote
+        sh(repo, "git", "commit", "-qm", "dvc init")
+        cut(repo, 1, V1)
+        cut(repo, 2, V2)
+    return base
+
+
+@pytest.fixture
+def base(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the repository and its remote; DVC's site cache (it keeps directory listings) too."""
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path / "dvc-site"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    shutil.copytree(built, tmp_path / "w", symlinks=True)
+    return tmp_path / "w"
+
+
+def clone(base: Path, name: str = "clone") -> Path:
+    """A fresh clone beside the remote: ledger and .dvc files from git, no DVC cache."""
+    sh(base, "git", "clone", "-q", str(base / "repo"), name)
+    return base / name
+
+
+def remote_object(base: Path, md5: str) -> Path:
+    return base / "remote/files/md5" / md5[:2] / md5[2:]
+
+
+def cache_object(repo: Path, md5: str) -> Path:
+    return repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+
+
+def overwrite(path: Path, data: bytes) -> None:
+    path.chmod(0o644)  # DVC leaves objects read-only
+    path.write_bytes(data)
+
+
+def entry(base: Path, version: int, task_id: str) -> ManifestEntry:
+    ledger = Ledger(base / "repo")
+    return next(e for e in ledger.read_manifest(ledger.release(version)) if e.task_id == task_id)
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".pull-" in p.name)
+
+
+# --- pull ------------------------------------------------------------------------------------------------
+
+
+def test_pull_from_a_fresh_clone_gets_the_release_from_the_remote(base: Path) -> None:
+    repo = clone(base)
+    out = base / "pulled" / "v1"
+    report = pull_release(repo, "v1", out, corpus_path=CORPUS)
+    assert (report.version, report.tag, report.shards, report.instances) == (1, "v1", 3, 12)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == sorted(f"{s}/{t}.parquet" for s, tasks in V1.items() for t in tasks)
+    for name in files:
+        assert pq.read_table(out / name).equals(pq.read_table(base / "repo" / CORPUS / name))
+    assert report.bytes == sum((out / f).stat().st_size for f in files)
+    assert not (repo / ".dvc/cache").exists()  # streamed from the remote, nothing cached in the clone
+    assert leftovers(out.parent) == []
+
+
+def test_pull_an_older_release_into_an_empty_directory(base: Path) -> None:
+    out = base / "empty"
+    out.mkdir()
+    report = pull_release(clone(base), "1", out, corpus_path=CORPUS)  # v2 is HEAD; v1 comes from its tag
+    assert report.shards == 3 and not (out / "beta" / f"{'b2' * 8}.parquet").exists()
+    assert pull_release(clone(base, "clone2"), "v2", base / "v2", corpus_path=CORPUS).shards == 4
+
+
+def test_pull_unknown_version_is_not_found(base: Path) -> None:
+    with pytest.raises(NotFound, match="unknown version 'v9'"):
+        pull_release(base / "repo", "v9", base / "out", corpus_path=CORPUS)
+    assert not (base / "out").exists()
+
+
+def test_pull_into_a_non_empty_directory_writes_nothing(base: Path) -> None:
+    out = base / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(DynoError) as err:
+        pull_release(base / "repo", "v1", out, corpus_path=CORPUS)
+    message = str(err.value)
+    assert "v1" in message and "not an empty directory" in message and "\n" not in message
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and leftovers(base) == []
+
+
+def test_pull_of_a_tampered_remote_object_fails_naming_the_shard(base: Path) -> None:
+    bad = entry(base, 1, "a1" * 8)
+    other = entry(base, 1, "a2" * 8)
+    overwrite(remote_object(base, bad.shard_md5), remote_object(base, other.shard_md5).read_bytes())
+    out = base / "out"
+    with pytest.raises(DynoError) as err:
+        pull_release(clone(base), "v1", out, corpus_path=CORPUS)
+    message = str(err.value)
+    assert message.startswith("pull v1: shard alpha/" + "a1" * 8 + ".parquet") and "\n" not in message
+    assert not out.exists() and leftovers(base) == []
+
+
+def test_pull_of_a_missing_remote_object_leaves_nothing(base: Path) -> None:
+    remote_object(base, entry(base, 1, "b1" * 8).shard_md5).unlink()
+    with pytest.raises(DynoError) as err:
+        pull_release(clone(base), "v1", base / "out", corpus_path=CORPUS)
+    assert "b1" * 8 in str(err.value) and "neither" in str(err.value) and "\n" not in str(err.value)
+    assert not (base / "out").exists() and leftovers(base) == []
+
+
+def test_pull_without_the_directory_listing_fails_in_one_line(base: Path) -> None:
+    listing = corpus_md5(base / "repo")
+    (base / "remote/files/md5" / listing[:2] / listing[2:]).unlink()
+    with pytest.raises(DynoError, match=r"^pull v2: the listing of data/corpus \(" + listing):
+        pull_release(clone(base), "v2", base / "out", corpus_path=CORPUS)
+    assert not (base / "out").exists() and leftovers(base) == []
+
+
+# --- verify ----------------------------------------------------------------------------------------------
+
+
+def test_verify_a_good_registry(base: Path) -> None:
+    report = verify(base / "repo")
+    assert report.ok and report.problems == []
+    assert (report.releases, report.shards) == (2, 4)  # v2 shares v1's three shards: each read once
+
+
+def test_verify_from_a_clone_reads_shards_from_the_remote(base: Path) -> None:
+    report = verify(clone(base))
+    assert report.ok, report.problems
+
+
+def test_verify_names_an_altered_release_record(base: Path) -> None:
+    path = base / "repo/ledger/releases.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    altered = lines[0].replace('"message":""', '"message":"v1, improved"')
+    assert altered != lines[0]
+    path.write_text("".join([altered, *lines[1:]]))
+    report = verify(base / "repo")
+    assert not report.ok
+    assert report.problems[0] == "ledger/releases.jsonl:1: Release hash mismatch (the record was altered)"
+
+
+def test_verify_names_a_broken_chain(base: Path) -> None:
+    path = base / "repo/ledger/releases.jsonl"
+    first, second = path.read_text().splitlines()
+    relinked = Release.model_validate_json(second).model_copy(update={"parent": "sha256:" + "0" * 64})
+    relinked = relinked.sealed()
+    path.write_text(first + "\n" + canonical_json(relinked.model_dump(mode="json")) + "\n")
+    problems = verify(base / "repo").problems
+    assert len(problems) == 1 and problems[0].startswith("ledger/releases.jsonl:2: v2's parent sha256:000")
+
+
+def test_verify_names_an_altered_manifest(base: Path) -> None:
+    path = base / "repo/ledger/manifests/v1.jsonl"
+    path.write_text(path.read_text().replace('"instances":5', '"instances":6', 1))
+    report = verify(base / "repo")
+    assert report.problems == ["ledger/manifests/v1.jsonl: manifest of v1 does not match its digest"]
+
+
+def test_verify_names_a_damaged_shard(base: Path) -> None:
+    bad, other = entry(base, 1, "a1" * 8), entry(base, 1, "b1" * 8)
+    cache_object(base / "repo", bad.shard_md5).unlink()
+    overwrite(remote_object(base, bad.shard_md5), remote_object(base, other.shard_md5).read_bytes())
+    report = verify(base / "repo")
+    assert not report.ok
+    shard = f"shard alpha/{bad.task_id}.parquet (task {bad.task_id}, md5 {bad.shard_md5})"
+    assert report.problems[0].startswith(f"ledger/manifests/v1.jsonl: {shard} holds 4 instances")
+    assert len(report.problems) == 2 and report.problems[1].startswith("ledger/manifests/v2.jsonl")
+
+
+def test_verify_names_a_shard_missing_everywhere(base: Path) -> None:
+    gone = entry(base, 2, "b2" * 8)
+    cache_object(base / "repo", gone.shard_md5).unlink()
+    remote_object(base, gone.shard_md5).unlink()
+    shard = f"shard beta/{gone.task_id}.parquet (task {gone.task_id}, md5 {gone.shard_md5})"
+    assert verify(base / "repo").problems == [
+        f"ledger/manifests/v2.jsonl: {shard} is in neither the local DVC cache nor the DVC remote 'store'"
+    ]
+
+
+def test_verify_without_a_remote_says_so_for_shards_not_in_the_cache(base: Path) -> None:
+    sh(base / "repo", DVC, "remote", "default", "--unset")
+    assert verify(base / "repo").ok  # everything is in the local cache: the remote is never opened
+    gone = entry(base, 1, "a2" * 8)
+    cache_object(base / "repo", gone.shard_md5).unlink()
+    (problem,) = verify(base / "repo").problems
+    assert problem.endswith("is not in the local DVC cache, and no default DVC remote is configured"
+                            " (`dvc remote add -d NAME URL`)")
+
+
+def test_verify_names_a_missing_tag(base: Path) -> None:
+    sh(base / "repo", "git", "tag", "-d", "v2")
+    assert verify(base / "repo").problems == ["ledger/releases.jsonl:2: git tag v2 is missing"]
