@@ -261,15 +261,45 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
 @cli.command()
 @click.argument("version")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option("--hub", "repo_id", metavar="OWNER/NAME", help="Pull from this Hub dataset repo instead of DVC.")
 @json_option
-def pull(version: str, out_dir: Path, as_json: bool) -> None:
-    """Materialise release VERSION in --out from the DVC remote, checking every digest."""
+def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
+    """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
+    if repo_id:
+        from registry.hub import pull_from_hub
+
+        hub_report = pull_from_hub(_root(), version, repo_id, out_dir)
+        if as_json:
+            return emit_json(hub_report)
+        _stdout().print(f"{hub_report.version} from {hub_report.repo}: {hub_report.shards} shards, "
+                        f"{hub_report.instances:,} instances → {escape(hub_report.out)}")
+        return
     from registry.pull import pull_release
 
     report = pull_release(_root(), version, out_dir)
     if as_json:
         return emit_json(report)
     _stdout().print(f"{report.tag}: {report.shards} shards, {report.instances:,} instances → {escape(str(report.out))}")
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The Hub dataset repo.")
+@click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
+@json_option
+def publish(version: str, repo_id: str, private: bool, as_json: bool) -> None:
+    """Publish release VERSION to a Hugging Face Hub dataset repo: one commit, then the tag VERSION.
+
+    The token comes from HF_TOKEN or `hf auth login`. A concurrent push makes it fail, never overwrite.
+    """
+    from registry.hub import publish as do_publish
+
+    outcome = do_publish(_root(), version, repo_id, private=private)
+    if as_json:
+        return emit_json(outcome)
+    detail = f" ({outcome.uploaded} shards uploaded, {outcome.reused} reused, {outcome.deleted} deleted)" \
+        if outcome.commit and outcome.uploaded + outcome.reused else ""
+    _stdout().print(escape(outcome.message) + detail)
 
 
 @cli.command()

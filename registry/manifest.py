@@ -60,6 +60,15 @@ def shard_digest(path: Path | str | BinaryIO, batch_rows: int = 65536) -> tuple[
     return digest.count, digest.hexdigest()
 
 
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes, streamed in 1 MiB reads."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
 def footer(path: Path) -> tuple[int, str] | None:
     """(instances, digest) as organize recorded them in the shard's footer, or None if absent."""
     import pyarrow.parquet as pq

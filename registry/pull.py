@@ -4,8 +4,9 @@
     fetch    `dvc get`'s API at the release's git tag: only that revision's corpus directory, from the local
              DVC cache where it has the objects, else from the default remote, into a staging directory
              next to `out` (so the final rename stays on one file system)
-    check    the staged files are exactly the manifest's shards, and each shard's (instances, digest),
-             recomputed from its rows, equals its manifest entry
+    check    the staged files are exactly the manifest's shards, each byte-identical to the released file
+             (its sha256 in the manifest), or, for manifests without file hashes, with the (instances,
+             digest) recomputed from its rows; `dyno verify` always recomputes from the rows
     publish  rename the staging directory onto `out` in one step
 
 DVC trusts its remote: a damaged or replaced object downloads without complaint (no hash check on
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from registry.errors import DynoError
 from registry.ledger import Ledger
-from registry.manifest import shard_digest
+from registry.manifest import file_sha256, shard_digest
 from registry.records import ManifestEntry, Release
 from registry.workspace import Workspace
 
@@ -121,6 +122,13 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
     for shard, e in sorted(expected.items()):
         path = data / shard
         where = f"pull {release.tag}: shard {shard} (task {e.task_id}, md5 {e.shard_md5})"
+        size += path.stat().st_size
+        if e.shard_sha256:
+            if file_sha256(path) != e.shard_sha256:
+                raise DynoError(f"{where} differs from the released file ({release.manifest} records sha256"
+                                f" {e.shard_sha256}): the copy DVC served (local cache or remote) is damaged")
+            instances += e.instances
+            continue
         try:
             count, digest = shard_digest(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
@@ -131,7 +139,6 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
                             f" {e.instances} ({e.digest}): the copy DVC served (local cache or remote)"
                             " is damaged")
         instances += count
-        size += path.stat().st_size
     return instances, size
 
 

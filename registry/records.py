@@ -310,7 +310,8 @@ class ManifestEntry(Record):
     digest: str  # over the task's instance ids and contents (see registry.manifest)
     license: str | None
     shard: str  # path in the corpus: <source_id>/<task_id>.parquet
-    shard_md5: str | None = None  # the shard's DVC object id (md5), to fetch and check it
+    shard_md5: str | None = None  # the shard's DVC object id (md5), to fetch it
+    shard_sha256: str | None = None  # sha256 of the shard file's bytes: a pull checks these, not every row
 
 
 class Exclusion(Record):

@@ -26,7 +26,7 @@ from registry.diff import DiffReport, changelog, diff_manifests
 from registry.errors import DynoError, NotFound
 from registry.io import read_model
 from registry.ledger import Ledger
-from registry.manifest import workspace_manifest
+from registry.manifest import file_sha256, workspace_manifest
 from registry.records import (
     Exclusion, FilteredSource, ManifestEntry, Release, Retraction, SourceMeta, SourceVersion, TaskVersion, Totals,
     task_identity,
@@ -116,7 +116,7 @@ def cut_release(
     corpus_rel = ws.corpus.relative_to(root).as_posix()
     corpus_md5 = locked_out_md5(root, corpus_rel)
     md5s = dir_listing(root, corpus_md5)
-    entries = [e.model_copy(update={"shard_md5": md5s.get(e.shard)})
+    entries = [e.model_copy(update={"shard_md5": md5s.get(e.shard), "shard_sha256": file_sha256(ws.corpus / e.shard)})
                for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)]
     excluded = _exclusions(ws)
     releases = ledger.releases()

@@ -289,9 +289,10 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             content = item if isinstance(item, str) else srv.responder(request_json)
-            self._json(200, srv._completion(request_json, content))
-            with srv._lock:
+            body = srv._completion(request_json, content)
+            with srv._lock:  # counted before the client can see the answer, so tests never race it
                 srv.answered += 1
+            self._json(200, body)
 
         def _fault(self, fault: Fault) -> None:
             if fault.kind == "timeout":
