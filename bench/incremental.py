@@ -110,6 +110,8 @@ def main() -> None:
             shutil.copy(ROOT / "pyproject.toml", repo)
             for pkg in ("stages", "registry"):
                 shutil.copytree(ROOT / pkg, repo / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+            (repo / "ledger").mkdir()
+            (repo / "ledger" / "retractions.jsonl").touch()  # collect and filter read the tombstones
             ids = [make_source(repo, i, args.rows) for i in range(args.sources)]
             write_params(repo, ids, srv.base_url)
             git("init", "-q")

@@ -180,9 +180,12 @@ def publish(root: Path, version: str, repo_id: str, *, private: bool = False, me
     release = ledger.release(version)
     entries = ledger.read_manifest(release)
     manifest = _manifest_bytes(root, release)
-    api = HfApi(token=token)
-    if not (token or api.token):
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
         raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         refs = api.list_repo_refs(repo_id, repo_type="dataset")

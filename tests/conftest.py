@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.hub_fixtures import hub_server  # noqa: F401  (the Hub-compatible test server, for any test)
+
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
 
 

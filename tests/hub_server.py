@@ -292,6 +292,7 @@ class HubServer:
         self._commit_time: dict[str, float] = {}  # commit sha -> commit time (intrinsic to the sha)
         self._known: set[tuple[Path, str]] = set()  # (repo path, commit sha) known to exist
         self._pointers: dict[str, tuple[str, int] | None] = {}  # blob sha -> (lfs oid, size) or None
+        self._attributes: dict[str, list[str]] = {}  # .gitattributes blob sha -> its LFS patterns
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
@@ -462,9 +463,10 @@ class HubServer:
         """Commit files directly (no HTTP); lfs=None follows lfs_mode. Returns the new commit sha."""
         repo = self.repo(repo_id, repo_type)
         ops: list[tuple[str, str, Any]] = []
+        patterns = self._lfs_patterns(repo, self._resolve(repo, branch))
         for path, data in (files or {}).items():
             data = data.encode() if isinstance(data, str) else bytes(data)
-            use_lfs = self._wants_lfs(repo, branch, path, data[:512], len(data)) if lfs is None else lfs
+            use_lfs = self._wants_lfs(patterns, path, data[:512], len(data)) if lfs is None else lfs
             if use_lfs and data:
                 oid = self._store_lfs(data)
                 ops.append(("lfs", _valid_path(path), (oid, len(data))))
@@ -724,25 +726,28 @@ class HubServer:
         return self._git(repo, "cat-file", "blob", entry.oid)
 
     def _lfs_patterns(self, repo: Repo, sha: str | None) -> list[str]:
-        if sha is None:
-            return []
-        entry = self._entries(repo, sha).get(".gitattributes")
+        """The patterns that .gitattributes at commit `sha` sends to LFS."""
+        entry = self._entries(repo, sha).get(".gitattributes") if sha else None
         if entry is None or entry.type != "file":
             return []
-        patterns = []
-        for line in self._content(repo, entry).decode(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and "filter=lfs" in parts[1:]:
-                patterns.append(parts[0])
-        return patterns
+        cached = self._attributes.get(entry.oid)
+        if cached is None:
+            cached = []
+            for line in self._content(repo, entry).decode(errors="replace").splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and "filter=lfs" in parts[1:]:
+                    cached.append(parts[0])
+            self._attributes[entry.oid] = cached
+        return cached
 
-    def _wants_lfs(self, repo: Repo, revision: str, path: str, sample: bytes, size: int) -> bool:
+    def _wants_lfs(self, patterns: list[str], path: str, sample: bytes, size: int) -> bool:
+        """The Hub's choice between a regular (inline) and an LFS upload, per lfs_mode."""
         if self.lfs_mode == "never" or size == 0:
             return False
         if self.lfs_mode == "always" or size >= LFS_THRESHOLD or b"\x00" in sample:
             return True
         name = path.rsplit("/", 1)[-1]
-        for pattern in self._lfs_patterns(repo, self._resolve(repo, revision)):
+        for pattern in patterns:
             if "/" in pattern.rstrip("/"):
                 if fnmatch.fnmatchcase(path, pattern.lstrip("/")) or fnmatch.fnmatchcase(
                     path, pattern.replace("**/", "")
@@ -1140,6 +1145,20 @@ def _validate_yaml(req: _Request) -> Response:
     return Response.json({})
 
 
+_REPO_ACTIONS = {
+    ("GET", "refs"),
+    ("GET", "tree"),
+    ("POST", "paths-info"),
+    ("POST", "preupload"),
+    ("POST", "commit"),
+    ("GET", "commits"),
+    ("POST", "tag"),
+    ("DELETE", "tag"),
+    ("POST", "branch"),
+    ("DELETE", "branch"),
+}
+
+
 def _repo_api(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str, rest: list[str]) -> Response:
     m = req.method
     action = rest[0] if rest else ""
@@ -1148,31 +1167,32 @@ def _repo_api(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str,
         if extra and extra != [""]:
             return _unhandled(hub, req)
         return _repo_info(hub, req, repo_type, ns, name, rev)
+    if (
+        (m, action) not in _REPO_ACTIONS
+        or (action != "refs" and len(rest) < 2)
+        or (action == "refs" and rest != ["refs"])
+    ):
+        return _unhandled(hub, req)
     repo = _visible_repo(hub, req, repo_type, ns, name)
-    if m == "GET" and rest == ["refs"]:
+    rev, tail = _split_rev(rest[1:])
+    if action == "refs":
         return _list_refs(hub, req, repo)
-    if m == "GET" and action == "tree":
-        rev, path = _split_rev(rest[1:])
-        return _tree(hub, req, repo, rev, unquote("/".join(path)).strip("/"))
-    if m == "POST" and action == "paths-info" and len(rest) >= 2:
-        return _paths_info(hub, req, repo, _split_rev(rest[1:])[0])
-    if m == "POST" and action == "preupload" and len(rest) >= 2:
-        return _preupload(hub, req, repo, _split_rev(rest[1:])[0])
-    if m == "POST" and action == "commit" and len(rest) >= 2:
-        return _commit_api(hub, req, repo, _split_rev(rest[1:])[0])
-    if m == "GET" and action == "commits" and len(rest) >= 2:
-        return _list_commits(hub, repo, _split_rev(rest[1:])[0])
-    if action == "tag" and len(rest) >= 2:
-        if m == "POST":
-            return _tag(hub, req, repo, _split_rev(rest[1:])[0])
-        if m == "DELETE":
-            return _delete_ref(hub, req, repo, "tags", unquote("/".join(rest[1:])))
-    if action == "branch" and len(rest) >= 2:
-        if m == "POST":
-            return _branch(hub, req, repo, unquote("/".join(rest[1:])))
-        if m == "DELETE":
-            return _delete_ref(hub, req, repo, "heads", unquote("/".join(rest[1:])))
-    return _unhandled(hub, req)
+    if action == "tree":
+        return _tree(hub, req, repo, rev, unquote("/".join(tail)).strip("/"))
+    if action == "paths-info":
+        return _paths_info(hub, req, repo, rev)
+    if action == "preupload":
+        return _preupload(hub, req, repo, rev)
+    if action == "commit":
+        return _commit_api(hub, req, repo, rev)
+    if action == "commits":
+        return _list_commits(hub, repo, rev)
+    name_arg = unquote("/".join(rest[1:]))
+    if action == "tag":
+        return _tag(hub, req, repo, rev) if m == "POST" else _delete_ref(hub, req, repo, "tags", name_arg)
+    return (
+        _branch(hub, req, repo, name_arg) if m == "POST" else _delete_ref(hub, req, repo, "heads", name_arg)
+    )
 
 
 def _repo_info(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str, rev: str) -> Response:
@@ -1287,11 +1307,12 @@ def _preupload(hub: HubServer, req: _Request, repo: Repo, rev: str) -> Response:
     if head is None:
         raise _not_found("RevisionNotFound", f"Invalid rev id: {rev}")
     entries = hub._entries(repo, head)
+    patterns = hub._lfs_patterns(repo, head)
     files = []
     for f in req.json().get("files", []):
         path = f.get("path")
         sample = base64.b64decode(f.get("sample") or "")
-        lfs = hub._wants_lfs(repo, rev, path, sample, int(f.get("size") or 0))
+        lfs = hub._wants_lfs(patterns, path, sample, int(f.get("size") or 0))
         item: dict[str, Any] = {
             "path": path,
             "uploadMode": "lfs" if lfs else "regular",

@@ -30,14 +30,10 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests import hub_fixtures
 from tests.hub_server import HubServer
 
-# Until tests/conftest.py registers tests.hub_fixtures (pytest_plugins), make the fixture visible here.
-hub_server = hub_fixtures.hub_server
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Use 'content=<...>':DeprecationWarning"
-)  # the client's LFS PUT
+# huggingface_hub's own LFS PUT (data=fileobj) trips an httpx2 deprecation warning: not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 REPO = "tester/corpus"
 README = b"""---
