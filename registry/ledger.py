@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -104,22 +105,33 @@ class Ledger:
         return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").split("\n") if line]
 
 
-def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
-    """Every record in a ledger file, each checked against its hash."""
+def check_lines(path: Path, model: type[R], root: Path = Path(".")) -> Iterator[tuple[str, R | None, str | None]]:
+    """(file:line, record or None, problem or None) for each record line; `verify` reports every problem."""
     if not path.exists():
-        return []
-    records = []
+        return
+    name = path.relative_to(root) if path.is_relative_to(root) else path
     # Split on "\n" only: str.splitlines also breaks on U+2028, U+0085, ..., which JSON leaves unescaped.
     for lineno, line in enumerate(path.read_bytes().decode("utf-8").split("\n"), 1):
         if not line.strip():
             continue
-        where = f"{path.relative_to(root) if path.is_relative_to(root) else path}:{lineno}"
+        where = f"{name}:{lineno}"
         try:
             record = model.model_validate_json(line)
         except ValidationError:
-            raise LedgerError(f"{where}: not a valid {model.__name__} record") from None
+            yield where, None, f"{where}: not a valid {model.__name__} record"
+            continue
+        problem = None
         if record.hash != record.content_hash():
-            raise LedgerError(f"{where}: {model.__name__} hash mismatch (the record was altered)")
+            problem = f"{where}: {model.__name__} hash mismatch (the record was altered)"
+        yield where, record, problem
+
+
+def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
+    """Every record in a ledger file, each checked against its hash (the first bad line is an error)."""
+    records = []
+    for _, record, problem in check_lines(path, model, root):
+        if problem:
+            raise LedgerError(problem)
         records.append(record)
     return records
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from registry.ledger import FILES, Ledger, LedgerError
+from registry.ledger import FILES, Ledger, LedgerError, check_lines
 from registry.manifest import shard_digest
 from registry.records import LedgerRecord, ManifestEntry, Release
 from registry.vcs import Git
@@ -82,23 +82,12 @@ def _manifest(
 
 def _read(path: Path, model: type[R], root: Path, problems: list[str]) -> list[tuple[str, R]]:
     """(file:line, record) for each line that parses (a problem for each that does not, or has a bad hash)."""
-    if not path.exists():
-        return []
-    name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     out = []
-    # Split on "\n" only, as the ledger does: JSON leaves U+2028 and friends unescaped.
-    for lineno, line in enumerate(path.read_bytes().decode("utf-8").split("\n"), 1):
-        if not line.strip():
-            continue
-        where = f"{name}:{lineno}"
-        try:
-            record = model.model_validate_json(line)
-        except ValidationError:
-            problems.append(f"{where}: not a valid {model.__name__} record")
-            continue
-        if record.hash != record.content_hash():
-            problems.append(f"{where}: {model.__name__} hash mismatch (the record was altered)")
-        out.append((where, record))
+    for where, record, problem in check_lines(path, model, root):
+        if problem:
+            problems.append(problem)
+        if record is not None:
+            out.append((where, record))
     return out
 
 

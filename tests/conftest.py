@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.hub_fixtures import hub_server  # noqa: F401  (the Hub-compatible test server, for any test)
 
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
@@ -24,3 +25,10 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.delenv("DYNO_PARAMS", raising=False)
     for var in SECRET_VARS:
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def server():
+    """A scripted OpenAI-compatible server on 127.0.0.1 that proposes tasks from the request's JSON schema."""
+    with FakeOpenAI(responder=tasks_from_schema) as srv:
+        yield srv

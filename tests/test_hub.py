@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.fake_openai import FakeOpenAI, tasks_from_schema
+from tests.fake_openai import FakeOpenAI
 from tests.hub_server import HubServer
 from tests.project import REPO, Project
 
@@ -24,16 +24,10 @@ DEMO = ("vader-tweets", "chatterbot-conversations", "vader-amazon-reviews")
 
 
 @pytest.fixture
-def llm():
-    with FakeOpenAI(responder=tasks_from_schema) as srv:
-        yield srv
-
-
-@pytest.fixture
-def project(tmp_path: Path, llm: FakeOpenAI, hub_server: HubServer) -> Project:
+def project(tmp_path: Path, server: FakeOpenAI, hub_server: HubServer) -> Project:
     for name in DEMO:  # the demo sources, hosted as Hub datasets
         hub_server.host_folder(f"demo/{name}", REPO / "data/sources" / name, tag="v1.0")
-    project = Project(tmp_path / "repo", llm.base_url)
+    project = Project(tmp_path / "repo", server.base_url)
     project.run("dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
     project.commit("remote")
     return project

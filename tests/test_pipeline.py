@@ -23,12 +23,6 @@ ROWS_PER_SOURCE = 30 + 10  # train + validation; the 5 test rows never become in
 
 
 @pytest.fixture
-def server():
-    with FakeOpenAI(responder=tasks_from_schema) as srv:
-        yield srv
-
-
-@pytest.fixture
 def project(tmp_path: Path, server: FakeOpenAI) -> Project:
     return Project(tmp_path / "repo", server.base_url)
 

@@ -15,18 +15,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.fake_openai import FakeOpenAI, tasks_from_schema
+from tests.fake_openai import FakeOpenAI
 from tests.project import Project
 
 pytestmark = pytest.mark.integration
 
 PER_SOURCE = 2 * 40  # two valid tasks × (30 train + 10 validation) rows
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAI(responder=tasks_from_schema) as srv:
-        yield srv
 
 
 @pytest.fixture
