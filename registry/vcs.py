@@ -55,20 +55,22 @@ def default_remote(root: Path) -> str:
         return name
 
 
-def stale_stages(root: Path) -> list[str]:
-    """Pipeline stages whose outputs do not match their inputs (collect's `always changed` aside)."""
+def stale_stages(root: Path, target: str = "organize") -> list[str]:
+    """Stages up to `target` (the corpus) whose outputs do not match their inputs (collect's `always changed`
+    aside). Stages after it, such as training, have no say in whether the corpus can be released."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        status = repo.status()
+        status = repo.status(targets=[target], with_deps=True)
     return sorted(name.split(":")[-1] for name, changes in status.items() if changes != ["always changed"])
 
 
-def push(root: Path) -> int:
+def push(root: Path, target: str = "organize") -> int:
+    """Push the outputs of the stages up to `target`: the corpus, and the call cache a clone reuses."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return repo.push()
+        return repo.push(targets=[target], with_deps=True)
 
 
 def locked_out_md5(root: Path, path: str) -> str:

@@ -149,8 +149,9 @@ class Project:
         if self.git("status", "--porcelain").strip():
             self.git("commit", "-qm", message)
 
-    def repro(self, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run("dvc", "repro", check=check)
+    def repro(self, *targets: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`dvc repro` of the corpus pipeline (up to organize) unless other targets are named."""
+        return self.run("dvc", "repro", *(targets or ("organize",)), check=check)
 
     def dyno(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("dyno", *args, check=check)

@@ -91,7 +91,7 @@ def test_resume_after_kill_pays_only_for_missing_calls(tmp_path: Path):
             project.add_source(name)
         project.set("llm", concurrency=1)
         proc = subprocess.Popen(
-            [str(Path(project.env()["PATH"].split(":")[0]) / "dvc"), "repro"], cwd=project.root, env=project.env(),
+            [str(Path(project.env()["PATH"].split(":")[0]) / "dvc"), "repro", "organize"], cwd=project.root, env=project.env(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.time() + 120
