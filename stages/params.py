@@ -16,9 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from registry.errors import ParamsError
 from registry.licenses import LicensePolicy
+from stages.replay import STRATEGIES
 
 PARAMS_FILE = "params.yaml"
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+VERSION = re.compile(r"^[vV]?[1-9][0-9]*$")
+# `train.base_model: scratch:<name>`: a GPT-2 made from scratch (seeded) with a byte-level BPE tokenizer
+# trained offline on the training texts. `n_positions` comes from `train.max_length`.
+SCRATCH_MODELS: dict[str, dict[str, int]] = {
+    "tiny-gpt2": {"n_layer": 2, "n_head": 4, "n_embd": 128},
+    "small-gpt2": {"n_layer": 4, "n_head": 4, "n_embd": 256},
+}
+SCRATCH_PREFIX = "scratch:"
 HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -144,6 +153,115 @@ class OrganizeParams(Section):
         return v
 
 
+class LoRAParams(Section):
+    """LoRA adapters (peft) on a pretrained base model; merged into the weights before saving."""
+
+    enabled: bool = False
+    r: int = Field(8, ge=1, le=1024)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # None: peft's default for the architecture
+
+
+class ReplayParams(Section):
+    strategy: str = "none"  # one of stages.replay.STRATEGIES
+    tasks: int = Field(0, ge=0)  # earlier tasks replayed per stage
+    instances_per_task: int = Field(50, ge=1)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown replay strategy {v!r} (known: {', '.join(STRATEGIES)})")
+        return v
+
+
+class ContinualParams(Section):
+    """Continual training: one stage per release, in order, each starting from the previous stage's model."""
+
+    releases: list[str] = Field(min_length=1)
+    replay: ReplayParams = ReplayParams()
+
+    @field_validator("releases")
+    @classmethod
+    def _versions(cls, v: list[str]) -> list[str]:
+        for version in v:
+            if not VERSION.match(version):
+                raise ValueError(f"{version!r} is not a release version (use v1, v2, ...)")
+        if len({int(x.lstrip("vV")) for x in v}) != len(v):
+            raise ValueError("a release is listed twice")
+        return v
+
+
+class TrainParams(Section):
+    release: str | None = None  # null: the workspace corpus; "vN": that release, pulled and checked
+    base_model: str = "scratch:tiny-gpt2"  # scratch:<preset>, a local model dir, or a Hub id in the cache
+    prompt_format: Literal["alpaca", "plain"] = "alpaca"
+    max_length: int = Field(256, ge=16, le=32768)  # tokens per example (prompt + response), cut beyond
+    max_steps: int | None = Field(1000, ge=1)  # optimizer steps; with `epochs` too, the smaller count wins
+    epochs: float | None = Field(None, gt=0)
+    lr: float = Field(2e-3, gt=0, le=1)
+    schedule: Literal["linear", "constant"] = "linear"  # after warmup: linear decay to 0, or constant
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step (effective batch = batch_size × this)
+    seed: int = 0
+    max_per_task: int | None = Field(2000, ge=1)  # a seeded sample of each task's instances; null: all
+    holdout_fraction: float = Field(0.05, ge=0, lt=1)  # per task, held out of training for evaluation
+    vocab_size: int = Field(2000, ge=300, le=65536)  # scratch models: the BPE vocabulary trained offline
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+    lora: LoRAParams = LoRAParams()
+    continual: ContinualParams | None = None
+
+    @field_validator("release")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not VERSION.match(v):
+            raise ValueError(f"{v!r} is not a release version (v1, v2, ...; null for the workspace corpus)")
+        return v
+
+    @field_validator("base_model")
+    @classmethod
+    def _scratch_preset(cls, v: str) -> str:
+        if v.startswith(SCRATCH_PREFIX) and v.removeprefix(SCRATCH_PREFIX) not in SCRATCH_MODELS:
+            known = ", ".join(SCRATCH_PREFIX + k for k in SCRATCH_MODELS)
+            raise ValueError(f"unknown scratch model {v!r} (known: {known})")
+        if not v.strip():
+            raise ValueError("give a model: scratch:tiny-gpt2, a local directory or a Hub id")
+        return v
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainParams:
+        if self.max_steps is None and self.epochs is None:
+            raise ValueError("set max_steps or epochs (or both: the smaller count of steps wins)")
+        return self
+
+    @property
+    def scratch(self) -> bool:
+        return self.base_model.startswith(SCRATCH_PREFIX)
+
+
+class EvaluateParams(Section):
+    holdout_sources: list[str] = []  # never trained on: their tasks are the unseen tasks
+    max_instances_per_task: int | None = Field(20, ge=1)  # per task and suite; null: all
+    max_new_tokens: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1)
+    superni_dir: str | None = None  # a folder of Super-NaturalInstructions task files (taskNNN_*.json)
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+
+    @field_validator("holdout_sources")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for source_id in v:
+            if not SOURCE_ID.match(source_id):
+                raise ValueError(f"{source_id!r} is not a source id")
+        if len(set(v)) != len(v):
+            raise ValueError("a source is listed twice")
+        return v
+
+
 class Params(Section):
     sources: list[SourceSpec] = []
     collect: CollectParams = CollectParams()
@@ -152,6 +270,8 @@ class Params(Section):
     filter: FilterParams = FilterParams()
     organize: OrganizeParams = OrganizeParams()
     licenses: LicensePolicy = LicensePolicy()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
     @field_validator("sources")
     @classmethod

@@ -1,0 +1,141 @@
+"""train + evaluate end to end: the real `dvc repro` in a temporary repo on a tiny corpus, on the CPU.
+
+The corpus comes from the scripted LLM server (three small sources, one held out); a scratch GPT-2 trains for
+a few dozen steps. Then: training on a release pulled from the DVC remote, and bad input failing with one
+line and leaving the model as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI, tasks_from_schema
+from tests.project import Project
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+TINY_TRAIN = {"max_steps": 30, "max_length": 160, "batch_size": 8, "lr": 3e-3, "warmup_steps": 3,
+              "vocab_size": 800, "holdout_fraction": 0.1, "threads": 1}
+TINY_EVAL = {"holdout_sources": ["gamma"], "max_instances_per_task": 4, "max_new_tokens": 8, "threads": 1}
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(responder=tasks_from_schema) as srv:
+        yield srv
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: FakeOpenAI) -> Project:
+    project = Project(tmp_path / "repo", server.base_url)
+    project.run("dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    for name in ("alpha", "beta", "gamma"):
+        project.add_source(name)
+    project.params["train"] = {**project.params["train"], **TINY_TRAIN}
+    project.params["evaluate"] = {**project.params["evaluate"], **TINY_EVAL}
+    project.write_params()
+    project.commit("sources")
+    return project
+
+
+def losses(project: Project) -> list[float]:
+    with open(project.root / "data/plots/train_loss.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    return [float(r["loss"]) for r in rows]
+
+
+def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
+    project.repro("evaluate")
+
+    loss = losses(project)
+    assert len(loss) == 30 and sum(loss[-5:]) / 5 < sum(loss[:5]) / 5
+    train = project.metrics("train")
+    assert train["steps"] == 30 and train["tasks"] == 4 and train["unseen_tasks"] == 2
+    assert train["loss_last10"] < train["loss_first10"] and train["tokens_per_s"] > 0
+    model = project.root / "models/model"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.json"} <= {
+        p.name for p in model.iterdir()}
+    assert not [p for p in (project.root / "models").iterdir() if p.name.startswith(".model")]
+
+    ev = project.metrics("evaluate")
+    assert set(ev) == {"trained", "base", "lift", "counts", "per_task"}
+    assert ev["counts"] == {"heldout_tasks": 4, "heldout_instances": 16,
+                            "unseen_tasks": 2, "unseen_instances": 8}
+    for key in ("heldout_rouge_l", "unseen_rouge_l", "heldout_exact_match", "unseen_exact_match"):
+        assert ev["trained"][key] is not None and ev["base"][key] is not None
+        assert ev["lift"][key] == round(ev["trained"][key] - ev["base"][key], 4)
+    assert {t["source_id"] for t in ev["per_task"]["heldout"].values()} == {"alpha", "beta"}
+    assert {t["source_id"] for t in ev["per_task"]["unseen"].values()} == {"gamma"}
+    # The label task (yes / no / maybe) is classification-like: exact match; the question task is not.
+    unseen = ev["per_task"]["unseen"].values()
+    assert sorted(t["trained_exact_match"] is None for t in unseen) == [False, True]
+
+    shown = json.loads(project.run("dvc", "metrics", "show", "--json").stdout)
+    data = next(iter(shown.values()))["data"]
+    shown_lift = data["data/metrics/evaluate.json"]["data"]["lift"]
+    assert shown_lift["heldout_rouge_l"] == ev["lift"]["heldout_rouge_l"]
+    assert data["data/metrics/train.json"]["data"]["steps"] == 30
+    plots = json.loads(project.run("dvc", "plots", "show", "--json").stdout)
+    assert "data/plots/train_loss.csv" in json.dumps(plots)
+
+    # Deterministic and incremental: nothing changed → nothing runs; an evaluate param → evaluate only.
+    project.commit("trained")
+    again = project.repro("evaluate").stdout
+    assert "Stage 'train' didn't change, skipping" in again and "Stage 'evaluate' didn't change" in again
+    project.set("evaluate", max_instances_per_task=2)
+    out = project.repro("evaluate").stdout
+    assert "Stage 'train' didn't change, skipping" in out and "Running stage 'evaluate'" in out
+    assert project.metrics("evaluate")["counts"]["heldout_instances"] == 8
+
+
+def run_train(project: Project):
+    return project.run("python", "-m", "stages.train", "--corpus", "data/corpus", "--model", "models/model",
+                       "--evalset", "data/evalset.json", "--metrics", "m.json", "--plots", "p.csv",
+                       check=False)
+
+
+def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
+    project.repro("evaluate")
+    project.commit("corpus")
+    assert json.loads(project.dyno("release", "-m", "first", "--json").stdout)["release"]["tag"] == "v1"
+    before = (project.root / "models/model/model.safetensors").read_bytes()
+
+    project.set("train", release="v1")
+    project.repro("evaluate")
+    assert project.metrics("train")["corpus"] == "v1"
+    config = json.loads((project.root / "models/model/train_config.json").read_text())
+    assert config["corpus"] == "v1"
+    # The release holds the same corpus, and training is seeded: the same weights.
+    assert (project.root / "models/model/model.safetensors").read_bytes() == before
+
+    cases = [
+        ("train", {"release": "v9"}, 1, "Error: train.release: unknown version 'v9' (releases: v1)"),
+        ("evaluate", {"holdout_sources": ["nope"]}, 2,
+         "Error: evaluate.holdout_sources: 'nope' is not a source of v1 (sources: alpha, beta, gamma)"),
+        ("train", {"continual": {"releases": ["v1"], "replay": {"strategy": "fancy", "tasks": 1}}}, 2,
+         "Error: params.yaml: train.continual.replay.strategy: unknown replay strategy 'fancy'"),
+        ("train", {"base_model": "no-such-owner/no-such-model"}, 1,
+         "Error: base model 'no-such-owner/no-such-model' cannot be loaded offline: "),
+    ]
+    good = {s: dict(project.params[s]) for s in ("train", "evaluate")}
+    for section, values, code, message in cases:
+        project.params[section] = {**good[section], **values}
+        project.write_params()
+        proc = run_train(project)
+        lines = proc.stderr.strip().splitlines()  # progress lines may come first; the cause ends it
+        assert proc.returncode == code, proc.stderr
+        assert lines[-1].startswith(message) and "Traceback" not in proc.stderr, proc.stderr
+        assert [line for line in lines if line.startswith("Error")] == lines[-1:], proc.stderr
+        project.params[section] = good[section]
+    project.write_params()
+    assert (project.root / "models/model/model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in (project.root / "models").iterdir()) == [".gitignore", "model"]
+    assert not (project.root / "m.json").exists()
