@@ -27,6 +27,7 @@ from registry.errors import DynoError, NotFound, ParamsError
 from registry.ledger import Ledger
 from registry.manifest import shard_digest
 from registry.records import ManifestEntry, Release, SourceVersion
+from registry.vcs import cached_object
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 VERSION_TAG = re.compile(r"^v(\d+)$")
@@ -277,8 +278,7 @@ def _published_digests(api: Any, repo_id: str, revision: str | None) -> dict[str
 
 def _local_shards(root: Path, release: Release, entries: list[ManifestEntry], staging: Path) -> dict[str, Path]:
     """shard → a local file with exactly the released bytes: the DVC cache, else pulled from the remote."""
-    cache = root / ".dvc" / "cache" / "files" / "md5"
-    found = {e.shard: cache / e.shard_md5[:2] / e.shard_md5[2:] for e in entries if e.shard_md5}
+    found = {e.shard: cached_object(root, e.shard_md5) for e in entries if e.shard_md5}
     if all(p.exists() for p in found.values()) and len(found) == len(entries):
         return found
     from registry.pull import pull_release

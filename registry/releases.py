@@ -31,7 +31,7 @@ from registry.records import (
     Exclusion, FilteredSource, ManifestEntry, Release, Retraction, SourceMeta, SourceVersion, TaskVersion, Totals,
     task_identity,
 )
-from registry.vcs import Git, default_remote, dir_listing, locked_out_md5, push, stale_stages
+from registry.vcs import Git, cached_object, default_remote, dir_listing, locked_out_md5, push, stale_stages
 from registry.workspace import Workspace
 
 WORKSPACE = "workspace"
@@ -208,8 +208,7 @@ def _instance_deltas(root, report, a_name, b_name, before, after):
             return None
         if side == WORKSPACE:
             return ws.corpus / entry.shard
-        oid = entry.shard_md5 or ""
-        path = root / ".dvc" / "cache" / "files" / "md5" / oid[:2] / oid[2:]
+        path = cached_object(root, entry.shard_md5 or "")
         if not path.exists():
             raise DynoError(f"shard {entry.shard} of {side} is not in the local DVC cache: run `dvc pull` first")
         return path

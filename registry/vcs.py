@@ -83,10 +83,14 @@ def locked_out_md5(root: Path, path: str) -> str:
     raise DynoError(f"dvc.lock has no output {path}: run `dvc repro` first")
 
 
+def cached_object(root: Path, md5: str) -> Path:
+    """Where the default local DVC cache keeps the object with this md5 (`<md5>.dir` for a directory)."""
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
 def dir_listing(root: Path, dir_md5: str) -> dict[str, str]:
     """relpath → md5 of the files in a DVC directory object (from the local cache)."""
-    oid = dir_md5.removesuffix(".dir")
-    path = root / ".dvc" / "cache" / "files" / "md5" / oid[:2] / f"{oid[2:]}.dir"
+    path = cached_object(root, dir_md5 if dir_md5.endswith(".dir") else f"{dir_md5}.dir")
     try:
         return {e["relpath"]: e["md5"] for e in json.loads(path.read_text())}
     except FileNotFoundError:

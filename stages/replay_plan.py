@@ -26,6 +26,7 @@ import numpy as np
 from registry.errors import DynoError, ParamsError
 from registry.ledger import Ledger
 from registry.records import ManifestEntry, Record, Release, Retraction, TaskVersion
+from registry.vcs import cached_object
 from stages.replay import NEEDS_NEW, STRATEGIES, ReplayCandidate, ReplayPlan, normalize_rows, select_replay
 
 INPUT_ROWS = 5  # inputs per task for `data_diverse`
@@ -108,7 +109,7 @@ def shard_inputs(root: Path, task: StageTask, n: int = INPUT_ROWS) -> list[str] 
     """The first `n` inputs of a task's shard from the local DVC cache; None when it is not cached."""
     if not task.shard_md5:
         return None
-    path = root / ".dvc" / "cache" / "files" / "md5" / task.shard_md5[:2] / task.shard_md5[2:]
+    path = cached_object(root, task.shard_md5)
     if not path.is_file():
         return None
     import pyarrow.parquet as pq
