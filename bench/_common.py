@@ -48,20 +48,26 @@ def write_hf_source(
     feature_list = []
     for col, spec in features.items():
         if isinstance(spec, list):  # class label names
-            feature_list.append({"name": col, "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(spec)}}}})
+            feature_list.append(
+                {"name": col, "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(spec)}}}}
+            )
         else:
             feature_list.append({"name": col, "dtype": spec})
     card = {
         "pretty_name": name or folder.name,
         "license": "mit",
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+        ],
         "dataset_info": {"features": feature_list},
     }
     text = f"---\n{yaml.safe_dump(card, sort_keys=False)}---\n\n# {name or folder.name}\n\n{description}\n"
     (folder / "README.md").write_text(text, encoding="utf-8")
     step = -(-table.num_rows // n_files)
     for i in range(n_files):
-        pq.write_table(table.slice(i * step, step), folder / "data" / f"train-{i:05d}-of-{n_files:05d}.parquet")
+        pq.write_table(
+            table.slice(i * step, step), folder / "data" / f"train-{i:05d}-of-{n_files:05d}.parquet"
+        )
 
 
 class Timer:

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from _common import OFFLINE_ENV, ROOT
 
 BIN = ROOT / ".venv" / "bin"
@@ -31,19 +30,34 @@ STAGE_SCRIPT = Path(__file__).resolve().parent / "_synth_stage.py"
 
 STAGES = {  # name → (cmd flags after the stage name, outs, params the stage reads)
     "collect": ("--out data/collected", ["data/collected"], ["bench.sources", "bench.seed"]),
-    "generate": ("--collected data/collected --cache data/llm_cache --out data/generated",
-                 ["data/generated", "data/llm_cache"], ["bench.sources", "bench.seed"]),
-    "filter": ("--collected data/collected --out data/tasks", ["data/tasks"],
-               ["bench.sources", "bench.tasks", "bench.seed"]),
-    "organize": ("--collected data/collected --tasks data/tasks --out data/corpus", ["data/corpus"],
-                 ["bench.sources", "bench.tasks", "bench.seed", "bench.instances", "bench.changed"]),
+    "generate": (
+        "--collected data/collected --cache data/llm_cache --out data/generated",
+        ["data/generated", "data/llm_cache"],
+        ["bench.sources", "bench.seed"],
+    ),
+    "filter": (
+        "--collected data/collected --out data/tasks",
+        ["data/tasks"],
+        ["bench.sources", "bench.tasks", "bench.seed"],
+    ),
+    "organize": (
+        "--collected data/collected --tasks data/tasks --out data/corpus",
+        ["data/corpus"],
+        ["bench.sources", "bench.tasks", "bench.seed", "bench.instances", "bench.changed"],
+    ),
 }
 
 
 def env() -> dict[str, str]:
-    out = {**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    out = {
+        **os.environ,
+        **OFFLINE_ENV,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
     out.pop("CI", None)
     out.pop("DYNO_DEBUG", None)
     return out
@@ -54,8 +68,13 @@ def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
     if Path(GNU_TIME).exists():
         with tempfile.NamedTemporaryFile("r", suffix=".time") as fh:
             t0 = time.perf_counter()
-            proc = subprocess.run([GNU_TIME, "-q", "-o", fh.name, "-f", "%M", *cmd], cwd=cwd, env=env(),
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [GNU_TIME, "-q", "-o", fh.name, "-f", "%M", *cmd],
+                cwd=cwd,
+                env=env(),
+                capture_output=True,
+                text=True,
+            )
             seconds = time.perf_counter() - t0
             lines = [ln for ln in Path(fh.name).read_text().splitlines() if ln.strip()]
         peak = int(lines[-1]) / 1024 if lines and lines[-1].strip().isdigit() else float("nan")
@@ -63,7 +82,9 @@ def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
         import psutil
 
         t0 = time.perf_counter()
-        popen = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        popen = subprocess.Popen(
+            cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         peak_b = 0
         parent = psutil.Process(popen.pid)
         while popen.poll() is None:
@@ -79,8 +100,13 @@ def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
         peak = peak_b / 2**20
     if check and proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} (in {cwd}) exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return {"seconds": seconds, "peak_rss_mb": peak, "rc": proc.returncode, "stdout": proc.stdout,
-            "stderr": proc.stderr}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "rc": proc.returncode,
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+    }
 
 
 def tree_bytes(folder: Path) -> tuple[int, int]:
@@ -101,10 +127,17 @@ class SynthProject:
         shutil.copy(STAGE_SCRIPT, self.root / "synth_stage.py")
         stages = {}
         for stage, (flags, outs, params) in STAGES.items():
-            prev = {"generate": ["data/collected"], "filter": ["data/collected"],
-                    "organize": ["data/collected", "data/tasks"]}.get(stage, [])
-            stages[stage] = {"cmd": f"python synth_stage.py {stage} {flags}", "deps": ["synth_stage.py", *prev],
-                             "params": params, "outs": [{o: {"persist": True}} for o in outs]}
+            prev = {
+                "generate": ["data/collected"],
+                "filter": ["data/collected"],
+                "organize": ["data/collected", "data/tasks"],
+            }.get(stage, [])
+            stages[stage] = {
+                "cmd": f"python synth_stage.py {stage} {flags}",
+                "deps": ["synth_stage.py", *prev],
+                "params": params,
+                "outs": [{o: {"persist": True}} for o in outs],
+            }
         (self.root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
         self.write_params()
         self.git("init", "-q", "-b", "main")
@@ -120,8 +153,9 @@ class SynthProject:
         (self.root / "params.yaml").write_text(yaml.safe_dump({"bench": self.params}, sort_keys=False))
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.root, env=env(), check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            ["git", *args], cwd=self.root, env=env(), check=True, capture_output=True, text=True
+        ).stdout
 
     def run(self, *cmd: str) -> subprocess.CompletedProcess:
         proc = subprocess.run(list(cmd), cwd=self.root, env=env(), capture_output=True, text=True)
@@ -155,6 +189,6 @@ class SynthProject:
 
     def shard_hashes(self) -> dict[str, str]:
         """Shard path → md5 as dvc.lock's directory object lists them (from the local DVC cache)."""
-        from registry.vcs import dir_listing, locked_out_md5
+        from dynosaur.registry.vcs import dir_listing, locked_out_md5
 
         return dir_listing(self.root, locked_out_md5(self.root, "data/corpus"))

@@ -2,14 +2,14 @@
 
 Copied into a temporary project as `synth_stage.py` and run by `dvc repro` as four stages named like the
 real ones (collect, generate, filter, organize), with the same `--out` / `--cache` flags, so that
-`registry.workspace.Workspace.load` finds the outputs. Each stage writes, seeded from `params.yaml: bench`,
+`dynosaur.registry.workspace.Workspace.load` finds the outputs. Each stage writes, seeded from `params.yaml: bench`,
 what its real counterpart would:
 
     collect    data/collected/<src>.json     SourceMeta (status ok, licence one of three)
     generate   data/generated/<src>.json     a small placeholder; data/llm_cache/README (the call cache)
     filter     data/tasks/<src>.json         FilteredSource: `tasks` valid Tasks per source
-    organize   data/corpus/<src>/<task>.parquet   `instances` rows per task, stages.organize.SCHEMA, zstd,
-               footer `dyno.digest` / `dyno.instances` from registry.manifest.InstanceDigest
+    organize   data/corpus/<src>/<task>.parquet   `instances` rows per task, dynosaur.pipeline.organize.SCHEMA, zstd,
+               footer `dyno.digest` / `dyno.instances` from dynosaur.registry.manifest.InstanceDigest
 
 Text is random words from a 5,000-word pseudo-vocabulary (~250-char inputs, 3-word outputs), so shards
 compress like text, not like a repeated pattern. `bench.changed: K` rewrites K tasks spread over the corpus
@@ -30,10 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from registry.io import write_json
-from registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
-from registry.records import FilteredSource, SourceMeta, Task, instance_ids, task_id
-from stages.organize import SCHEMA
+from dynosaur.core.io import write_json
+from dynosaur.core.records import FilteredSource, SourceMeta, Task, instance_ids, task_id
+from dynosaur.pipeline.organize import SCHEMA
+from dynosaur.registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
 
 VARIANT_KEY = b"bench.variant"
 LICENSES = ["mit", "cc-by-4.0", "apache-2.0"]
@@ -49,9 +49,18 @@ def metas(p: dict) -> list[SourceMeta]:
     for i in range(p["sources"]):
         sid = f"src-{i:03d}"
         rev = "sha256:" + hashlib.sha256(f"{sid}:{p['seed']}".encode()).hexdigest()
-        out.append(SourceMeta(source_id=sid, origin=f"local:data/sources/{sid}", kind="local",
-                              location=f"data/sources/{sid}", revision=rev, license=LICENSES[i % len(LICENSES)],
-                              pretty_name=f"Synthetic source {i}", description=f"Synthetic source number {i}."))
+        out.append(
+            SourceMeta(
+                source_id=sid,
+                origin=f"local:data/sources/{sid}",
+                kind="local",
+                location=f"data/sources/{sid}",
+                revision=rev,
+                license=LICENSES[i % len(LICENSES)],
+                pretty_name=f"Synthetic source {i}",
+                description=f"Synthetic source number {i}.",
+            )
+        )
     return out
 
 
@@ -60,10 +69,20 @@ def tasks_of(meta: SourceMeta, p: dict) -> list[Task]:
     for j in range(p["tasks"]):
         instruction = f"Task {j} of {meta.source_id}: read the text and give its short label number {j}."
         inputs, output = ["text"], f"label_{j}"
-        out.append(Task(task_id=task_id(meta.source_id, meta.revision, instruction, inputs, output),
-                        source_id=meta.source_id, source_revision=meta.revision, variant="with_description",
-                        instruction=instruction, input_fields=inputs, output_field=output, prompt_version="v1",
-                        model="bench", verdict="valid"))
+        out.append(
+            Task(
+                task_id=task_id(meta.source_id, meta.revision, instruction, inputs, output),
+                source_id=meta.source_id,
+                source_revision=meta.revision,
+                variant="with_description",
+                instruction=instruction,
+                input_fields=inputs,
+                output_field=output,
+                prompt_version="v1",
+                model="bench",
+                verdict="valid",
+            )
+        )
     return out
 
 
@@ -86,20 +105,23 @@ def shard(task: Task, meta: SourceMeta, index: int, variant: str, p: dict, vocab
     rng_in = np.random.default_rng([p["seed"], index, 0])
     rng_out = np.random.default_rng([p["seed"], index, 1 if variant == "base" else 2])
     const = lambda v: pa.repeat(pa.scalar(v, pa.string()), n)  # noqa: E731
-    return pa.Table.from_pydict({
-        "instance_id": pa.array(instance_ids(task.task_id, "train", rows).astype(str)),
-        "instruction": const(task.final_instruction),
-        "input": words(rng_in, vocab, n, INPUT_WORDS),
-        "output": words(rng_out, vocab, n, OUTPUT_WORDS),
-        "source_id": const(meta.source_id),
-        "source_revision": const(meta.revision),
-        "config": const(None),
-        "split": const("train"),
-        "row": pa.array(rows),
-        "task_id": const(task.task_id),
-        "prompt_version": const(task.prompt_version),
-        "model": const(task.model),
-    }, schema=SCHEMA)
+    return pa.Table.from_pydict(
+        {
+            "instance_id": pa.array(instance_ids(task.task_id, "train", rows).astype(str)),
+            "instruction": const(task.final_instruction),
+            "input": words(rng_in, vocab, n, INPUT_WORDS),
+            "output": words(rng_out, vocab, n, OUTPUT_WORDS),
+            "source_id": const(meta.source_id),
+            "source_revision": const(meta.revision),
+            "config": const(None),
+            "split": const("train"),
+            "row": pa.array(rows),
+            "task_id": const(task.task_id),
+            "prompt_version": const(task.prompt_version),
+            "model": const(task.model),
+        },
+        schema=SCHEMA,
+    )
 
 
 def changed_indices(total: int, changed: int) -> set[int]:
@@ -126,7 +148,9 @@ def organize(out: Path, p: dict) -> None:
             digest = InstanceDigest()
             digest.update(table)
             tmp = path.with_suffix(".parquet.tmp")
-            with pq.ParquetWriter(tmp, SCHEMA.with_metadata({VARIANT_KEY: key.encode()}), compression="zstd") as w:
+            with pq.ParquetWriter(
+                tmp, SCHEMA.with_metadata({VARIANT_KEY: key.encode()}), compression="zstd"
+            ) as w:
                 w.write_table(table)
                 w.add_key_value_metadata({DIGEST_KEY: digest.hexdigest(), COUNT_KEY: str(digest.count)})
             os.replace(tmp, path)
@@ -154,8 +178,12 @@ def main() -> None:
             write_json(args.out / f"{meta.source_id}.json", {"source_id": meta.source_id, "synthetic": True})
     elif args.stage == "filter":
         for meta in metas(p):
-            write_json(args.out / f"{meta.source_id}.json",
-                       FilteredSource(source_id=meta.source_id, fingerprint=meta.fingerprint, tasks=tasks_of(meta, p)))
+            write_json(
+                args.out / f"{meta.source_id}.json",
+                FilteredSource(
+                    source_id=meta.source_id, fingerprint=meta.fingerprint, tasks=tasks_of(meta, p)
+                ),
+            )
     else:
         organize(args.out, p)
 

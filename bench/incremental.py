@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import OFFLINE_ENV, ROOT, report, text_column, write_hf_source
-
 import numpy as np
 import pyarrow as pa
 import yaml
+from _common import OFFLINE_ENV, ROOT, report, text_column, write_hf_source
 
 DVC = str(ROOT / ".venv" / "bin" / "dvc")
 STAGE = re.compile(r"Running stage '(\w+)'")
@@ -33,15 +32,22 @@ STAGE = re.compile(r"Running stage '(\w+)'")
 def make_source(repo: Path, i: int, rows: int) -> str:
     sid = f"src-{i:03d}"
     rng = np.random.default_rng(i)
-    table = pa.table({
-        "title": text_column(rng, rows, 40, f"{sid} "),
-        "body": text_column(rng, rows, 160, f"{sid} "),
-        "summary": text_column(rng, rows, 30, f"{sid} "),
-        "label": pa.array(rng.integers(0, 3, rows), pa.int64()),
-    })
+    table = pa.table(
+        {
+            "title": text_column(rng, rows, 40, f"{sid} "),
+            "body": text_column(rng, rows, 160, f"{sid} "),
+            "summary": text_column(rng, rows, 30, f"{sid} "),
+            "label": pa.array(rng.integers(0, 3, rows), pa.int64()),
+        }
+    )
     features = {"title": "string", "body": "string", "summary": "string", "label": ["bad", "ok", "good"]}
-    write_hf_source(repo / "data" / "sources" / sid, table, features, name=f"Synthetic reviews #{i}",
-                    description=f"Reviews collection number {i}: a title, a body, a summary and a rating.")
+    write_hf_source(
+        repo / "data" / "sources" / sid,
+        table,
+        features,
+        name=f"Synthetic reviews #{i}",
+        description=f"Reviews collection number {i}: a title, a body, a summary and a rating.",
+    )
     return sid
 
 
@@ -59,8 +65,9 @@ def repro(repo: Path, env: dict, log: Path) -> tuple[float, dict[str, float]]:
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     with open(log, "a") as fh:
-        proc = subprocess.Popen([DVC, "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [DVC, "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for line in proc.stdout:
             fh.write(f"{time.perf_counter() - t0:8.2f} {line}")
             if m := STAGE.search(line):
@@ -70,14 +77,21 @@ def repro(repo: Path, env: dict, log: Path) -> tuple[float, dict[str, float]]:
     total = time.perf_counter() - t0
     if proc.wait():
         raise SystemExit(f"dvc repro failed; see {log}")
-    stages = {name: end - start for (name, start), (nxt, end) in zip(marks, marks[1:]) if name and not nxt}
+    stages = {
+        name: end - start
+        for (name, start), (nxt, end) in zip(marks, marks[1:], strict=False)
+        if name and not nxt
+    }
     stages["dvc_other"] = total - sum(stages.values())
     return total, stages
 
 
 def stage_floor(repo: Path, env: dict) -> dict[str, float]:
     """On the up-to-date repo: each stage's command run alone (interpreter, imports, no-op scan), `dvc status`."""
-    cmds = {name: stage["cmd"] for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items()}
+    cmds = {
+        name: stage["cmd"]
+        for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items()
+    }
     cmds["dvc status"] = f"{DVC} status"
     out = {}
     for name, cmd in cmds.items():
@@ -95,15 +109,28 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary repo (its path is printed)")
     ap.add_argument("--no-floor", action="store_true", help="skip timing each stage alone afterwards")
     args = ap.parse_args()
-    from tests.fake_openai import FakeOpenAI, tasks_from_schema
+    from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 
     repo = Path(tempfile.mkdtemp(prefix="bench-incremental-"))
     log = repo.parent / f"{repo.name}.log"
-    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(repo), "HF_HOME": str(repo.parent / f"{repo.name}-hf"),
-           "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **OFFLINE_ENV,
+        "PYTHONPATH": str(repo),
+        "HF_HOME": str(repo.parent / f"{repo.name}-hf"),
+        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("CI", None)
-    git = lambda *a: subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=b@x", *a],  # noqa: E731
-                                    cwd=repo, env=env, check=True, capture_output=True)
+
+    def git(*a):
+        return subprocess.run(
+            ["git", "-c", "user.name=bench", "-c", "user.email=b@x", *a],
+            cwd=repo,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+
     try:
         with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv:
             shutil.copy(ROOT / "dvc.yaml", repo)
@@ -126,14 +153,24 @@ def main() -> None:
                     write_params(repo, ids, srv.base_url)
                 srv.reset()
                 total, stages = repro(repo, env, log)
-                asked = [m["content"] for h in srv.history for m in h.get("messages", []) if m["role"] == "user"]
+                asked = [
+                    m["content"] for h in srv.history for m in h.get("messages", []) if m["role"] == "user"
+                ]
                 new_only = all(f"Dataset: Synthetic reviews #{args.sources}\n" in a for a in asked)
-                runs[name] = {"seconds": total, "calls": srv.calls, "stages": stages, "only_new_source": new_only}
+                runs[name] = {
+                    "seconds": total,
+                    "calls": srv.calls,
+                    "stages": stages,
+                    "only_new_source": new_only,
+                }
                 shown = ", ".join(f"{k} {v:.1f}s" for k, v in stages.items())
                 print(f"  {name}: {total:.1f}s, {srv.calls} calls ({shown})", flush=True)
             floor = {} if args.no_floor else stage_floor(repo, env)
             if floor:
-                print("  each stage alone, nothing to do: " + ", ".join(f"{k} {v:.2f}s" for k, v in floor.items()))
+                print(
+                    "  each stage alone, nothing to do: "
+                    + ", ".join(f"{k} {v:.2f}s" for k, v in floor.items())
+                )
     finally:
         if not args.keep:
             shutil.rmtree(repo, ignore_errors=True)
@@ -141,19 +178,27 @@ def main() -> None:
     full, noop, inc = runs["full"], runs["noop"], runs["incremental"]
     ratio = inc["seconds"] / full["seconds"]
     ok = lambda good: " ✓" if good else " ✗ MISSED"  # noqa: E731
-    report("incremental", [
-        ("sources", args.sources, f"+1, {args.rows} rows each"),
-        ("full_seconds", full["seconds"], ""),
-        ("full_calls", full["calls"], f"= {2 * args.sources}"),
-        ("noop_seconds", noop["seconds"], "nothing changed (collect always runs)"),
-        ("noop_calls", noop["calls"], "= 0" + ok(noop["calls"] == 0)),
-        ("incremental_seconds", inc["seconds"], ""),
-        ("incremental_calls", inc["calls"], "= 2" + ok(inc["calls"] == 2)),
-        ("incremental_calls_all_new_source", inc["only_new_source"], "True" + ok(inc["only_new_source"])),
-        ("incremental_over_full", ratio, "≤ 0.1" + ok(ratio <= 0.1)),
-        ("noop_over_full", noop["seconds"] / full["seconds"], ""),
-    ], {"runs": runs, "stage_alone_noop_seconds": floor, "log": str(log),
-        "repo": str(repo) if args.keep else None})
+    report(
+        "incremental",
+        [
+            ("sources", args.sources, f"+1, {args.rows} rows each"),
+            ("full_seconds", full["seconds"], ""),
+            ("full_calls", full["calls"], f"= {2 * args.sources}"),
+            ("noop_seconds", noop["seconds"], "nothing changed (collect always runs)"),
+            ("noop_calls", noop["calls"], "= 0" + ok(noop["calls"] == 0)),
+            ("incremental_seconds", inc["seconds"], ""),
+            ("incremental_calls", inc["calls"], "= 2" + ok(inc["calls"] == 2)),
+            ("incremental_calls_all_new_source", inc["only_new_source"], "True" + ok(inc["only_new_source"])),
+            ("incremental_over_full", ratio, "≤ 0.1" + ok(ratio <= 0.1)),
+            ("noop_over_full", noop["seconds"] / full["seconds"], ""),
+        ],
+        {
+            "runs": runs,
+            "stage_alone_noop_seconds": floor,
+            "log": str(log),
+            "repo": str(repo) if args.keep else None,
+        },
+    )
 
 
 if __name__ == "__main__":

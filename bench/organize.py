@@ -1,4 +1,4 @@
-"""Benchmark `stages.organize.organize_source` on a 1,000,000-row source against the plain-pyarrow I/O floor.
+"""Benchmark `dynosaur.pipeline.organize.organize_source` on a 1,000,000-row source against the plain-pyarrow I/O floor.
 
 Target: organize (3 tasks × every row) takes ≤ 3× the floor (read the same parquet files, write 3 × the rows
 as zstd parquet), with peak RSS < 1 GB. Each side runs in its own child process so its peak RSS is its own
@@ -16,29 +16,32 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, Timer, report, text_column, write_hf_source
-
 import numpy as np
 import pyarrow as pa
+from _common import ROOT, Timer, report, text_column, write_hf_source
 
 LABELS = ["negative", "neutral", "positive"]
 
 
 def build(work: Path, rows: int, files: int) -> None:
     """Source (HF layout) → collect → meta.json + tasks.json in `work`."""
-    from registry.records import Task, task_id
-    from stages.params import CollectParams, SourceSpec
-    from stages.sources import collect_source, source_revision
+    from dynosaur.core.params import CollectParams, SourceSpec
+    from dynosaur.core.records import Task, task_id
+    from dynosaur.pipeline.sources import collect_source, source_revision
 
     rng = np.random.default_rng(0)
-    table = pa.table({
-        "question": text_column(rng, rows, 60, "Q: "),
-        "context": text_column(rng, rows, 200),
-        "label": pa.array(rng.integers(0, 3, rows), pa.int64()),
-        "answer": text_column(rng, rows, 20),
-    })
+    table = pa.table(
+        {
+            "question": text_column(rng, rows, 60, "Q: "),
+            "context": text_column(rng, rows, 200),
+            "label": pa.array(rng.integers(0, 3, rows), pa.int64()),
+            "answer": text_column(rng, rows, 20),
+        }
+    )
     features = {"question": "string", "context": "string", "label": LABELS, "answer": "string"}
-    write_hf_source(work / "src", table, features, n_files=files, description="Synthetic QA with sentiment labels.")
+    write_hf_source(
+        work / "src", table, features, n_files=files, description="Synthetic QA with sentiment labels."
+    )
     spec = SourceSpec(id="bench-src", path=str(work / "src"))
     with Timer() as t:
         meta = collect_source(spec, CollectParams(), source_revision(spec))
@@ -50,9 +53,19 @@ def build(work: Path, rows: int, files: int) -> None:
         ("Give a short answer to the following question.", ["question"], "answer", None),
     ]
     tasks = [
-        Task(task_id=task_id(meta.source_id, meta.revision, ins, inp, out), source_id=meta.source_id,
-             source_revision=meta.revision, variant="with_description", instruction=ins, input_fields=inp,
-             output_field=out, prompt_version="v1", model="bench", verdict="valid", label_options=opts)
+        Task(
+            task_id=task_id(meta.source_id, meta.revision, ins, inp, out),
+            source_id=meta.source_id,
+            source_revision=meta.revision,
+            variant="with_description",
+            instruction=ins,
+            input_fields=inp,
+            output_field=out,
+            prompt_version="v1",
+            model="bench",
+            verdict="valid",
+            label_options=opts,
+        )
         for ins, inp, out, opts in specs
     ]
     (work / "meta.json").write_text(meta.model_dump_json())
@@ -62,9 +75,9 @@ def build(work: Path, rows: int, files: int) -> None:
 def child_organize(work: Path) -> dict:
     import pyarrow.parquet as pq
 
-    from registry.records import SourceMeta, Task
-    from stages.organize import organize_source
-    from stages.params import OrganizeParams
+    from dynosaur.core.params import OrganizeParams
+    from dynosaur.core.records import SourceMeta, Task
+    from dynosaur.pipeline.organize import organize_source
 
     meta = SourceMeta.model_validate_json((work / "meta.json").read_text())
     tasks = [Task.model_validate(t) for t in json.loads((work / "tasks.json").read_text())]
@@ -104,7 +117,9 @@ def vm_hwm_mb() -> float:
 
 def measure(kind: str, work: Path) -> dict:
     """Run one side in a fresh interpreter; it reports its own wall time and peak RSS."""
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--work", str(work)], stdout=subprocess.PIPE)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--work", str(work)], stdout=subprocess.PIPE
+    )
     if proc.returncode:
         raise SystemExit(f"{kind} child failed ({proc.returncode})")
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
@@ -130,21 +145,32 @@ def main() -> None:
         for _ in range(args.repeat):
             for kind in runs:  # side by side, alternating
                 runs[kind].append(measure(kind, work))
-                print(f"  {kind}: {runs[kind][-1]['seconds']:.2f}s, {runs[kind][-1]['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"  {kind}: {runs[kind][-1]['seconds']:.2f}s, {runs[kind][-1]['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
     best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
     rss = {k: max(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
     instances = runs["organize"][0]["rows_written"]
     ratio = best["organize"] / best["floor"]
-    report("organize", [
-        ("source_rows", args.rows, ""),
-        ("instances_written", instances, f"= 3 × {args.rows}"),
-        ("floor_seconds", best["floor"], ""),
-        ("organize_seconds", best["organize"], ""),
-        ("organize_instances_per_s", instances / best["organize"], ""),
-        ("organize_over_floor", ratio, "≤ 3.0" + (" ✓" if ratio <= 3 else " ✗ MISSED")),
-        ("floor_peak_rss_mb", rss["floor"], ""),
-        ("organize_peak_rss_mb", rss["organize"], "< 1024" + (" ✓" if rss["organize"] < 1024 else " ✗ MISSED")),
-    ], {"runs": runs, "root": str(ROOT), "cpus": os.cpu_count()})
+    report(
+        "organize",
+        [
+            ("source_rows", args.rows, ""),
+            ("instances_written", instances, f"= 3 × {args.rows}"),
+            ("floor_seconds", best["floor"], ""),
+            ("organize_seconds", best["organize"], ""),
+            ("organize_instances_per_s", instances / best["organize"], ""),
+            ("organize_over_floor", ratio, "≤ 3.0" + (" ✓" if ratio <= 3 else " ✗ MISSED")),
+            ("floor_peak_rss_mb", rss["floor"], ""),
+            (
+                "organize_peak_rss_mb",
+                rss["organize"],
+                "< 1024" + (" ✓" if rss["organize"] < 1024 else " ✗ MISSED"),
+            ),
+        ],
+        {"runs": runs, "root": str(ROOT), "cpus": os.cpu_count()},
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ makes a fresh `git clone` of it (so there is no local DVC cache: every shard com
 times, side by side and alternating: `cp -r data/corpus` of the released project (the same bytes as the
 release's objects on the remote) and `dyno pull v1 --out DIR` in the clone, as child processes under GNU time
 (wall, peak RSS). Both read from a warm page cache (the files were just written). A third child times the
-phases of `registry.pull` in one process (imports, DVC fetch, check = recompute every shard's digest), to say
+phases of `dynosaur.registry.pull` in one process (imports, DVC fetch, check = recompute every shard's digest), to say
 where the time goes.
 
 Target: pull ≤ 2 × cp. Run: `.venv/bin/python bench/pull.py [--sources 50] [--tasks 20] [--instances 1000]
@@ -30,7 +30,9 @@ from _release_project import DYNO, SynthProject, env, measured, tree_bytes
 
 
 def fresh_clone(proj: SynthProject, dest: Path) -> Path:
-    subprocess.run(["git", "clone", "-q", str(proj.root), str(dest)], check=True, capture_output=True, env=env())
+    subprocess.run(
+        ["git", "clone", "-q", str(proj.root), str(dest)], check=True, capture_output=True, env=env()
+    )
     assert not (dest / ".dvc" / "cache").exists(), "a fresh clone has no DVC cache"
     return dest
 
@@ -40,8 +42,8 @@ def child_phases(clone: Path, out: Path) -> dict:
     t0 = time.perf_counter()
     import dvc.repo  # noqa: F401
 
-    from registry import pull
-    from registry.ledger import Ledger
+    from dynosaur.registry import pull
+    from dynosaur.registry.ledger import Ledger
 
     t_import = time.perf_counter() - t0
     ledger = Ledger(clone)
@@ -55,13 +57,23 @@ def child_phases(clone: Path, out: Path) -> dict:
     instances, size = pull._check(staging, release, entries)
     t_check = time.perf_counter() - t2
     shutil.rmtree(staging, ignore_errors=True)
-    return {"import_seconds": t_import, "fetch_seconds": t_fetch, "check_seconds": t_check,
-            "instances": instances, "bytes": size}
+    return {
+        "import_seconds": t_import,
+        "fetch_seconds": t_fetch,
+        "check_seconds": t_check,
+        "instances": instances,
+        "bytes": size,
+    }
 
 
 def phases(clone: Path, out: Path) -> dict | None:
-    proc = subprocess.run([sys.executable, __file__, "--child-phases", str(clone), "--child-out", str(out)],
-                          cwd=clone, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child-phases", str(clone), "--child-out", str(out)],
+        cwd=clone,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         print(f"  (phase breakdown unavailable: {proc.stderr.strip().splitlines()[-1:]})", flush=True)
         return None
@@ -87,13 +99,17 @@ def main() -> None:
     parent = Path(tempfile.mkdtemp(prefix="bench-pull-"))
     print(f"project in {parent}", flush=True)
     try:
-        proj = SynthProject(parent, "proj", sources=args.sources, tasks=args.tasks, instances=args.instances,
-                            seed=args.seed)
+        proj = SynthProject(
+            parent, "proj", sources=args.sources, tasks=args.tasks, instances=args.instances, seed=args.seed
+        )
         repro_s = proj.repro("data for v1")
         rel = proj.release("v1")
         shards, size = tree_bytes(proj.root / "data" / "corpus")
-        print(f"  released v1: {proj.total_instances:,} instances, {shards} shards, {size / 1e6:.0f} MB "
-              f"(repro {repro_s:.1f}s, release {rel['seconds']:.1f}s)", flush=True)
+        print(
+            f"  released v1: {proj.total_instances:,} instances, {shards} shards, {size / 1e6:.0f} MB "
+            f"(repro {repro_s:.1f}s, release {rel['seconds']:.1f}s)",
+            flush=True,
+        )
         runs: dict[str, list[dict]] = {"cp": [], "pull": []}
         for i in range(args.repeat):
             copy_dest = parent / f"cp-{i}"
@@ -107,16 +123,30 @@ def main() -> None:
             pl = measured([DYNO, "pull", "v1", "--out", str(pulled), "--json"], clone)
             got = json.loads(pl["stdout"])
             assert tree_bytes(pulled) == (shards, size) and got["instances"] == proj.total_instances, got
-            runs["pull"].append({"seconds": pl["seconds"], "peak_rss_mb": pl["peak_rss_mb"],
-                                 "clone_dvc_cache_after": (clone / ".dvc" / "cache").exists()})
+            runs["pull"].append(
+                {
+                    "seconds": pl["seconds"],
+                    "peak_rss_mb": pl["peak_rss_mb"],
+                    "clone_dvc_cache_after": (clone / ".dvc" / "cache").exists(),
+                }
+            )
             shutil.rmtree(pulled)
             shutil.rmtree(clone)
-            print(f"  run {i + 1}: cp {cp['seconds']:.2f}s, pull {pl['seconds']:.2f}s "
-                  f"({pl['peak_rss_mb']:.0f} MB)", flush=True)
+            print(
+                f"  run {i + 1}: cp {cp['seconds']:.2f}s, pull {pl['seconds']:.2f}s "
+                f"({pl['peak_rss_mb']:.0f} MB)",
+                flush=True,
+            )
         breakdown = phases(fresh_clone(proj, parent / "clone-phases"), parent / "pulled-phases")
         if breakdown:
-            print("  pull phases (one process): " + ", ".join(
-                f"{k.removesuffix('_seconds')} {v:.2f}s" for k, v in breakdown.items() if k.endswith("_seconds")))
+            print(
+                "  pull phases (one process): "
+                + ", ".join(
+                    f"{k.removesuffix('_seconds')} {v:.2f}s"
+                    for k, v in breakdown.items()
+                    if k.endswith("_seconds")
+                )
+            )
     finally:
         if not args.keep:
             shutil.rmtree(parent, ignore_errors=True)
@@ -137,9 +167,19 @@ def main() -> None:
     ]
     if breakdown:
         rows += [(f"phase_{k}", v, "") for k, v in breakdown.items() if k.endswith("_seconds")]
-    report(args.name, rows, {"runs": runs, "phases": breakdown, "repro_seconds": repro_s,
-                          "release_seconds": rel["seconds"], "args": vars(args), "cpus": os.cpu_count(),
-                          "project": str(parent) if args.keep else None})
+    report(
+        args.name,
+        rows,
+        {
+            "runs": runs,
+            "phases": breakdown,
+            "repro_seconds": repro_s,
+            "release_seconds": rel["seconds"],
+            "args": vars(args),
+            "cpus": os.cpu_count(),
+            "project": str(parent) if args.keep else None,
+        },
+    )
 
 
 if __name__ == "__main__":

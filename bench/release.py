@@ -2,7 +2,7 @@
 
 No LLM pipeline runs: a temporary git + DVC project (local directory remote as default) has four stages
 named like the real ones whose command is `bench/_synth_stage.py`, so `dvc repro` writes collected records,
-tasks and 1,000 parquet shards (stages.organize.SCHEMA, footer digests) and `dyno` sees an up-to-date
+tasks and 1,000 parquet shards (dynosaur.pipeline.organize.SCHEMA, footer digests) and `dyno` sees an up-to-date
 pipeline. Then: `dyno release -m v1` (pushes every shard), rewrite 10 shards (the other 990 stay
 byte-identical), `dvc repro`, commit, `dyno release -m v2`, and `dyno diff v1 v2 --json`, whose totals must
 say 10 tasks changed. A second project with 10× the instances per task (same tasks) gets the same two
@@ -27,9 +27,13 @@ from _common import ROOT, report
 from _release_project import DYNO, SynthProject, measured
 
 
-def released_pair(parent: Path, name: str, args: argparse.Namespace, instances: int) -> tuple[SynthProject, dict]:
+def released_pair(
+    parent: Path, name: str, args: argparse.Namespace, instances: int
+) -> tuple[SynthProject, dict]:
     """A project with v1 (everything) and v2 (`--changed` tasks rewritten): the times of each step."""
-    proj = SynthProject(parent, name, sources=args.sources, tasks=args.tasks, instances=instances, seed=args.seed)
+    proj = SynthProject(
+        parent, name, sources=args.sources, tasks=args.tasks, instances=instances, seed=args.seed
+    )
     out: dict = {"instances_per_task": instances, "total_instances": proj.total_instances}
     out["repro_full_seconds"] = proj.repro("data for v1")
     before = proj.shard_hashes()
@@ -42,10 +46,13 @@ def released_pair(parent: Path, name: str, args: argparse.Namespace, instances: 
     out["shards_rewritten"] = sum(before[k] != after.get(k) for k in before)
     v2 = proj.release("v2")
     out["release_v2"] = {k: v2[k] for k in ("seconds", "peak_rss_mb")}
-    print(f"  {name}: {proj.total_instances:,} instances, repro {out['repro_full_seconds']:.1f}s, "
-          f"release v1 {v1['seconds']:.2f}s / {v1['peak_rss_mb']:.0f} MB; {out['shards_rewritten']} shards "
-          f"rewritten, repro {out['repro_change_seconds']:.1f}s, release v2 {v2['seconds']:.2f}s / "
-          f"{v2['peak_rss_mb']:.0f} MB", flush=True)
+    print(
+        f"  {name}: {proj.total_instances:,} instances, repro {out['repro_full_seconds']:.1f}s, "
+        f"release v1 {v1['seconds']:.2f}s / {v1['peak_rss_mb']:.0f} MB; {out['shards_rewritten']} shards "
+        f"rewritten, repro {out['repro_change_seconds']:.1f}s, release v2 {v2['seconds']:.2f}s / "
+        f"{v2['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
     return proj, out
 
 
@@ -56,7 +63,9 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=1000, help="instances per task")
     ap.add_argument("--scale", type=int, default=10, help="instances multiplier of the second project")
     ap.add_argument("--changed", type=int, default=10, help="tasks rewritten between v1 and v2")
-    ap.add_argument("--repeat", type=int, default=5, help="diff runs per project, alternating; best and median")
+    ap.add_argument(
+        "--repeat", type=int, default=5, help="diff runs per project, alternating; best and median"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the temporary projects (the path is printed)")
     args = ap.parse_args()
@@ -84,37 +93,56 @@ def main() -> None:
     median = {k: statistics.median(r["seconds"] for r in v) for k, v in diffs.items()}
     rss = {k: max(r["peak_rss_mb"] for r in v) for k, v in diffs.items()}
     n_tasks = args.sources * args.tasks
-    changed_ok = {k: t["tasks_changed"] == args.changed and not (t["tasks_added"] or t["tasks_removed"])
-                  for k, t in totals.items()}
+    changed_ok = {
+        k: t["tasks_changed"] == args.changed and not (t["tasks_added"] or t["tasks_removed"])
+        for k, t in totals.items()
+    }
     ratio = best["big"] / best["x1"]
     s, b = small_steps, big_steps
-    report("release", [
-        ("tasks", n_tasks, f"{args.sources} sources × {args.tasks}"),
-        ("instances_x1", s["total_instances"], f"{args.instances:,} per task"),
-        (f"instances_x{args.scale}", b["total_instances"], f"{args.instances * args.scale:,} per task"),
-        ("dyno_startup_seconds", min(r["seconds"] for r in startup), "`dyno --version`: the fixed cost"),
-        ("repro_full_seconds", s["repro_full_seconds"], "synthetic stages + dvc hashing (not dyno)"),
-        ("release_v1_seconds", s["release_v1"]["seconds"], "push all shards"),
-        ("release_v1_peak_rss_mb", s["release_v1"]["peak_rss_mb"], ""),
-        ("shards_rewritten", s["shards_rewritten"], f"= {args.changed}" + ok(s["shards_rewritten"] == args.changed)),
-        ("release_v2_seconds", s["release_v2"]["seconds"], f"{args.changed} shards to push"),
-        ("release_v2_peak_rss_mb", s["release_v2"]["peak_rss_mb"], ""),
-        ("release_v2_over_v1", s["release_v2"]["seconds"] / s["release_v1"]["seconds"], ""),
-        ("diff_seconds", best["x1"], "< 1.0" + ok(best["x1"] < 1)),
-        ("diff_seconds_median", median["x1"], ""),
-        ("diff_peak_rss_mb", rss["x1"], "< 200" + ok(rss["x1"] < 200)),
-        ("diff_tasks_changed", totals["x1"]["tasks_changed"], f"= {args.changed}" + ok(changed_ok["x1"])),
-        (f"release_v1_seconds_x{args.scale}", b["release_v1"]["seconds"], ""),
-        (f"release_v1_peak_rss_mb_x{args.scale}", b["release_v1"]["peak_rss_mb"], ""),
-        (f"release_v2_seconds_x{args.scale}", b["release_v2"]["seconds"], ""),
-        (f"diff_seconds_x{args.scale}", best["big"], "< 1.0" + ok(best["big"] < 1)),
-        (f"diff_peak_rss_mb_x{args.scale}", rss["big"], "< 200" + ok(rss["big"] < 200)),
-        (f"diff_tasks_changed_x{args.scale}", totals["big"]["tasks_changed"],
-         f"= {args.changed}" + ok(changed_ok["big"])),
-        (f"diff_x{args.scale}_over_x1", ratio, "≈ 1 (≤ 1.25)" + ok(ratio <= 1.25)),
-    ], {"steps": {"x1": small_steps, f"x{args.scale}": big_steps}, "diff_runs": diffs, "diff_totals": totals,
-        "dyno_startup_runs": [r["seconds"] for r in startup], "args": vars(args), "cpus": os.cpu_count(),
-        "projects": str(parent) if args.keep else None})
+    report(
+        "release",
+        [
+            ("tasks", n_tasks, f"{args.sources} sources × {args.tasks}"),
+            ("instances_x1", s["total_instances"], f"{args.instances:,} per task"),
+            (f"instances_x{args.scale}", b["total_instances"], f"{args.instances * args.scale:,} per task"),
+            ("dyno_startup_seconds", min(r["seconds"] for r in startup), "`dyno --version`: the fixed cost"),
+            ("repro_full_seconds", s["repro_full_seconds"], "synthetic stages + dvc hashing (not dyno)"),
+            ("release_v1_seconds", s["release_v1"]["seconds"], "push all shards"),
+            ("release_v1_peak_rss_mb", s["release_v1"]["peak_rss_mb"], ""),
+            (
+                "shards_rewritten",
+                s["shards_rewritten"],
+                f"= {args.changed}" + ok(s["shards_rewritten"] == args.changed),
+            ),
+            ("release_v2_seconds", s["release_v2"]["seconds"], f"{args.changed} shards to push"),
+            ("release_v2_peak_rss_mb", s["release_v2"]["peak_rss_mb"], ""),
+            ("release_v2_over_v1", s["release_v2"]["seconds"] / s["release_v1"]["seconds"], ""),
+            ("diff_seconds", best["x1"], "< 1.0" + ok(best["x1"] < 1)),
+            ("diff_seconds_median", median["x1"], ""),
+            ("diff_peak_rss_mb", rss["x1"], "< 200" + ok(rss["x1"] < 200)),
+            ("diff_tasks_changed", totals["x1"]["tasks_changed"], f"= {args.changed}" + ok(changed_ok["x1"])),
+            (f"release_v1_seconds_x{args.scale}", b["release_v1"]["seconds"], ""),
+            (f"release_v1_peak_rss_mb_x{args.scale}", b["release_v1"]["peak_rss_mb"], ""),
+            (f"release_v2_seconds_x{args.scale}", b["release_v2"]["seconds"], ""),
+            (f"diff_seconds_x{args.scale}", best["big"], "< 1.0" + ok(best["big"] < 1)),
+            (f"diff_peak_rss_mb_x{args.scale}", rss["big"], "< 200" + ok(rss["big"] < 200)),
+            (
+                f"diff_tasks_changed_x{args.scale}",
+                totals["big"]["tasks_changed"],
+                f"= {args.changed}" + ok(changed_ok["big"]),
+            ),
+            (f"diff_x{args.scale}_over_x1", ratio, "≈ 1 (≤ 1.25)" + ok(ratio <= 1.25)),
+        ],
+        {
+            "steps": {"x1": small_steps, f"x{args.scale}": big_steps},
+            "diff_runs": diffs,
+            "diff_totals": totals,
+            "dyno_startup_runs": [r["seconds"] for r in startup],
+            "args": vars(args),
+            "cpus": os.cpu_count(),
+            "projects": str(parent) if args.keep else None,
+        },
+    )
 
 
 if __name__ == "__main__":

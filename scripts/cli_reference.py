@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from registry.cli import cli
+from dynosaur.cli.main import cli
 
 BEGIN, END = "<!-- cli-reference:begin -->", "<!-- cli-reference:end -->"
 

@@ -2,7 +2,7 @@
 
 In a throwaway clone of this repository it cuts three releases, one source at a time
 (v1: vader-tweets + vader-movie-reviews, v2: + chatterbot-conversations, v3: + vader-amazon-reviews),
-then trains stage by stage over v1 → v2 → v3 once per replay strategy (`stages.continual.compare_strategies`)
+then trains stage by stage over v1 → v2 → v3 once per replay strategy (`dynosaur.training.continual.compare_strategies`)
 with vader-movie-reviews held out as the unseen task, and prints a markdown table.
 
     python scripts/continual_table.py [--steps 300] [--strategies none,random,instr_diverse,instr_similar]
@@ -35,8 +35,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="training steps per stage")
     ap.add_argument("--strategies", default="none,random,instr_diverse,instr_similar")
     ap.add_argument("--replay-tasks", type=int, default=1)
-    ap.add_argument("--llm-cache", type=Path, default=ROOT / "data" / "llm_cache",
-                    help="a call cache to reuse (from `dvc pull` or an earlier `dvc repro`)")
+    ap.add_argument(
+        "--llm-cache",
+        type=Path,
+        default=ROOT / "data" / "llm_cache",
+        help="a call cache to reuse (from `dvc pull` or an earlier `dvc repro`)",
+    )
     args = ap.parse_args()
     bin_dir = Path(sys.executable).parent
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
@@ -65,24 +69,34 @@ def main() -> None:
 
     sys.path.insert(0, str(repo))
     os.chdir(repo)
-    from stages.continual import compare_strategies
-    from stages.params import load_params
+    from dynosaur.core.params import load_params
+    from dynosaur.training.continual import compare_strategies
 
     loaded = load_params()
-    train = loaded.train.model_copy(update={"max_steps": args.steps, "continual": {
-        "releases": ["v1", "v2", "v3"], "replay": {"strategy": "none", "tasks": args.replay_tasks,
-                                                   "instances_per_task": 200}}})
+    train = loaded.train.model_copy(
+        update={
+            "max_steps": args.steps,
+            "continual": {
+                "releases": ["v1", "v2", "v3"],
+                "replay": {"strategy": "none", "tasks": args.replay_tasks, "instances_per_task": 200},
+            },
+        }
+    )
     loaded = loaded.model_copy(update={"train": type(loaded.train).model_validate(train.model_dump())})
     result = compare_strategies(repo, loaded, work / "models", strategies=args.strategies.split(","))
 
-    print(f"| strategy | unseen (ROUGE-L) | v3 holdout | v1 holdout after v3 | v2 holdout after v3 |"
-          f" mean forgetting |\n|---|---|---|---|---|---|")
+    print(
+        "| strategy | unseen (ROUGE-L) | v3 holdout | v1 holdout after v3 | v2 holdout after v3 |"
+        " mean forgetting |\n|---|---|---|---|---|---|"
+    )
     for strategy, report in result.reports.items():
         last = report.stages[-1]
         prev = last.previous_holdout_rouge_l
         fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-        print(f"| {strategy} | {fmt(last.unseen_rouge_l)} | {fmt(last.current_holdout_rouge_l)} | "
-              f"{fmt(prev.get('v1'))} | {fmt(prev.get('v2'))} | {fmt(report.mean_forgetting)} |")
+        print(
+            f"| {strategy} | {fmt(last.unseen_rouge_l)} | {fmt(last.current_holdout_rouge_l)} | "
+            f"{fmt(prev.get('v1'))} | {fmt(prev.get('v2'))} | {fmt(report.mean_forgetting)} |"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI, tasks_from_schema
+from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.hub_fixtures import hub_server  # noqa: F401  (the Hub-compatible test server, for any test)
 
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")

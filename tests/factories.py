@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.records import (
+from dynosaur.core.records import (
     Feature,
     FeatureStats,
     GeneratedSource,
@@ -26,11 +26,15 @@ LABELS = ["negative", "positive"]
 
 def make_stats(**overrides: Any) -> FeatureStats:
     """Plain statistics of a free-text field: nothing empty, nothing dominant, not an identifier."""
-    values: dict[str, Any] = dict(scanned=100, empty=0, distinct=100, top_share=0.01, id_like=False, mean_chars=40.0)
+    values: dict[str, Any] = dict(
+        scanned=100, empty=0, distinct=100, top_share=0.01, id_like=False, mean_chars=40.0
+    )
     return FeatureStats(**{**values, **overrides})
 
 
-def make_feature(name: str, dtype: str = "string", class_names: list[str] | None = None, **stats: Any) -> Feature:
+def make_feature(
+    name: str, dtype: str = "string", class_names: list[str] | None = None, **stats: Any
+) -> Feature:
     """A feature with plain stats (`stats=None` for none); keyword arguments override single stats."""
     if "stats" in stats:
         return Feature(name=name, dtype=dtype, class_names=class_names, stats=stats["stats"])
@@ -164,7 +168,11 @@ def make_task_version(**overrides: Any) -> TaskVersion:
 
 def make_retraction(**overrides: Any) -> Retraction:
     values: dict[str, Any] = dict(
-        kind="task", target="0123456789abcdef", identity=None, reason="toxic outputs", created_at="2026-01-02T00:00:00Z"
+        kind="task",
+        target="0123456789abcdef",
+        identity=None,
+        reason="toxic outputs",
+        created_at="2026-01-02T00:00:00Z",
     )
     return Retraction(**{**values, **overrides})
 

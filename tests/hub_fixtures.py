@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub_server import HubServer
+from dynosaur.testing.hub_server import HubServer
 
 HF_TEST_TOKEN = "hf_test_dummy_token"
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = ("stages", "registry", "dvc.yaml", "pyproject.toml")
+CODE = ("src", "dvc.yaml", "pyproject.toml")
 
 
 def write_source(
@@ -35,10 +35,12 @@ def write_source(
     card: dict[str, Any] = {
         "license": license,
         "pretty_name": source_id.replace("-", " ").title(),
-        "configs": [{
-            "config_name": "default",
-            "data_files": [{"split": s, "path": f"data/{s}.jsonl"} for s in rows],
-        }],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}.jsonl"} for s in rows],
+            }
+        ],
     }
     if features is not None:
         card["dataset_info"] = {"features": features}
@@ -52,10 +54,14 @@ def write_source(
 
 def qa_source(root: Path, source_id: str, n: int = 30, test_rows: int = 5, **kw: Any) -> Path:
     """question / answer / label(class) rows: a source the fake LLM proposes valid tasks for."""
+
     def rows(split: str, count: int) -> list[dict[str, Any]]:
         return [
-            {"question": f"{source_id} {split} question number {i}?", "answer": f"answer {i} of {source_id}",
-             "label": i % 3}
+            {
+                "question": f"{source_id} {split} question number {i}?",
+                "answer": f"answer {i} of {source_id}",
+                "label": i % 3,
+            }
             for i in range(count)
         ]
 
@@ -84,7 +90,12 @@ class Project:
         self.params: dict[str, Any] = yaml.safe_load((REPO / "params.yaml").read_text())
         self.params["sources"] = []
         self.params["llm"].update(
-            provider="compatible", base_url=base_url, model="fake-model", concurrency=2, max_retries=2, timeout_s=5
+            provider="compatible",
+            base_url=base_url,
+            model="fake-model",
+            concurrency=2,
+            max_retries=2,
+            timeout_s=5,
         )
         self.write_params()
         (root / "data" / "sources").mkdir(parents=True)
@@ -141,7 +152,9 @@ class Project:
         return proc
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", *args], cwd=self.root, check=True, capture_output=True, text=True
+        ).stdout
 
     def commit(self, message: str = "update") -> None:
         """Commit everything git tracks or should (params, sources, dvc.lock), as a user does before releasing."""
@@ -164,7 +177,10 @@ class Project:
 
     def shards(self) -> dict[str, float]:
         """Shard path → mtime, to tell rewritten shards from kept ones."""
-        return {str(p.relative_to(self.root)): p.stat().st_mtime_ns for p in (self.root / "data/corpus").glob("*/*.parquet")}
+        return {
+            str(p.relative_to(self.root)): p.stat().st_mtime_ns
+            for p in (self.root / "data/corpus").glob("*/*.parquet")
+        }
 
     def instances(self) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq

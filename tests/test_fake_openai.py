@@ -15,7 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fake_openai import FakeOpenAI, Fault, tasks_from_schema
+from dynosaur.testing.fake_openai import FakeOpenAI, Fault, tasks_from_schema
 
 MESSAGES = [{"role": "user", "content": "Propose tasks for this dataset."}]  # 31 chars -> 8 tokens
 
@@ -115,8 +115,10 @@ def test_concurrent_requests_overlap() -> None:
     with FakeOpenAI(latency=0.2) as srv:
         c = client(srv, max_retries=0, timeout=3.0)
         answers: list[str | None] = []
-        threads = [threading.Thread(target=lambda: answers.append(ask(c).choices[0].message.content))
-                   for _ in range(16)]
+        threads = [
+            threading.Thread(target=lambda: answers.append(ask(c).choices[0].message.content))
+            for _ in range(16)
+        ]
         start = time.monotonic()
         for t in threads:
             t.start()
@@ -175,8 +177,17 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_openai", "--latency", "0.05", "--port-file", str(port_file)],
-        cwd=root, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "dynosaur.testing.fake_openai",
+            "--latency",
+            "0.05",
+            "--port-file",
+            str(port_file),
+        ],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10

@@ -1,6 +1,6 @@
 """Publishing and consuming releases on the Hub, and `hub:` sources, against the Hub-compatible test server.
 
-The real `huggingface_hub` and `datasets` clients talk to `tests.hub_server.HubServer` on 127.0.0.1; the
+The real `huggingface_hub` and `datasets` clients talk to `dynosaur.testing.hub_server.HubServer` on 127.0.0.1; the
 pipeline and `dyno` run as subprocesses that reach it through HF_ENDPOINT.
 """
 
@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.fake_openai import FakeOpenAI
-from tests.hub_server import HubServer
+from dynosaur.testing.fake_openai import FakeOpenAI
+from dynosaur.testing.hub_server import HubServer
 from tests.project import REPO, Project
 
 pytestmark = pytest.mark.integration
@@ -46,8 +46,10 @@ def release(project: Project, message: str) -> dict:
 
 def local_rows(project: Project, version: str, out: Path) -> list[dict]:
     project.dyno("pull", version, "--out", str(out))
-    return sorted((r for p in sorted(out.glob("*/*.parquet")) for r in pq.read_table(p).to_pylist()),
-                  key=lambda r: r["instance_id"])
+    return sorted(
+        (r for p in sorted(out.glob("*/*.parquet")) for r in pq.read_table(p).to_pylist()),
+        key=lambda r: r["instance_id"],
+    )
 
 
 def test_publish_versions_and_load_them_back(project: Project, hub_server: HubServer, tmp_path: Path):
@@ -67,7 +69,10 @@ def test_publish_versions_and_load_them_back(project: Project, hub_server: HubSe
     add_hub_source(project, "vader-amazon-reviews")
     v2 = release(project, "add amazon reviews")
     out2 = json.loads(project.dyno("publish", "v2", "--repo", CORPUS, "--json").stdout)
-    assert (out2["uploaded"], out2["reused"]) == (v2["totals"]["tasks"] - v1["totals"]["tasks"], v1["totals"]["tasks"])
+    assert (out2["uploaded"], out2["reused"]) == (
+        v2["totals"]["tasks"] - v1["totals"]["tasks"],
+        v1["totals"]["tasks"],
+    )
 
     import datasets
 
@@ -79,7 +84,11 @@ def test_publish_versions_and_load_them_back(project: Project, hub_server: HubSe
 
     card = hub_server.read_file(CORPUS, "README.md", revision="v2").decode()
     meta = yaml.safe_load(card.split("---")[1])
-    assert meta["license"] == "other" and "bsd-3-clause" in meta["license_details"] and "mit" in meta["license_details"]
+    assert (
+        meta["license"] == "other"
+        and "bsd-3-clause" in meta["license_details"]
+        and "mit" in meta["license_details"]
+    )
     assert f"{v2['totals']['instances']:,} instances" in card
     assert "| vader-amazon-reviews | hub:demo/vader-amazon-reviews |" in card
     assert 'load_dataset("tester/dynosaur-corpus", revision="v2"' in card
@@ -88,7 +97,9 @@ def test_publish_versions_and_load_them_back(project: Project, hub_server: HubSe
     pulled = tmp_path / "from-hub"
     project.dyno("pull", "v1", "--hub", CORPUS, "--out", str(pulled))
     assert sorted(p.relative_to(pulled).as_posix() for p in pulled.glob("*/*.parquet")) == sorted(
-        json.loads(line)["shard"] for line in (project.root / "ledger/manifests/v1.jsonl").read_text().splitlines())
+        json.loads(line)["shard"]
+        for line in (project.root / "ledger/manifests/v1.jsonl").read_text().splitlines()
+    )
 
     # Older after newer is refused; tags never move.
     project.dyno("publish", "v2", "--repo", "tester/other-corpus")
@@ -119,7 +130,9 @@ def test_publish_faults(project: Project, hub_server: HubServer, monkeypatch):
     def fails(*args: str, code: int = 1, message: str) -> None:
         proc = project.dyno(*args, check=False)
         lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == code and lines[-1].startswith("Error:") and message in lines[-1], proc.stderr
+        assert proc.returncode == code and lines[-1].startswith("Error:") and message in lines[-1], (
+            proc.stderr
+        )
         assert "hf_test_dummy_token" not in proc.stderr + proc.stdout
 
     fails("publish", "v1", "--repo", "not-a-repo-id", code=2, message="not a Hub repo id")

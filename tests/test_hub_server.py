@@ -1,4 +1,4 @@
-"""The fake Hub (tests/hub_server.py) against the real huggingface_hub and datasets clients."""
+"""The fake Hub (src/dynosaur/testing/hub_server.py) against the real huggingface_hub and datasets clients."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.hub_server import HubServer
+from dynosaur.testing.hub_server import HubServer
 
 # huggingface_hub's own LFS PUT (data=fileobj) trips an httpx2 deprecation warning: not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -367,7 +367,7 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tests.hub_server",
+            "dynosaur.testing.hub_server",
             "--root",
             str(tmp_path / "hub"),
             "--port",

@@ -17,8 +17,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def test_dvc_repro_with_the_local_model_builds_a_corpus(tmp_path: Path):
     pytest.importorskip("xllamacpp")
     project = Project(tmp_path / "repo", base_url="unused")
-    project.params["llm"] = {**project.params["llm"], "provider": "local", "base_url": None,
-                             "model": "qwen2.5-coder-0.5b-instruct-q4_k_m", "timeout_s": 300}
+    project.params["llm"] = {
+        **project.params["llm"],
+        "provider": "local",
+        "base_url": None,
+        "model": "qwen2.5-coder-0.5b-instruct-q4_k_m",
+        "timeout_s": 300,
+    }
     project.add_demo_source("vader-tweets")
     project.repro()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.fake_openai import FakeOpenAI
+from dynosaur.testing.fake_openai import FakeOpenAI
 from tests.project import Project
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,10 @@ def project(tmp_path: Path, server: FakeOpenAI) -> Project:
 
 
 def rows_of(folder: Path) -> dict[str, list[dict]]:
-    return {p.relative_to(folder).as_posix(): pq.read_table(p).to_pylist() for p in sorted(folder.glob("*/*.parquet"))}
+    return {
+        p.relative_to(folder).as_posix(): pq.read_table(p).to_pylist()
+        for p in sorted(folder.glob("*/*.parquet"))
+    }
 
 
 def release(project: Project, message: str = "") -> dict:
@@ -67,10 +70,18 @@ def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
 
     d = json.loads(project.dyno("diff", "v1", "v2", "--json").stdout)
     assert d["totals"] | {} == {
-        "tasks_before": 4, "tasks_after": 6, "instances_before": 2 * PER_SOURCE, "instances_after": 3 * PER_SOURCE,
-        "tasks_added": 2, "tasks_removed": 0, "tasks_retracted": 0, "tasks_changed": 0,
+        "tasks_before": 4,
+        "tasks_after": 6,
+        "instances_before": 2 * PER_SOURCE,
+        "instances_after": 3 * PER_SOURCE,
+        "tasks_added": 2,
+        "tasks_removed": 0,
+        "tasks_retracted": 0,
+        "tasks_changed": 0,
     }
-    assert [(s["source_id"], s["tasks_added"], s["instances_added"]) for s in d["sources"]] == [("gamma", 2, PER_SOURCE)]
+    assert [(s["source_id"], s["tasks_added"], s["instances_added"]) for s in d["sources"]] == [
+        ("gamma", 2, PER_SOURCE)
+    ]
 
     project.dyno("retract", "--source", "alpha", "--reason", "licence turned out to be wrong")
     stale = project.dyno("release", check=False)  # the pipeline must run first
@@ -78,8 +89,10 @@ def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
     project.repro()
     v3 = release(project, "without alpha")["release"]
     assert v3["totals"] == {"sources": 2, "tasks": 4, "instances": 2 * PER_SOURCE}
-    assert any(line.startswith("alpha: 2 tasks retracted") and "licence turned out to be wrong" in line
-               for line in v3["changelog"])
+    assert any(
+        line.startswith("alpha: 2 tasks retracted") and "licence turned out to be wrong" in line
+        for line in v3["changelog"]
+    )
     d = json.loads(project.dyno("diff", "v2", "v3", "--json").stdout)
     assert d["totals"]["tasks_retracted"] == 2 and d["totals"]["instances_after"] == 2 * PER_SOURCE
     released_v3 = rows_of(project.root / "data/corpus")
@@ -98,8 +111,22 @@ def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
 
     # Consumers without this project: plain `dvc get` at the tag.
     got = tmp_path / "got-v1"
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "get", str(project.root), "data/corpus", "--rev", "v1",
-                    "-o", str(got)], check=True, capture_output=True, env=project.env(), cwd=tmp_path)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dvc"),
+            "get",
+            str(project.root),
+            "data/corpus",
+            "--rev",
+            "v1",
+            "-o",
+            str(got),
+        ],
+        check=True,
+        capture_output=True,
+        env=project.env(),
+        cwd=tmp_path,
+    )
     assert rows_of(got) == released_v1
 
     assert project.dyno("verify").returncode == 0
@@ -133,14 +160,15 @@ def test_a_crash_at_any_step_leaves_no_release_or_a_complete_one(project: Projec
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from registry.releases import cut_release\n"
+        "from dynosaur.registry.releases import cut_release\n"
         f"def crash(s):\n    if s == {step!r}: os._exit(137)\n"
         "cut_release(Path('.').resolve(), 'm', on_step=crash)\n"
     )
     assert project.run("python", "-c", script, check=False).returncode == 137
     tags = project.git("tag").split()
-    head = subprocess.run(["git", "show", "HEAD:ledger/releases.jsonl"], cwd=project.root, capture_output=True,
-                          text=True).stdout
+    head = subprocess.run(
+        ["git", "show", "HEAD:ledger/releases.jsonl"], cwd=project.root, capture_output=True, text=True
+    ).stdout
     # Never a tag without its record; never a committed record without its data in the remote.
     assert ("v1" in tags) <= ('"tag":"v1"' in head)
     if '"tag":"v1"' in head:
@@ -151,7 +179,9 @@ def test_a_crash_at_any_step_leaves_no_release_or_a_complete_one(project: Projec
 
     out = json.loads(project.dyno("release", "--json").stdout)
     if step == "tag":  # committed but not tagged: finished, not repeated
-        assert out["release"] is None and out["recovered"] == ["tagged v1, committed by an interrupted release"]
+        assert out["release"] is None and out["recovered"] == [
+            "tagged v1, committed by an interrupted release"
+        ]
     else:
         assert out["release"]["tag"] == "v1"
     assert project.git("tag").split() == ["v1"]
@@ -165,7 +195,9 @@ def test_bad_input_gets_one_line_and_no_partial_record(project: Project, tmp_pat
     def fails(*args: str, message: str) -> None:
         proc = project.dyno(*args, check=False)
         lines = proc.stderr.strip().splitlines()
-        assert proc.returncode != 0 and lines and lines[-1].startswith("Error:") and message in lines[-1], proc.stderr
+        assert proc.returncode != 0 and lines and lines[-1].startswith("Error:") and message in lines[-1], (
+            proc.stderr
+        )
 
     fails("diff", "v1", "v2", message="unknown version 'v1'")
     fails("pull", "v9", "--out", str(tmp_path / "x"), message="unknown version")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI, tasks_from_schema
+from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.project import Project
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,16 @@ pytestmark = pytest.mark.integration
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-TINY_TRAIN = {"max_steps": 30, "max_length": 160, "batch_size": 8, "lr": 3e-3, "warmup_steps": 3,
-              "vocab_size": 800, "holdout_fraction": 0.1, "threads": 1}
+TINY_TRAIN = {
+    "max_steps": 30,
+    "max_length": 160,
+    "batch_size": 8,
+    "lr": 3e-3,
+    "warmup_steps": 3,
+    "vocab_size": 800,
+    "holdout_fraction": 0.1,
+    "threads": 1,
+}
 TINY_EVAL = {"holdout_sources": ["gamma"], "max_instances_per_task": 4, "max_new_tokens": 8, "threads": 1}
 
 
@@ -62,13 +70,18 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
     assert train["loss_last10"] < train["loss_first10"] and train["tokens_per_s"] > 0
     model = project.root / "models/model"
     assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.json"} <= {
-        p.name for p in model.iterdir()}
+        p.name for p in model.iterdir()
+    }
     assert not [p for p in (project.root / "models").iterdir() if p.name.startswith(".model")]
 
     ev = project.metrics("evaluate")
     assert set(ev) == {"trained", "base", "lift", "counts", "per_task"}
-    assert ev["counts"] == {"heldout_tasks": 4, "heldout_instances": 16,
-                            "unseen_tasks": 2, "unseen_instances": 8}
+    assert ev["counts"] == {
+        "heldout_tasks": 4,
+        "heldout_instances": 16,
+        "unseen_tasks": 2,
+        "unseen_instances": 8,
+    }
     for key in ("heldout_rouge_l", "unseen_rouge_l", "heldout_exact_match", "unseen_exact_match"):
         assert ev["trained"][key] is not None and ev["base"][key] is not None
         assert ev["lift"][key] == round(ev["trained"][key] - ev["base"][key], 4)
@@ -97,9 +110,22 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
 
 
 def run_train(project: Project):
-    return project.run("python", "-m", "stages.train", "--corpus", "data/corpus", "--model", "models/model",
-                       "--evalset", "data/evalset.json", "--metrics", "m.json", "--plots", "p.csv",
-                       check=False)
+    return project.run(
+        "python",
+        "-m",
+        "dynosaur.training.train",
+        "--corpus",
+        "data/corpus",
+        "--model",
+        "models/model",
+        "--evalset",
+        "data/evalset.json",
+        "--metrics",
+        "m.json",
+        "--plots",
+        "p.csv",
+        check=False,
+    )
 
 
 def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
@@ -118,12 +144,24 @@ def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
 
     cases = [
         ("train", {"release": "v9"}, 1, "Error: train.release: unknown version 'v9' (releases: v1)"),
-        ("evaluate", {"holdout_sources": ["nope"]}, 2,
-         "Error: evaluate.holdout_sources: 'nope' is not a source of v1 (sources: alpha, beta, gamma)"),
-        ("train", {"continual": {"releases": ["v1"], "replay": {"strategy": "fancy", "tasks": 1}}}, 2,
-         "Error: params.yaml: train.continual.replay.strategy: unknown replay strategy 'fancy'"),
-        ("train", {"base_model": "no-such-owner/no-such-model"}, 1,
-         "Error: base model 'no-such-owner/no-such-model' cannot be loaded offline: "),
+        (
+            "evaluate",
+            {"holdout_sources": ["nope"]},
+            2,
+            "Error: evaluate.holdout_sources: 'nope' is not a source of v1 (sources: alpha, beta, gamma)",
+        ),
+        (
+            "train",
+            {"continual": {"releases": ["v1"], "replay": {"strategy": "fancy", "tasks": 1}}},
+            2,
+            "Error: params.yaml: train.continual.replay.strategy: unknown replay strategy 'fancy'",
+        ),
+        (
+            "train",
+            {"base_model": "no-such-owner/no-such-model"},
+            1,
+            "Error: base model 'no-such-owner/no-such-model' cannot be loaded offline: ",
+        ),
     ]
     good = {s: dict(project.params[s]) for s in ("train", "evaluate")}
     for section, values, code, message in cases:

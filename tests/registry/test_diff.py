@@ -1,4 +1,4 @@
-"""`registry.diff`: task and instance changes between two manifests, and the changelog lines."""
+"""`dynosaur.registry.diff`: task and instance changes between two manifests, and the changelog lines."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from registry.diff import InstanceDelta, SourceDiff, TaskChange, changelog, diff_manifests, instance_delta
+from dynosaur.registry.diff import (
+    InstanceDelta,
+    SourceDiff,
+    TaskChange,
+    changelog,
+    diff_manifests,
+    instance_delta,
+)
 from tests.factories import make_entry, make_retraction
 
 T1, T2, T3, T4, T5 = (c * 16 for c in "12345")
@@ -31,19 +38,35 @@ def test_identical_manifests_have_no_changes():
     assert (report.a, report.b) == ("v1", "v2")
     assert report.tasks == [] and report.sources == []
     assert report.totals.model_dump() == dict(
-        tasks_before=2, tasks_after=2, instances_before=20, instances_after=20,
-        tasks_added=0, tasks_removed=0, tasks_retracted=0, tasks_changed=0,
+        tasks_before=2,
+        tasks_after=2,
+        instances_before=20,
+        instances_after=20,
+        tasks_added=0,
+        tasks_removed=0,
+        tasks_retracted=0,
+        tasks_changed=0,
     )
 
 
 def test_added_removed_and_changed_by_id():
     a = [make_entry(T1), make_entry(T2, instances=7), make_entry(T3)]
-    b = [make_entry(T1), make_entry(T3, instances=12, digest="sha256:" + "f" * 64), make_entry(T4, instances=5)]
+    b = [
+        make_entry(T1),
+        make_entry(T3, instances=12, digest="sha256:" + "f" * 64),
+        make_entry(T4, instances=5),
+    ]
     report = diff(a, b)
     assert report.tasks == [  # sorted by (source, change, task)
         TaskChange(task_id=T4, source_id="reviews", change="added", instances_after=5),
-        TaskChange(task_id=T3, source_id="reviews", change="changed", previous_task_id=T3,
-                   instances_before=10, instances_after=12),
+        TaskChange(
+            task_id=T3,
+            source_id="reviews",
+            change="changed",
+            previous_task_id=T3,
+            instances_before=10,
+            instances_after=12,
+        ),
         TaskChange(task_id=T2, source_id="reviews", change="removed", instances_before=7),
     ]
     assert T1 not in changes(report)
@@ -58,8 +81,16 @@ def test_a_new_revision_of_a_task_is_changed_not_removed_and_added():
     a = [make_entry(T1, identity="same", source_revision="rev1", instances=10)]
     b = [make_entry(T2, identity="same", source_revision="rev2", instances=8)]
     report = diff(a, b)
-    assert report.tasks == [TaskChange(task_id=T2, source_id="reviews", change="changed", previous_task_id=T1,
-                                       instances_before=10, instances_after=8)]
+    assert report.tasks == [
+        TaskChange(
+            task_id=T2,
+            source_id="reviews",
+            change="changed",
+            previous_task_id=T1,
+            instances_before=10,
+            instances_after=8,
+        )
+    ]
     [source] = report.sources
     assert (source.revision_before, source.revision_after) == ("rev1", "rev2")
     assert (source.tasks_changed, source.tasks_added, source.tasks_removed) == (1, 0, 0)
@@ -95,8 +126,11 @@ def test_a_task_gone_under_a_tombstone_is_retracted_with_the_reason(tombstone):
     a = [make_entry(T1), make_entry(T2, source_id="news", identity="id-T2", instances=4)]
     b = [make_entry(T1)]
     report = diff(a, b, [make_retraction(reason="toxic outputs", **tombstone)])
-    assert report.tasks == [TaskChange(task_id=T2, source_id="news", change="retracted", instances_before=4,
-                                       reason="toxic outputs")]
+    assert report.tasks == [
+        TaskChange(
+            task_id=T2, source_id="news", change="retracted", instances_before=4, reason="toxic outputs"
+        )
+    ]
     assert report.totals.tasks_retracted == 1 and report.totals.tasks_removed == 0
     [news] = report.sources
     assert (news.source_id, news.tasks_retracted, news.instances_removed) == ("news", 1, 4)
@@ -141,27 +175,61 @@ def test_per_source_counts_and_instance_totals_are_exact():
     ]
     report = diff(a, b)
     assert report.sources == [
-        SourceDiff(source_id="news", tasks_changed=1, instances_removed=5,
-                   license_before="mit", license_after="mit", revision_before="rev1", revision_after="rev2"),
-        SourceDiff(source_id="reviews", tasks_added=1, tasks_removed=1, tasks_changed=1, instances_added=7,
-                   instances_removed=7, license_before="mit", license_after="mit",
-                   revision_before="rev1", revision_after="rev1"),
+        SourceDiff(
+            source_id="news",
+            tasks_changed=1,
+            instances_removed=5,
+            license_before="mit",
+            license_after="mit",
+            revision_before="rev1",
+            revision_after="rev2",
+        ),
+        SourceDiff(
+            source_id="reviews",
+            tasks_added=1,
+            tasks_removed=1,
+            tasks_changed=1,
+            instances_added=7,
+            instances_removed=7,
+            license_before="mit",
+            license_after="mit",
+            revision_before="rev1",
+            revision_after="rev1",
+        ),
     ]
     assert report.totals.model_dump() == dict(
-        tasks_before=4, tasks_after=4, instances_before=47, instances_after=42,
-        tasks_added=1, tasks_removed=1, tasks_retracted=0, tasks_changed=2,
+        tasks_before=4,
+        tasks_after=4,
+        instances_before=47,
+        instances_after=42,
+        tasks_added=1,
+        tasks_removed=1,
+        tasks_retracted=0,
+        tasks_changed=2,
     )
     net = sum(s.instances_added - s.instances_removed for s in report.sources)
     assert net == report.totals.instances_after - report.totals.instances_before
 
 
 def test_a_new_and_a_dropped_source():
-    report = diff([make_entry(T1, source_id="old", license="mit")], [make_entry(T2, source_id="new", license="gpl")])
+    report = diff(
+        [make_entry(T1, source_id="old", license="mit")], [make_entry(T2, source_id="new", license="gpl")]
+    )
     new, old = report.sources
     assert (new.source_id, new.tasks_added, new.instances_added, new.license_before, new.license_after) == (
-        "new", 1, 10, None, "gpl")
-    assert (old.source_id, old.tasks_removed, old.instances_removed, old.license_before, old.license_after) == (
-        "old", 1, 10, "mit", None)
+        "new",
+        1,
+        10,
+        None,
+        "gpl",
+    )
+    assert (
+        old.source_id,
+        old.tasks_removed,
+        old.instances_removed,
+        old.license_before,
+        old.license_after,
+    ) == ("old", 1, 10, "mit", None)
     assert not new.license_changed and not old.license_changed  # appearing or going is not a licence change
 
 
@@ -169,7 +237,11 @@ def test_a_licence_change_is_detected_without_task_changes():
     report = diff([make_entry(T1, license="mit")], [make_entry(T1, license="apache-2.0")])
     assert report.tasks == []
     [source] = report.sources
-    assert (source.license_before, source.license_after, source.license_changed) == ("mit", "apache-2.0", True)
+    assert (source.license_before, source.license_after, source.license_changed) == (
+        "mit",
+        "apache-2.0",
+        True,
+    )
 
 
 def test_unchanged_sources_are_left_out():
@@ -192,8 +264,14 @@ def test_changelog_lines():
     b = [
         make_entry("6" * 16, instances=2500, identity=f"id-{T1}", source_revision="rev1"),
         make_entry("7" * 16, instances=1),
-        make_entry("8" * 16, source_id="news", identity="n", source_revision="sha256:" + "b" * 64,
-                   license="cc-by-4.0", instances=4),
+        make_entry(
+            "8" * 16,
+            source_id="news",
+            identity="n",
+            source_revision="sha256:" + "b" * 64,
+            license="cc-by-4.0",
+            instances=4,
+        ),
     ]
     report = diff(a, b, [make_retraction(kind="task", target=T2, reason="toxic outputs")])
     lines = changelog(report, {"blogs": "license_denied: gpl-3.0"})

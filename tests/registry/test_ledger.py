@@ -1,4 +1,4 @@
-"""`registry.ledger`: sealed records, append-only files, release lookup and manifests."""
+"""`dynosaur.registry.ledger`: sealed records, append-only files, release lookup and manifests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from registry.errors import NotFound
-from registry.ledger import Ledger, LedgerError, parse_version
-from registry.records import (
+from dynosaur.core.errors import NotFound
+from dynosaur.core.records import (
     Exclusion,
     LedgerRecord,
     Release,
@@ -21,6 +20,7 @@ from registry.records import (
     TaskVersion,
     Totals,
 )
+from dynosaur.registry.ledger import Ledger, LedgerError, parse_version
 from tests.factories import make_entry, make_release, make_retraction, make_source_version, make_task_version
 
 HASH = re.compile(r"sha256:[0-9a-f]{64}")
@@ -103,7 +103,9 @@ def test_sealed_hash_is_the_content_hash_of_the_canonical_form(model):
     assert sealed.model_dump(exclude={"hash"}) == record.model_dump(exclude={"hash"})
 
 
-@pytest.mark.parametrize("model, field, value", CHANGES, ids=lambda x: x.__name__ if isinstance(x, type) else None)
+@pytest.mark.parametrize(
+    "model, field, value", CHANGES, ids=lambda x: x.__name__ if isinstance(x, type) else None
+)
 def test_the_hash_covers_every_field(model, field, value):
     sealed = FACTORIES[model]().sealed()
     assert getattr(sealed, field) != value
@@ -120,7 +122,10 @@ def test_the_hash_does_not_cover_itself():
 
 
 def test_append_then_read_round_trips_sealed_records(ledger):
-    records = [make_task_version(), make_task_version(task_id="fedcba9876543210", verdict="rejected", reason="x")]
+    records = [
+        make_task_version(),
+        make_task_version(task_id="fedcba9876543210", verdict="rejected", reason="x"),
+    ]
     ledger.append(TaskVersion, records)
     assert ledger.read(TaskVersion) == [r.sealed() for r in records]
     assert all(r.hash == r.content_hash() for r in ledger.read(TaskVersion))
@@ -144,7 +149,7 @@ def test_append_keeps_the_old_bytes_and_adds_lines(ledger):
     ledger.append(TaskVersion, [make_task_version(task_id="1" * 16), make_task_version(task_id="2" * 16)])
     after = ledger.path(TaskVersion).read_bytes()
     assert after.startswith(before)
-    assert after[len(before):].count(b"\n") == 2 and after.endswith(b"\n")
+    assert after[len(before) :].count(b"\n") == 2 and after.endswith(b"\n")
     assert [t.task_id for t in ledger.read(TaskVersion)] == ["0123456789abcdef", "1" * 16, "2" * 16]
 
 
@@ -210,7 +215,9 @@ def test_append_refuses_after_an_incomplete_last_line(ledger):
     assert path.read_bytes() == damaged
 
 
-@pytest.mark.parametrize("text", ["line\u2028separator", "para\u2029separator", "next\x85line", "rec\x1eord", "tab\tcr\r"])
+@pytest.mark.parametrize(
+    "text", ["line\u2028separator", "para\u2029separator", "next\x85line", "rec\x1eord", "tab\tcr\r"]
+)
 def test_records_with_unicode_line_breaks_round_trip(ledger, text):
     records = [make_task_version(instruction=text), make_task_version(task_id="1" * 16)]
     ledger.append(TaskVersion, records)
@@ -219,7 +226,9 @@ def test_records_with_unicode_line_breaks_round_trip(ledger, text):
 
 
 def test_line_numbers_count_newlines_only(ledger):
-    ledger.append(TaskVersion, [make_task_version(instruction="a\u2028b"), make_task_version(task_id="1" * 16)])
+    ledger.append(
+        TaskVersion, [make_task_version(instruction="a\u2028b"), make_task_version(task_id="1" * 16)]
+    )
     path = ledger.path(TaskVersion)
     path.write_bytes(path.read_bytes().replace(b'"1111111111111111"', b'"2222222222222222"'))
     with pytest.raises(LedgerError) as err:
@@ -277,7 +286,9 @@ def test_unknown_version_in_an_empty_ledger(ledger):
         ledger.release(1)
 
 
-@pytest.mark.parametrize("text", ["latest", "v0", "0", "-1", "v-1", "", "v", "vv2", "2.0", "v²", "v 2", "+2", "v1e3"])
+@pytest.mark.parametrize(
+    "text", ["latest", "v0", "0", "-1", "v-1", "", "v", "vv2", "2.0", "v²", "v 2", "+2", "v1e3"]
+)
 def test_parse_version_rejects(text):
     with pytest.raises(NotFound):
         parse_version(text)

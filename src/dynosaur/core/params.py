@@ -1,0 +1,337 @@
+"""`params.yaml` as typed pydantic models: one per section, unknown keys forbidden, bounds checked.
+
+`load_params()` is the only reader of `params.yaml`; a mistake fails there with one line naming the key path
+(`ParamsError`, exit code 2), before any stage writes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dynosaur.core.errors import ParamsError
+from dynosaur.core.licenses import LicensePolicy
+
+PARAMS_FILE = "params.yaml"
+# Replay strategies of the continual stage (dynosaur.training.replay implements them).
+STRATEGIES = ("none", "random", "data_diverse", "instr_diverse", "instr_similar", "instr_support")
+SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+VERSION = re.compile(r"^[vV]?[1-9][0-9]*$")
+# `train.base_model: scratch:<name>`: a GPT-2 made from scratch (seeded) with a byte-level BPE tokenizer
+# trained offline on the training texts. `n_positions` comes from `train.max_length`.
+SCRATCH_MODELS: dict[str, dict[str, int]] = {
+    "tiny-gpt2": {"n_layer": 2, "n_head": 4, "n_embd": 128},
+    "small-gpt2": {"n_layer": 4, "n_head": 4, "n_embd": 256},
+}
+SCRATCH_PREFIX = "scratch:"
+HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(Section):
+    """One source dataset: a local folder laid out like a Hub dataset repo, or a Hub dataset."""
+
+    id: str
+    path: str | None = None
+    hub: str | None = None
+    config: str | None = None
+    splits: list[str] | None = None  # default: every split but test
+    revision: str | None = None  # hub only: branch, tag or sha, resolved to a sha at collect time
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if not SOURCE_ID.match(v) or v in {".", ".."} or ".." in v:
+            raise ValueError(
+                f"{v!r} is not a safe source id (use [a-z0-9._-], starting with a letter or digit)"
+            )
+        return v
+
+    @field_validator("hub")
+    @classmethod
+    def _repo_id(cls, v: str | None) -> str | None:
+        if v is not None and not HUB_REPO.match(v):
+            raise ValueError(f"{v!r} is not a Hub dataset id of the form owner/name")
+        return v
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> SourceSpec:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of `path` (local folder) or `hub` (owner/name)")
+        if self.path is not None and self.revision is not None:
+            raise ValueError(
+                "`revision` applies to hub sources only (a local source's revision is its content)"
+            )
+        return self
+
+
+class CollectParams(Section):
+    sample_rows: int = Field(2, ge=1, le=10)  # rows shown to the LLM
+    stats_rows: int = Field(1000, ge=10)  # rows scanned for field statistics (filter signals)
+    description_max_chars: int = Field(2000, ge=0)
+    max_field_chars: int = Field(300, ge=20)  # sample values are cut to this in the record
+    allow_failures: bool = False  # true: a source that fails to load is recorded and the pipeline goes on
+
+
+class GenerateParams(Section):
+    prompt_version: str = Field("v1", min_length=1)
+    variants: list[Literal["with_description", "without_description"]] = [
+        "with_description",
+        "without_description",
+    ]
+    tasks_per_prompt: int = Field(3, ge=1, le=10)
+    limit: int | None = Field(None, ge=1)  # smoke runs: only the first N sources
+    allow_failures: bool = False  # true: a source whose calls failed is recorded and the pipeline goes on
+
+
+class Price(Section):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class LocalServerParams(Section):
+    n_ctx: int = Field(4096, ge=512)
+    n_parallel: int = Field(2, ge=1, le=64)
+    threads: int | None = Field(None, ge=1)
+
+
+class LLMParams(Section):
+    provider: Literal["local", "openai", "compatible"] = "local"
+    model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    model_path: str | None = None  # local provider: a GGUF file; default: the packaged Qwen2.5-Coder-0.5B
+    base_url: str | None = (
+        None  # compatible provider: e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp)
+    )
+    api_key_env: str = "OPENAI_API_KEY"  # the *name* of the variable; the key itself never enters params
+    structured_output: bool = True  # response_format json_schema; false → the tolerant parser alone
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=16, le=16384)
+    seed: int | None = 0
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    max_calls: int | None = Field(None, ge=0)
+    budget_usd: float | None = Field(None, ge=0)
+    prices: dict[str, Price] = {}
+    local: LocalServerParams = LocalServerParams()
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> LLMParams:
+        if self.provider == "compatible" and not self.base_url:
+            raise ValueError("provider `compatible` needs `base_url` (e.g. http://localhost:8000/v1)")
+        if self.provider != "compatible" and self.base_url:
+            raise ValueError("`base_url` is for provider `compatible`")
+        return self
+
+    def price(self) -> Price:
+        return self.prices.get(self.model, Price(input_per_mtok=0, output_per_mtok=0))
+
+
+class FilterParams(Section):
+    min_instruction_words: int = Field(4, ge=1)
+    max_instruction_chars: int = Field(600, ge=20)
+    max_label_options: int = Field(10, ge=2)  # at most this many distinct values → classification-like
+    max_options_chars: int = Field(200, ge=10)  # append the options to the instruction only when this short
+    degenerate_top_share: float = Field(0.95, gt=0.5, le=1.0)
+    max_empty_share: float = Field(0.5, ge=0, le=1.0)
+
+
+class OrganizeParams(Section):
+    max_instances_per_task: int | None = Field(None, ge=1)
+    seed: int = 0
+    splits: list[str] = ["train", "validation"]
+    max_input_chars: int = Field(4000, ge=16)
+    max_output_chars: int = Field(2000, ge=1)
+    batch_rows: int = Field(65536, ge=1)
+
+    @field_validator("splits")
+    @classmethod
+    def _no_test(cls, v: list[str]) -> list[str]:
+        if "test" in v:
+            raise ValueError("the test split never becomes training instances")
+        return v
+
+
+class LoRAParams(Section):
+    """LoRA adapters (peft) on a pretrained base model; merged into the weights before saving."""
+
+    enabled: bool = False
+    r: int = Field(8, ge=1, le=1024)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # None: peft's default for the architecture
+
+
+class ReplayParams(Section):
+    strategy: str = "none"  # one of STRATEGIES
+    tasks: int = Field(0, ge=0)  # earlier tasks replayed per stage
+    instances_per_task: int = Field(50, ge=1)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown replay strategy {v!r} (known: {', '.join(STRATEGIES)})")
+        return v
+
+
+class ContinualParams(Section):
+    """Continual training: one stage per release, in order, each starting from the previous stage's model."""
+
+    releases: list[str] = Field(min_length=1)
+    replay: ReplayParams = ReplayParams()
+
+    @field_validator("releases")
+    @classmethod
+    def _versions(cls, v: list[str]) -> list[str]:
+        for version in v:
+            if not VERSION.match(version):
+                raise ValueError(f"{version!r} is not a release version (use v1, v2, ...)")
+        if len({int(x.lstrip("vV")) for x in v}) != len(v):
+            raise ValueError("a release is listed twice")
+        return v
+
+
+class TrainParams(Section):
+    release: str | None = None  # null: the workspace corpus; "vN": that release, pulled and checked
+    base_model: str = "scratch:tiny-gpt2"  # scratch:<preset>, a local model dir, or a Hub id in the cache
+    prompt_format: Literal["alpaca", "plain"] = "alpaca"
+    max_length: int = Field(256, ge=16, le=32768)  # tokens per example (prompt + response), cut beyond
+    max_steps: int | None = Field(1000, ge=1)  # optimizer steps; with `epochs` too, the smaller count wins
+    epochs: float | None = Field(None, gt=0)
+    lr: float = Field(2e-3, gt=0, le=1)
+    schedule: Literal["linear", "constant"] = "linear"  # after warmup: linear decay to 0, or constant
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step (effective batch = batch_size × this)
+    seed: int = 0
+    max_per_task: int | None = Field(2000, ge=1)  # a seeded sample of each task's instances; null: all
+    holdout_fraction: float = Field(0.05, ge=0, lt=1)  # per task, held out of training for evaluation
+    vocab_size: int = Field(2000, ge=300, le=65536)  # scratch models: the BPE vocabulary trained offline
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+    lora: LoRAParams = LoRAParams()
+    continual: ContinualParams | None = None
+
+    @field_validator("release")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not VERSION.match(v):
+            raise ValueError(f"{v!r} is not a release version (v1, v2, ...; null for the workspace corpus)")
+        return v
+
+    @field_validator("base_model")
+    @classmethod
+    def _scratch_preset(cls, v: str) -> str:
+        if v.startswith(SCRATCH_PREFIX) and v.removeprefix(SCRATCH_PREFIX) not in SCRATCH_MODELS:
+            known = ", ".join(SCRATCH_PREFIX + k for k in SCRATCH_MODELS)
+            raise ValueError(f"unknown scratch model {v!r} (known: {known})")
+        if not v.strip():
+            raise ValueError("give a model: scratch:tiny-gpt2, a local directory or a Hub id")
+        return v
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainParams:
+        if self.max_steps is None and self.epochs is None:
+            raise ValueError("set max_steps or epochs (or both: the smaller count of steps wins)")
+        return self
+
+    @property
+    def scratch(self) -> bool:
+        return self.base_model.startswith(SCRATCH_PREFIX)
+
+
+class EvaluateParams(Section):
+    holdout_sources: list[str] = []  # never trained on: their tasks are the unseen tasks
+    max_instances_per_task: int | None = Field(20, ge=1)  # per task and suite; null: all
+    max_new_tokens: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(32, ge=1)
+    superni_dir: str | None = None  # a folder of Super-NaturalInstructions task files (taskNNN_*.json)
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+
+    @field_validator("holdout_sources")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for source_id in v:
+            if not SOURCE_ID.match(source_id):
+                raise ValueError(f"{source_id!r} is not a source id")
+        if len(set(v)) != len(v):
+            raise ValueError("a source is listed twice")
+        return v
+
+
+class Params(Section):
+    sources: list[SourceSpec] = []
+    collect: CollectParams = CollectParams()
+    generate: GenerateParams = GenerateParams()
+    llm: LLMParams = LLMParams()
+    filter: FilterParams = FilterParams()
+    organize: OrganizeParams = OrganizeParams()
+    licenses: LicensePolicy = LicensePolicy()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, v: list[SourceSpec]) -> list[SourceSpec]:
+        seen: set[str] = set()
+        for s in v:
+            if s.id in seen:
+                raise ValueError(f"duplicate source id {s.id!r}")
+            seen.add(s.id)
+        return v
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    """`sources[1].id` rather than pydantic's `sources.1.id`; source entries are named by their id."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            ident = node[item].get("id") if isinstance(node, list) and isinstance(node[item], dict) else None
+            parts[-1] += f"[{ident!r}]" if ident else f"[{item}]"
+        elif item not in ("function-after", "function-before") and not str(item).startswith(
+            ("function-", "literal")
+        ):
+            parts.append(str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts) or "params"
+
+
+def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{origin}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ParamsError(f"{origin}: {_key_path(err['loc'], data)}: {msg}{more}") from None
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    path = Path(path or os.environ.get("DYNO_PARAMS", PARAMS_FILE))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the project root)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(data, str(path))

@@ -1,0 +1,350 @@
+"""The records that pass between pipeline stages, and the ids that name tasks and instances.
+
+Every record is a frozen pydantic model with `extra="forbid"` and a `schema_version`, written as sorted-key
+JSON so `git diff` and `dvc diff` show only what changed.
+
+Ids are content hashes over a canonical form (`dynosaur.core.io.canonical_json`):
+- `task_id`     = sha256 of (source id, source revision, instruction, input fields, output field), 16 hex chars;
+- `instance_id` = a 64-bit mix of (task_id, split) and the row number (see `instance_ids`), 16 hex chars.
+Both are stable across runs and machines, so a re-run names the same tasks and instances the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from dynosaur.core.io import canonical_json
+
+SCHEMA_VERSION = 1
+
+
+def digest(obj: Any) -> str:
+    """`sha256:<hex>` over the canonical JSON of `obj` (pydantic models are dumped first)."""
+    if isinstance(obj, BaseModel):
+        obj = obj.model_dump(mode="json")
+    return "sha256:" + hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- collect ---------------------------------------------------------------------------------------------
+
+
+class FeatureStats(Record):
+    """What a scan of the first `collect.stats_rows` train/validation rows says about one field."""
+
+    scanned: int
+    empty: int
+    distinct: int  # capped at `distinct_cap`; equal to the cap means "at least"
+    top_share: float  # share of the most frequent value among non-empty values
+    id_like: bool  # every non-empty value is a short token without spaces, all distinct
+    mean_chars: float
+
+
+class Feature(Record):
+    name: str
+    dtype: str  # "string", "int64", "float64", "bool", "class_label", "list<string>", "image", "audio", ...
+    class_names: list[str] | None = None
+    stats: FeatureStats | None = None
+
+    @property
+    def is_media(self) -> bool:
+        return self.dtype in MEDIA_DTYPES
+
+
+MEDIA_DTYPES = frozenset({"image", "audio", "video", "pdf", "binary", "large_binary"})
+
+
+class SplitInfo(Record):
+    name: str
+    num_rows: int
+    files: list[str] = []  # relative to the source folder (local sources only)
+
+
+SourceStatus = Literal["ok", "skipped", "failed"]
+
+
+class SourceMeta(Record):
+    """collect's record of one source: enough to prompt the LLM, filter its answer and find the rows."""
+
+    schema_version: int = SCHEMA_VERSION
+    source_id: str
+    origin: str  # "local:data/sources/x" or "hub:owner/name"
+    kind: Literal["local", "hub"]
+    location: str  # folder for local sources, repo id for hub sources
+    config: str | None = None
+    revision: str  # content fingerprint (local) or commit sha (hub)
+    license: str | None = None
+    pretty_name: str | None = None
+    description: str = ""
+    features: list[Feature] = []
+    splits: list[SplitInfo] = []
+    samples: list[dict[str, Any]] = []  # k rows from train/validation, never test
+    status: SourceStatus = "ok"
+    reason: str | None = None  # why skipped or failed
+    inputs_digest: str = (
+        ""  # over (source spec, revision, collect params): unchanged → collect reuses the record
+    )
+
+    def feature(self, name: str) -> Feature | None:
+        return next((f for f in self.features if f.name == name), None)
+
+    @property
+    def fingerprint(self) -> str:
+        """What downstream stages key their per-source work on."""
+        return digest(self)
+
+
+# --- generate --------------------------------------------------------------------------------------------
+
+
+class TaskSpec(BaseModel):
+    """One task as an LLM proposes it. Lenient on purpose: the filter, not the parser, judges it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instruction: str = ""
+    input_fields: list[str] = []
+    output_field: str | list[str] = ""
+
+
+class Usage(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Proposal(Record):
+    """One LLM call's answer for one prompt variant of one source."""
+
+    variant: str
+    cache_key: str
+    cached: bool = False
+    tasks: list[TaskSpec] = []
+    parse_error: str | None = None  # set when the answer is not usable JSON: the `unparseable` rejection
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+
+
+class GeneratedSource(Record):
+    schema_version: int = SCHEMA_VERSION
+    source_id: str
+    fingerprint: str  # over the source record and the params generate reads
+    model: str
+    prompt_version: str
+    proposals: list[Proposal] = []
+    status: SourceStatus = "ok"
+    reason: str | None = None
+
+
+# --- filter ----------------------------------------------------------------------------------------------
+
+
+Verdict = Literal["valid", "rejected"]
+
+
+class Task(Record):
+    """A proposed task after the filter: valid, or rejected with a stable snake_case reason code."""
+
+    task_id: str
+    source_id: str
+    source_revision: str
+    variant: str
+    instruction: str  # as proposed
+    input_fields: list[str]
+    output_field: str
+    prompt_version: str
+    model: str
+    verdict: Verdict
+    reason: str | None = None
+    label_options: list[str] | None = None  # classification-like output: the options, when short
+
+    @property
+    def final_instruction(self) -> str:
+        """The instruction instances carry: label options appended when the output is classification-like."""
+        if not self.label_options:
+            return self.instruction
+        return f"{self.instruction.rstrip()} Answer with one of: {', '.join(self.label_options)}."
+
+
+class FilteredSource(Record):
+    schema_version: int = SCHEMA_VERSION
+    source_id: str
+    fingerprint: str
+    tasks: list[Task] = []
+
+    @property
+    def valid(self) -> list[Task]:
+        return [t for t in self.tasks if t.verdict == "valid"]
+
+
+# --- organize --------------------------------------------------------------------------------------------
+
+INSTANCE_COLUMNS = (
+    "instance_id",
+    "instruction",
+    "input",
+    "output",
+    "source_id",
+    "source_revision",
+    "config",
+    "split",
+    "row",
+    "task_id",
+    "prompt_version",
+    "model",
+)
+
+
+class StageMetrics(BaseModel):
+    """Counts one stage writes to its metrics file (`dvc metrics show`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sources: int = 0
+    sources_processed: int = 0
+    sources_reused: int = 0
+    sources_failed: int = 0
+    failures: dict[str, str] = Field(default_factory=dict)
+
+
+# --- ids -------------------------------------------------------------------------------------------------
+
+
+def task_id(
+    source_id: str, source_revision: str, instruction: str, input_fields: list[str], output_field: str
+) -> str:
+    payload = [source_id, source_revision, instruction, list(input_fields), output_field]
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection on uint64, so distinct rows of one (task, split) never collide."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def instance_ids(task: str, split: str, rows: np.ndarray) -> np.ndarray:
+    """Instance ids for many rows at once (vectorised: organize names millions of rows).
+
+    id = hex(splitmix64(k + row)), k = the first 8 bytes of sha256(task_id, split). Within one (task, split)
+    ids are distinct by construction; across tasks they collide with 64-bit birthday odds.
+    """
+    key = np.uint64(int.from_bytes(hashlib.sha256(f"{task}\x1f{split}".encode()).digest()[:8], "big"))
+    with np.errstate(over="ignore"):
+        mixed = _splitmix64(rows.astype(np.uint64) + key)
+    as_bytes = mixed.astype(">u8").view(np.uint8).reshape(-1, 8)
+    return _HEX[as_bytes].view("S16").ravel()
+
+
+def instance_id(task: str, split: str, row: int) -> str:
+    return instance_ids(task, split, np.array([row]))[0].decode()
+
+
+# --- the release registry (ledger/*.jsonl, committed to git) ---------------------------------------------
+
+
+class LedgerRecord(Record):
+    """A line in the ledger. `hash` covers the record's canonical form without the hash itself."""
+
+    schema_version: int = SCHEMA_VERSION
+    hash: str = ""
+
+    def content_hash(self) -> str:
+        return digest(self.model_dump(mode="json", exclude={"hash"}))
+
+    def sealed(self):
+        return self.model_copy(update={"hash": self.content_hash()})
+
+
+class SourceVersion(LedgerRecord):
+    source_id: str
+    origin: str
+    revision: str
+    license: str | None
+    metadata_fingerprint: str  # SourceMeta.fingerprint: what the LLM and the filter saw
+
+    @property
+    def key(self) -> str:
+        return f"{self.source_id}@{self.revision}"
+
+
+class TaskVersion(LedgerRecord):
+    task_id: str
+    source_id: str
+    source_revision: str
+    instruction: str  # as proposed; instances carry it with the label options appended
+    label_options: list[str] | None = None
+    input_fields: list[str]
+    output_field: str
+    prompt_version: str
+    model: str
+    verdict: str
+    reason: str | None = None
+
+
+class Retraction(LedgerRecord):
+    """A tombstone: from the next release on, the task (every version of it) or the whole source is out."""
+
+    kind: Literal["task", "source"]
+    target: str  # a task_id or a source_id
+    identity: str | None = None  # task: its identity key, so a new version of the same task stays out too
+    reason: str
+    created_at: str
+
+
+class ManifestEntry(Record):
+    task_id: str
+    source_id: str
+    source_revision: str
+    identity: str  # source, instruction, inputs, output: what stays the same across source revisions
+    instances: int
+    digest: str  # over the task's instance ids and contents (see dynosaur.registry.manifest)
+    license: str | None
+    shard: str  # path in the corpus: <source_id>/<task_id>.parquet
+    shard_md5: str | None = None  # the shard's DVC object id (md5), to fetch it
+    shard_sha256: str | None = None  # sha256 of the shard file's bytes: a pull checks these, not every row
+
+
+class Exclusion(Record):
+    source_id: str
+    reason: str
+
+
+class Totals(Record):
+    sources: int
+    tasks: int
+    instances: int
+
+
+class Release(LedgerRecord):
+    version: int
+    tag: str  # git tag, "v<version>"
+    parent: str | None  # the previous release's hash: the chain
+    message: str
+    created_at: str
+    manifest: str  # ledger/manifests/v<version>.jsonl
+    manifest_digest: str
+    corpus_md5: str  # DVC's hash of the corpus directory (its .dir object)
+    totals: Totals
+    licenses: dict[str, int]  # licence → instances
+    excluded: list[Exclusion] = []
+    changelog: list[str] = []
+
+
+def task_identity(source_id: str, instruction: str, input_fields: list[str], output_field: str) -> str:
+    """Names a task across source revisions: the same proposal on a new revision is the same task."""
+    payload = [source_id, " ".join(instruction.lower().split()), list(input_fields), output_field]
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]

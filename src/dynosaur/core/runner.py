@@ -1,0 +1,81 @@
+"""What every stage's `main()` shares: argument parsing, the one-line error exit, progress and metrics.
+
+Errors: a `DynoError` ends the stage with `Error: <message>` on stderr and its exit code (2 for params);
+`DYNO_DEBUG=1` shows the traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from dynosaur.core.errors import DynoError
+from dynosaur.core.io import write_json
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[argparse.Namespace], None], *paths: str, flags: tuple[str, ...] = ()) -> None:
+    """Parse `--<path>` options named by `paths` (dvc.yaml passes every path in) and run `main`."""
+    parser = argparse.ArgumentParser()
+    for name in paths:
+        parser.add_argument(f"--{name}", required=True, type=Path)
+    for name in flags:
+        parser.add_argument(f"--{name}", action="store_true")
+    args = parser.parse_args()
+    try:
+        main(args)
+    except DynoError as exc:
+        if os.environ.get("DYNO_DEBUG"):
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("Interrupted: finished work is kept; run again to resume.", file=sys.stderr)
+        sys.exit(130)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """A rich progress bar on a terminal; plain `description: i/n` lines otherwise (logs, CI, dvc)."""
+    items = list(items) if total is None else items
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        from rich.progress import track
+
+        yield from track(
+            items, description=description, total=total, console=_stderr_console(), transient=True
+        )
+        return
+    step = max(1, total // 10)
+    for i, item in enumerate(items, 1):
+        yield item
+        if i == total or i % step == 0:
+            log(f"{description}: {i}/{total}")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    write_json(path, metrics)
+
+
+def prune(out_dir: Path, keep: set[str], suffix: str = ".json") -> list[str]:
+    """Remove per-source outputs whose source is gone; return the removed ids."""
+    removed = []
+    for path in sorted(out_dir.glob(f"*{suffix}")):
+        if path.name[: -len(suffix)] not in keep:
+            path.unlink()
+            removed.append(path.name[: -len(suffix)])
+    return removed

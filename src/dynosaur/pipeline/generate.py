@@ -1,0 +1,181 @@
+"""generate: ask the LLM for tasks, two prompt variants per source (`<out>/<source_id>.json`).
+
+A source's work is keyed by the cache keys of its requests: when neither its metadata, the prompts nor the
+model changed, its output is kept and no request is even looked up. New or changed sources go through the
+call cache, so only answers never seen before cost anything. `--dry-run` prints what a run would spend.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+from dynosaur.core.errors import StageFailed
+from dynosaur.core.io import read_model, write_json
+from dynosaur.core.params import Params, load_params
+from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
+from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
+from dynosaur.pipeline.prompts import build_messages, parse_tasks, response_schema
+
+
+class DryRunReport(DryRun):
+    sources: int
+    sources_to_generate: int
+    model: str
+
+
+def source_requests(meta: SourceMeta, params: Params, llm: LLM) -> list[tuple[str, ChatRequest]]:
+    g = params.generate
+    schema = response_schema(meta, g.tasks_per_prompt)
+    return [
+        (
+            variant,
+            llm.request(
+                build_messages(meta, variant, g.tasks_per_prompt, params.collect.sample_rows),
+                schema,
+                g.prompt_version,
+            ),
+        )
+        for variant in g.variants
+        if variant == "without_description" or meta.description  # no description → one variant
+    ]
+
+
+def to_proposal(variant: str, request: ChatRequest, result: ChatResult) -> Proposal:
+    tasks, parse_error = parse_tasks(result.content)
+    return Proposal(
+        variant=variant,
+        cache_key=request.cache_key,
+        cached=result.cached,
+        tasks=tasks,
+        parse_error=parse_error,
+        usage=result.usage,
+        cost_usd=result.cost_usd,
+    )
+
+
+def load_ok_sources(collected: Path, limit: int | None) -> list[SourceMeta]:
+    metas = [read_model(p, SourceMeta) for p in sorted(collected.glob("*.json"))]
+    ok = [m for m in metas if m.status == "ok"]
+    return ok[:limit] if limit else ok
+
+
+def plan(
+    metas: list[SourceMeta], params: Params, llm: LLM, out: Path
+) -> dict[str, list[tuple[str, ChatRequest]]]:
+    """The sources whose output is missing, stale or failed, with their requests."""
+    todo = {}
+    for meta in metas:
+        requests = source_requests(meta, params, llm)
+        fingerprint = digest([r.cache_key for _, r in requests])
+        path = out / f"{meta.source_id}.json"
+        if path.exists():
+            previous = read_model(path, GeneratedSource)
+            if previous.fingerprint == fingerprint and previous.status == "ok":
+                continue
+        todo[meta.source_id] = requests
+    return todo
+
+
+def dry_run(collected: Path, cache: Path, out: Path) -> DryRunReport:
+    """What `generate` would spend now: calls, estimated tokens and worst-case cost. Calls nothing."""
+    params = load_params()
+    metas = load_ok_sources(collected, params.generate.limit)
+    with LLM(params.llm, cache) as llm:
+        todo = plan(metas, params, llm, out)
+        estimate = llm.dry_run([r for reqs in todo.values() for _, r in reqs])
+    return DryRunReport(
+        sources=len(metas), sources_to_generate=len(todo), model=params.llm.model, **estimate.model_dump()
+    )
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        print(dry_run(args.collected, args.cache, args.out).model_dump_json(indent=1))
+        return
+    params = load_params()
+    out: Path = args.out
+    metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
+    with LLM(params.llm, args.cache) as llm:
+        todo = plan(list(metas.values()), params, llm, out)
+        out.mkdir(parents=True, exist_ok=True)
+        pending = {sid: len(reqs) for sid, reqs in todo.items()}
+        waiting: dict[str, list[tuple[str, str]]] = defaultdict(list)  # cache key → (source, variant)
+        for sid, reqs in todo.items():  # two sources with identical metadata share one request
+            for variant, request in reqs:
+                waiting[request.cache_key].append((sid, variant))
+        answers: dict[str, list[tuple[str, ChatRequest, ChatResult]]] = defaultdict(list)
+        counts: dict[str, int] = defaultdict(int)
+        failures: dict[str, str] = {}
+        requests = [r for reqs in todo.values() for _, r in reqs]
+        for request, result in progress(llm.complete_many(requests), "generate", total=len(waiting)):
+            counts[
+                "calls_not_made" if result.skipped else "cache_hits" if result.cached else "calls_made"
+            ] += 1
+            counts["failed_calls"] += result.error is not None
+            for sid, variant in waiting[request.cache_key]:
+                answers[sid].append((variant, request, result))
+                pending[sid] -= 1
+                if pending[sid] == 0:
+                    failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
+
+    removed = prune(out, set(metas))
+    generated = [read_model(p, GeneratedSource) for p in sorted(out.glob("*.json"))]
+    proposals = [p for g in generated for p in g.proposals]
+    write_metrics(
+        args.metrics,
+        {
+            "sources": len(metas),
+            "sources_processed": len(todo),
+            "sources_reused": len(metas) - len(todo),
+            "sources_removed": len(removed),
+            "sources_failed": sum(g.status == "failed" for g in generated),
+            "calls_made": counts["calls_made"],
+            "cache_hits": counts["cache_hits"],
+            "failed_calls": counts["failed_calls"],
+            "calls_not_made": counts["calls_not_made"],
+            "run_cost_usd": round(llm.budget.spent_usd, 6),
+            "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
+            "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
+            "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),
+            "tasks_proposed": sum(len(p.tasks) for p in proposals),
+            "unparseable_answers": sum(p.parse_error is not None for p in proposals),
+        },
+    )
+    require_within_caps(llm.budget)
+    if failures and not params.generate.allow_failures:
+        sid, reason = next(iter(failures.items()))
+        raise StageFailed(
+            f"{len(failures)} source(s) failed: {sid}: {reason} (answers so far are cached; run again)"
+        )
+
+
+def finish_source(
+    meta: SourceMeta, answers: list[tuple[str, ChatRequest, ChatResult]], out: Path, params: Params, llm: LLM
+) -> dict[str, str]:
+    """Write one source's output once all its answers are in; return {source_id: reason} if it failed."""
+    if any(result.skipped for _, _, result in answers):
+        return {}  # not written: the next run (with a higher cap) completes it
+    order = {v: i for i, v in enumerate(params.generate.variants)}
+    answers.sort(key=lambda a: order[a[0]])
+    errors = [result.error for _, _, result in answers if result.error]
+    record = GeneratedSource(
+        source_id=meta.source_id,
+        fingerprint=digest([r.cache_key for _, r, _ in answers]),
+        model=llm.model_identity,
+        prompt_version=params.generate.prompt_version,
+        proposals=[to_proposal(v, r, res) for v, r, res in answers if res.error is None],
+        status="failed" if errors else "ok",
+        reason=errors[0] if errors else None,
+    )
+    write_json(out / f"{meta.source_id}.json", record)
+    if errors:
+        log(f"generate: {meta.source_id}: failed: {errors[0]}")
+        return {meta.source_id: errors[0]}
+    return {}
+
+
+if __name__ == "__main__":
+    run(main, "collected", "cache", "out", "metrics", flags=("dry-run",))

@@ -1,0 +1,299 @@
+"""Reading source datasets: metadata for collect, Arrow batches of rows for organize.
+
+A local source is a folder laid out like a Hub dataset repo (a `README.md` card plus data files), so both
+kinds go through the same `datasets` loader: `load_dataset(folder_or_repo, config, revision=..., streaming=True)`
+read as Arrow tables, which keeps memory bounded whatever the source's size. Metadata comes from the card
+(`huggingface_hub.DatasetCard`) and the builder's features; Hub metadata from `HfApi.dataset_info`.
+
+This module and `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dynosaur.core.errors import SourceError
+from dynosaur.core.params import CollectParams, SourceSpec
+from dynosaur.core.records import Feature, FeatureStats, SourceMeta, SplitInfo
+
+TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
+DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
+ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
+DISTINCT_CAP = 10_000
+
+
+# --- revisions -------------------------------------------------------------------------------------------
+
+
+def local_revision(folder: Path) -> str:
+    """Content fingerprint of a local source: sha256 over (relative path, file sha256) of every file."""
+    outer = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)):
+        inner = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return "sha256:" + outer.hexdigest()
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tuple[str, Any]:
+    """(commit sha, DatasetInfo) for a Hub dataset at a branch, tag or sha."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        info = HfApi().dataset_info(repo, revision=revision)
+    except RepositoryNotFoundError:
+        raise SourceError(source_id, f"{repo}: dataset not found on the Hub (or no access)") from None
+    except RevisionNotFoundError:
+        raise SourceError(source_id, f"{repo}: revision {revision!r} not found on the Hub") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise SourceError(source_id, f"{repo}: Hub unreachable: {str(exc).splitlines()[0]}") from None
+    return info.sha, info
+
+
+# --- features --------------------------------------------------------------------------------------------
+
+
+def feature_dtype(feature: Any) -> tuple[str, list[str] | None]:
+    """A short dtype name for a `datasets` feature, and class names for a ClassLabel."""
+    import datasets
+
+    if isinstance(feature, datasets.ClassLabel):
+        return "class_label", list(feature.names)
+    if isinstance(feature, datasets.Value):
+        return str(feature.dtype), None
+    if isinstance(feature, datasets.Image):
+        return "image", None
+    if isinstance(feature, datasets.Audio):
+        return "audio", None
+    inner = getattr(feature, "feature", None)
+    if inner is not None:  # List / Sequence / LargeList
+        dtype, _ = feature_dtype(inner)
+        return f"list<{dtype}>", None
+    if isinstance(feature, dict):
+        return "struct", None
+    return type(feature).__name__.lower(), None
+
+
+def _stringify(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def feature_stats(values: list[Any]) -> FeatureStats:
+    texts = [_stringify(v) for v in values]
+    non_empty = [t for t in texts if t.strip()]
+    counts = Counter(non_empty[: DISTINCT_CAP * 10])
+    distinct = min(len(counts), DISTINCT_CAP)
+    top = counts.most_common(1)[0][1] / len(non_empty) if non_empty else 0.0
+    id_like = (
+        len(non_empty) >= 2
+        and len(counts) == len(non_empty)
+        and all(ID_TOKEN.match(t) and re.search(r"\d|/", t) for t in non_empty)
+        and not all(DECIMAL.match(t) for t in non_empty)  # distinct measurements are a target, not an id
+    )
+    return FeatureStats(
+        scanned=len(texts),
+        empty=len(texts) - len(non_empty),
+        distinct=distinct,
+        top_share=round(top, 6),
+        id_like=id_like,
+        mean_chars=round(sum(map(len, non_empty)) / len(non_empty), 2) if non_empty else 0.0,
+    )
+
+
+def _cap(value: Any, max_chars: int) -> Any:
+    if isinstance(value, str) and len(value) > max_chars:
+        return value[:max_chars] + "…"
+    if isinstance(value, list):
+        return [_cap(v, max_chars) for v in value[:20]]
+    if isinstance(value, dict):
+        return {k: _cap(v, max_chars) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+# --- rows ------------------------------------------------------------------------------------------------
+
+
+def _load(location: str, config: str | None, split: str, revision: str | None):
+    import datasets
+
+    return datasets.load_dataset(location, name=config, split=split, revision=revision, streaming=True)
+
+
+ARROW_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
+
+
+def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Path(".")) -> Iterator[Any]:
+    """The rows of one split as `pyarrow.Table` batches (streamed, bounded memory).
+
+    A local split whose files are all parquet, jsonl or csv is scanned with `pyarrow.dataset` directly (no
+    `datasets` import, a few batches of read-ahead); anything else goes through `datasets` streaming.
+    """
+    info = next((s for s in meta.splits if s.name == split), None)
+    if meta.kind == "local" and info and info.files:
+        formats = {ARROW_FORMATS.get(Path(f).suffix) for f in info.files}
+        if len(formats) == 1 and None not in formats:
+            import pyarrow as pa
+            import pyarrow.dataset as pads
+
+            folder = root / meta.location
+            dataset = pads.dataset([str(folder / f) for f in info.files], format=formats.pop())
+            for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
+                if batch.num_rows:
+                    yield pa.Table.from_batches([batch])
+            return
+    if meta.kind == "local":
+        ds = _load(str(root / meta.location), meta.config, split, None)
+    else:
+        ds = _load(meta.location, meta.config, split, meta.revision)
+    yield from ds.with_format("arrow").iter(batch_size=batch_rows)
+
+
+def source_revision(spec: SourceSpec, root: Path = Path(".")) -> str:
+    """A local folder's content fingerprint, or the commit sha a Hub revision points at now."""
+    if spec.path is not None:
+        folder = root / spec.path
+        if not folder.is_dir():
+            raise SourceError(spec.id, f"folder {spec.path} does not exist")
+        return local_revision(folder)
+    return resolve_hub_revision(spec.id, spec.hub, spec.revision)[0]
+
+
+# --- collect ---------------------------------------------------------------------------------------------
+
+
+def _card(spec: SourceSpec, root: Path, sha: str | None):
+    from huggingface_hub import DatasetCard
+
+    if spec.path is not None:
+        card_path = root / spec.path / "README.md"
+        return DatasetCard.load(card_path) if card_path.exists() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return DatasetCard.load(hf_hub_download(spec.hub, "README.md", repo_type="dataset", revision=sha))
+    except EntryNotFoundError:
+        return None
+
+
+def _description(card: Any, max_chars: int) -> str:
+    if card is None:
+        return ""
+    text = re.sub(r"\n{3,}", "\n\n", card.text).strip()
+    return text if len(text) <= max_chars else text[:max_chars].rstrip() + "…"
+
+
+def collect_source(
+    spec: SourceSpec, params: CollectParams, revision: str, root: Path = Path(".")
+) -> SourceMeta:
+    """Read one source's metadata, split sizes, field statistics and sample rows.
+
+    Raises SourceError when the source cannot be loaded; returns a `skipped` record when it loads but cannot
+    serve (too few usable fields, media only, no train/validation rows).
+    """
+    import datasets
+
+    if spec.path is not None:
+        location, origin, kind = str(root / spec.path), f"local:{spec.path}", "local"
+    else:
+        location, origin, kind = spec.hub, f"hub:{spec.hub}", "hub"
+
+    try:
+        card = _card(spec, root, revision if kind == "hub" else None)
+        hub_rev = revision if kind == "hub" else None
+        builder = datasets.load_dataset_builder(location, name=spec.config, revision=hub_rev)
+        split_names = list(builder.config.data_files or {}) or list(builder.info.splits or {})
+    except SourceError:
+        raise
+    except Exception as exc:  # datasets raises many types for an unreadable repo; all mean "cannot load"
+        raise SourceError(spec.id, f"cannot load: {_one_line(exc)}") from None
+
+    card_data = card.data if card is not None else None
+    license_ = getattr(card_data, "license", None) if card_data is not None else None
+    if isinstance(license_, list):
+        license_ = license_[0] if len(license_) == 1 else ",".join(license_)
+    base = dict(
+        source_id=spec.id,
+        origin=origin,
+        kind=kind,
+        location=spec.path if kind == "local" else spec.hub,
+        config=spec.config or builder.config.name,
+        revision=revision,
+        license=license_,
+        pretty_name=getattr(card_data, "pretty_name", None) if card_data is not None else None,
+        description=_description(card, params.description_max_chars),
+    )
+
+    wanted = spec.splits or [s for s in split_names if not TEST_SPLIT.search(s)]
+    missing = [s for s in wanted if s not in split_names]
+    if missing:
+        raise SourceError(spec.id, f"split {missing[0]!r} not found (has: {', '.join(split_names)})")
+    if not wanted:
+        return SourceMeta(**base, status="skipped", reason="no_train_or_validation_split")
+
+    splits: list[SplitInfo] = []
+    scanned: list[dict[str, Any]] = []
+    features = builder.info.features
+    try:
+        for split in wanted:
+            ds = _load(location, spec.config, split, hub_rev)
+            rows = 0
+            for table in ds.with_format("arrow").iter(batch_size=8192):
+                if len(scanned) < params.stats_rows:
+                    scanned.extend(table.slice(0, params.stats_rows - len(scanned)).to_pylist())
+                rows += table.num_rows
+            features = features or ds.features
+            files = builder.config.data_files.get(split, []) if kind == "local" else []
+            rel = sorted(Path(f).resolve().relative_to(Path(location).resolve()).as_posix() for f in files)
+            splits.append(SplitInfo(name=split, num_rows=rows, files=rel))
+    except Exception as exc:
+        raise SourceError(spec.id, f"cannot read rows: {_one_line(exc)}") from None
+
+    if features is None and scanned:
+        features = datasets.Features({k: datasets.Value("string") for k in scanned[0]})
+    feats = []
+    for name, feat in (features or {}).items():
+        dtype, names = feature_dtype(feat)
+        stats = None if dtype in {"image", "audio"} else feature_stats([r.get(name) for r in scanned])
+        feats.append(Feature(name=name, dtype=dtype, class_names=names, stats=stats))
+
+    rng = random.Random(0)
+    samples = rng.sample(scanned, min(params.sample_rows, len(scanned)))
+    samples = [
+        {f.name: _cap(r.get(f.name), params.max_field_chars) for f in feats if not f.is_media}
+        for r in samples
+    ]
+    meta = SourceMeta(**base, features=feats, splits=splits, samples=samples)
+
+    usable = [f for f in feats if not f.is_media]
+    if sum(s.num_rows for s in splits) == 0:
+        return meta.model_copy(update={"status": "skipped", "reason": "no_rows"})
+    if feats and not usable:
+        return meta.model_copy(update={"status": "skipped", "reason": "only_media_fields"})
+    if len(usable) <= 1:
+        return meta.model_copy(update={"status": "skipped", "reason": "too_few_fields"})
+    return meta
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -1,0 +1,322 @@
+"""Cutting releases, retracting, and reading corpus states (a version or the workspace).
+
+`cut_release` runs in steps, data before records before names, so a crash at any point leaves either no
+new release or a complete one:
+
+    check   clean branch, default DVC remote, pipeline up to date; finish what a crash left (see `recover`)
+    push    the pipeline's outputs to the DVC remote (shards first: never a record without its data)
+    write   ledger: manifest, new source and task versions, then the release record (each file atomically)
+    commit  ledger/ and dvc.lock in one git commit
+    tag     an annotated tag `vN` on that commit (never a tag without its record)
+
+`recover` (run first by every command that writes the ledger): uncommitted ledger changes can only come from
+an interrupted write, so they are discarded (no release); a committed release without its tag gets the tag.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.io import read_model
+from dynosaur.core.records import (
+    Exclusion,
+    FilteredSource,
+    ManifestEntry,
+    Release,
+    Retraction,
+    SourceMeta,
+    SourceVersion,
+    TaskVersion,
+    Totals,
+    task_identity,
+)
+from dynosaur.registry.diff import DiffReport, changelog, diff_manifests
+from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.manifest import file_sha256, workspace_manifest
+from dynosaur.registry.vcs import (
+    Git,
+    cached_object,
+    default_remote,
+    dir_listing,
+    locked_out_md5,
+    push,
+    stale_stages,
+)
+from dynosaur.registry.workspace import Workspace
+
+WORKSPACE = "workspace"
+
+
+class ReleaseOutcome(BaseModel):
+    release: Release | None
+    message: str
+    recovered: list[str] = []
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def recover(root: Path) -> list[str]:
+    """Finish or undo what an interrupted release left behind; return what was done."""
+    git, ledger, done = Git(root), Ledger(root), []
+    if git.dirty("ledger", untracked=True):
+        git("checkout", "HEAD", "--", "ledger")
+        git("clean", "-fdq", "--", "ledger")
+        done.append("discarded the uncommitted records of an interrupted release")
+    releases = ledger.releases()
+    if releases and not git.tag_exists(releases[-1].tag):
+        last = releases[-1]
+        git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}")
+        done.append(f"tagged {last.tag}, committed by an interrupted release")
+    return done
+
+
+def _exclusions(ws: Workspace) -> list[Exclusion]:
+    out = []
+    for path in sorted(ws.collected.glob("*.json")):
+        meta = read_model(path, SourceMeta)
+        if meta.status != "ok":
+            out.append(Exclusion(source_id=meta.source_id, reason=f"{meta.status}: {meta.reason}"))
+    return out
+
+
+def _versions(
+    ws: Workspace, entries: list[ManifestEntry], ledger: Ledger
+) -> tuple[list[SourceVersion], list[TaskVersion]]:
+    """Source and task versions this release adds to the ledger (those it has not recorded yet)."""
+    known_sources = {s.key for s in ledger.read(SourceVersion)}
+    known_tasks = {t.task_id for t in ledger.read(TaskVersion)}
+    released = {e.source_id for e in entries}
+    sources, tasks = [], []
+    for path in sorted(ws.tasks.glob("*.json")):
+        meta = read_model(ws.collected / path.name, SourceMeta)
+        if meta.source_id not in released:
+            continue
+        version = SourceVersion(
+            source_id=meta.source_id,
+            origin=meta.origin,
+            revision=meta.revision,
+            license=meta.license,
+            metadata_fingerprint=meta.fingerprint,
+        )
+        if version.key not in known_sources:
+            sources.append(version)
+        for t in read_model(path, FilteredSource).tasks:
+            if t.task_id not in known_tasks:
+                tasks.append(
+                    TaskVersion(
+                        task_id=t.task_id,
+                        source_id=t.source_id,
+                        source_revision=t.source_revision,
+                        instruction=t.instruction,
+                        label_options=t.label_options,
+                        input_fields=t.input_fields,
+                        output_field=t.output_field,
+                        prompt_version=t.prompt_version,
+                        model=t.model,
+                        verdict=t.verdict,
+                        reason=t.reason,
+                    )
+                )
+    return sources, tasks
+
+
+def cut_release(
+    root: Path, message: str = "", *, on_step: Callable[[str], None] = lambda step: None
+) -> ReleaseOutcome:
+    """Release the working corpus as the next version, if anything changed since the last one."""
+    on_step("check")
+    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git.require_branch()
+    recovered = recover(root)
+    default_remote(root)
+    dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
+    if dirty:
+        raise DynoError(
+            f"the work tree has uncommitted changes ({dirty[0]}{', …' if len(dirty) > 1 else ''}):"
+            " commit or stash them first"
+        )
+    stale = stale_stages(root)
+    if stale:
+        raise DynoError(f"the pipeline is not up to date ({', '.join(stale)}): run `dvc repro` first")
+
+    corpus_rel = ws.corpus.relative_to(root).as_posix()
+    corpus_md5 = locked_out_md5(root, corpus_rel)
+    md5s = dir_listing(root, corpus_md5)
+    entries = [
+        e.model_copy(
+            update={"shard_md5": md5s.get(e.shard), "shard_sha256": file_sha256(ws.corpus / e.shard)}
+        )
+        for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)
+    ]
+    excluded = _exclusions(ws)
+    releases = ledger.releases()
+    last = releases[-1] if releases else None
+    previous = ledger.read_manifest(last) if last else []
+    if last and _same(previous, entries) and last.excluded == excluded:
+        return ReleaseOutcome(
+            release=None, message=f"nothing changed since {last.tag}: no release", recovered=recovered
+        )
+
+    version = (last.version + 1) if last else 1
+    report = diff_manifests(
+        last.tag if last else "empty", previous, WORKSPACE, entries, ledger.read(Retraction)
+    )
+    sources, tasks = _versions(ws, entries, ledger)
+    licenses = Counter()
+    for e in entries:
+        licenses[e.license or "unknown"] += e.instances
+
+    on_step("push")
+    push(root)
+
+    on_step("write")
+    manifest_digest = ledger.write_manifest(version, entries)
+    ledger.append(SourceVersion, sources)
+    ledger.append(TaskVersion, tasks)
+    release = Release(
+        version=version,
+        tag=f"v{version}",
+        parent=last.hash if last else None,
+        message=message,
+        created_at=_now(),
+        manifest=ledger.manifest_path(version).relative_to(root).as_posix(),
+        manifest_digest=manifest_digest,
+        corpus_md5=corpus_md5,
+        totals=Totals(
+            sources=len({e.source_id for e in entries}),
+            tasks=len(entries),
+            instances=sum(e.instances for e in entries),
+        ),
+        licenses=dict(sorted(licenses.items())),
+        excluded=excluded,
+        changelog=changelog(report, {x.source_id: x.reason for x in excluded}),
+    ).sealed()
+    ledger.append(Release, [release])
+
+    on_step("commit")
+    paths = ["ledger", "dvc.lock"] + [
+        p for p in (corpus_rel.rsplit("/", 1)[0] + "/.gitignore",) if (root / p).exists()
+    ]
+    git("add", "--", *paths)
+    git("commit", "-q", "-m", f"release {release.tag}" + (f": {message}" if message else ""), "--", *paths)
+
+    on_step("tag")
+    git("tag", "-a", release.tag, "-m", f"{release.tag}: {message}")
+    on_step("done")
+    return ReleaseOutcome(release=release, message=f"released {release.tag}", recovered=recovered)
+
+
+def _same(a: list[ManifestEntry], b: list[ManifestEntry]) -> bool:
+    key = lambda e: (e.task_id, e.digest, e.instances, e.license)  # noqa: E731
+    return sorted(map(key, a)) == sorted(map(key, b))
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def list_releases(root: Path) -> list[Release]:
+    return Ledger(root).releases()
+
+
+def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
+    """The manifest of a version, or of the working corpus for `workspace`."""
+    if name == WORKSPACE:
+        ws = Workspace.load(root)
+        return workspace_manifest(ws.collected, ws.tasks, ws.corpus)
+    ledger = Ledger(root)
+    return ledger.read_manifest(ledger.release(name))
+
+
+def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
+    from dynosaur.registry.ledger import parse_version
+
+    norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
+    a_name, b_name = norm(a), norm(b)
+    if a_name == b_name:
+        raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
+    before, after = corpus_state(root, a_name), corpus_state(root, b_name)
+    report = diff_manifests(a_name, before, b_name, after, Ledger(root).read(Retraction))
+    if instances:
+        report.instances = _instance_deltas(root, report, a_name, b_name, before, after)
+    return report
+
+
+def _instance_deltas(root, report, a_name, b_name, before, after):
+    """Instance ids of changed tasks: needs the shards of both sides (workspace, or the local DVC cache)."""
+    from dynosaur.registry.diff import instance_delta
+
+    by_id = {e.task_id: e for e in before} | {e.task_id: e for e in after}
+    ws = Workspace.load(root)
+
+    def shard(entry: ManifestEntry | None, side: str):
+        if entry is None:
+            return None
+        if side == WORKSPACE:
+            return ws.corpus / entry.shard
+        path = cached_object(root, entry.shard_md5 or "")
+        if not path.exists():
+            raise DynoError(
+                f"shard {entry.shard} of {side} is not in the local DVC cache: run `dvc pull` first"
+            )
+        return path
+
+    out = {}
+    for change in report.tasks:
+        if change.change == "changed":
+            old = by_id.get(change.previous_task_id or "")
+            out[change.task_id] = instance_delta(shard(old, a_name), shard(by_id[change.task_id], b_name))
+    return out
+
+
+# --- retractions -----------------------------------------------------------------------------------------
+
+
+def retract(root: Path, *, task: str | None = None, source: str | None = None, reason: str) -> Retraction:
+    """Append a tombstone for a task (every version of it) or a whole source, and commit it."""
+    if (task is None) == (source is None):
+        raise DynoError("give exactly one of --task ID or --source ID")
+    if not reason.strip():
+        raise DynoError("a retraction needs a --reason")
+    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git.require_branch()
+    recover(root)
+    existing = ledger.read(Retraction)
+    if task is not None:
+        found = _find_task(ws, ledger, task)
+        identity = task_identity(found.source_id, found.instruction, found.input_fields, found.output_field)
+        record = Retraction(
+            kind="task", target=task, identity=identity, reason=reason.strip(), created_at=_now()
+        )
+    else:
+        known = {p.stem for p in ws.collected.glob("*.json")} | {
+            s.source_id for s in ledger.read(SourceVersion)
+        }
+        if source not in known:
+            raise NotFound(f"unknown source {source!r} (not in the workspace or any release)")
+        record = Retraction(kind="source", target=source, reason=reason.strip(), created_at=_now())
+    if any(r.kind == record.kind and r.target == record.target for r in existing):
+        raise DynoError(f"{record.kind} {record.target} is already retracted")
+    ledger.append(Retraction, [record])
+    path = ledger.path(Retraction).relative_to(root).as_posix()
+    git("add", "--", path)
+    git("commit", "-q", "-m", f"retract {record.kind} {record.target}: {record.reason}", "--", path)
+    return ledger.read(Retraction)[-1]
+
+
+def _find_task(ws: Workspace, ledger: Ledger, task_id: str):
+    for path in sorted(ws.tasks.glob("*.json")):
+        for t in read_model(path, FilteredSource).tasks:
+            if t.task_id == task_id:
+                return t
+    for t in ledger.read(TaskVersion):
+        if t.task_id == task_id:
+            return t
+    raise NotFound(f"unknown task {task_id!r} (not in the workspace or any release)")

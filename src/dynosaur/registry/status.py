@@ -1,0 +1,111 @@
+"""Read-only views of the working corpus (the pipeline's outputs): per-source status, tasks, instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dynosaur.core.errors import NotFound
+from dynosaur.core.io import read_model
+from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task
+from dynosaur.registry.workspace import Workspace
+
+
+class SourceStatus(BaseModel):
+    source_id: str
+    origin: str
+    revision: str
+    license: str | None
+    status: str  # ok | skipped | failed | pending (not generated yet)
+    reason: str | None = None
+    tasks_valid: int = 0
+    tasks_rejected: int = 0
+    instances: int = 0
+
+
+class StatusReport(BaseModel):
+    sources: list[SourceStatus]
+    tasks_valid: int
+    tasks_rejected: int
+    instances: int
+
+
+def _maybe(path: Path, model):
+    return read_model(path, model) if path.exists() else None
+
+
+def shard_rows(corpus: Path, source_id: str) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    return {p.stem: pq.read_metadata(p).num_rows for p in sorted((corpus / source_id).glob("*.parquet"))}
+
+
+def status(ws: Workspace) -> StatusReport:
+    rows = []
+    for path in sorted(ws.collected.glob("*.json")):
+        meta = read_model(path, SourceMeta)
+        generated = _maybe(ws.generated / path.name, GeneratedSource)
+        filtered = _maybe(ws.tasks / path.name, FilteredSource)
+        state, reason = meta.status, meta.reason
+        if state == "ok" and generated is not None and generated.status == "failed":
+            state, reason = "failed", generated.reason
+        elif state == "ok" and filtered is None:
+            state = "pending"
+        valid = {t.task_id for t in filtered.valid} if filtered else set()
+        rows.append(
+            SourceStatus(
+                source_id=meta.source_id,
+                origin=meta.origin,
+                revision=meta.revision,
+                license=meta.license,
+                status=state,
+                reason=reason,
+                tasks_valid=len(valid),
+                tasks_rejected=len(filtered.tasks) - len(valid) if filtered else 0,
+                instances=sum(n for t, n in shard_rows(ws.corpus, meta.source_id).items() if t in valid),
+            )
+        )
+    return StatusReport(
+        sources=rows,
+        tasks_valid=sum(r.tasks_valid for r in rows),
+        tasks_rejected=sum(r.tasks_rejected for r in rows),
+        instances=sum(r.instances for r in rows),
+    )
+
+
+def tasks(ws: Workspace, source: str | None = None, rejected: bool = False) -> list[Task]:
+    paths = [ws.tasks / f"{source}.json"] if source else sorted(ws.tasks.glob("*.json"))
+    if source and not paths[0].exists():
+        raise NotFound(f"no tasks for source {source!r} (is it in params.yaml, and has dvc repro run?)")
+    out = []
+    for path in paths:
+        for task in read_model(path, FilteredSource).tasks:
+            if (task.verdict == "rejected") == rejected:
+                out.append(task)
+    return out
+
+
+def find_task(ws: Workspace, task_id: str) -> Task:
+    for path in sorted(ws.tasks.glob("*.json")):
+        for task in read_model(path, FilteredSource).tasks:
+            if task.task_id == task_id:
+                return task
+    raise NotFound(f"unknown task {task_id!r} (see `dyno tasks`)")
+
+
+def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
+    """The first n instances of a valid task's shard (reads one row group at most)."""
+    import pyarrow.parquet as pq
+
+    task = find_task(ws, task_id)
+    shard = ws.corpus / task.source_id / f"{task_id}.parquet"
+    if task.verdict != "valid":
+        raise NotFound(f"task {task_id} was rejected ({task.reason}); it has no instances")
+    if not shard.exists():
+        raise NotFound(f"task {task_id} has no shard yet: run `dvc repro`")
+    rows: list[dict] = []
+    for batch in pq.ParquetFile(shard).iter_batches(batch_size=max(n, 1)):
+        rows.extend(batch.to_pylist())
+        break
+    return rows[:n]

@@ -1,0 +1,189 @@
+"""Verifying the registry: every record, the release chain, every manifest, every tag, every shard.
+
+Checks run cheapest first and every problem is collected, in order, as one line naming the file and line,
+the release, or the shard (task id and md5); the CLI prints the first and exits 1.
+
+    records    each line of each ledger file parses and its `hash` recomputes (a bad line is reported and
+               skipped, so one altered record does not hide the rest)
+    chain      releases run v1..vN in order, each `parent` is the previous release's hash (None for v1)
+    manifests  each release's manifest matches its `manifest_digest`, and its totals
+    tags       each release's annotated git tag `vN` exists
+    shards     each manifest entry's DVC object (`shard_md5`), from the local DVC cache or else the default
+               remote, read through DVC's object database so any remote type works; its (instances, digest),
+               recomputed from the rows, must equal the entry's
+
+Shards dominate the cost, so each distinct object is read once, however many releases share it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
+from dynosaur.registry.ledger import FILES, Ledger, LedgerError, check_lines
+from dynosaur.registry.manifest import shard_digest
+from dynosaur.registry.vcs import Git
+
+R = TypeVar("R", bound=LedgerRecord)
+
+
+class VerifyReport(BaseModel):
+    releases: int = 0
+    shards: int = 0
+    ok: bool = True
+    problems: list[str] = []
+
+
+def verify(root: Path) -> VerifyReport:
+    """Check the registry at `root`; if anything is wrong, `ok` is False and `problems` names each fault."""
+    problems: list[str] = []
+    ledger = Ledger(root)
+    for model in FILES:
+        if model is not Release:
+            _read(ledger.path(model), model, root, problems)
+    releases = _read(ledger.path(Release), Release, root, problems)
+    _check_chain(releases, problems)
+    git = Git(root)
+    manifests = [(release, _manifest(ledger, where, release, git, problems)) for where, release in releases]
+    shards = _ShardChecker(root)
+    try:
+        for release, entries in manifests:
+            for entry in entries or []:
+                shards.check(release, entry, problems)
+    finally:
+        shards.close()
+    return VerifyReport(releases=len(releases), shards=shards.checked, ok=not problems, problems=problems)
+
+
+def _manifest(
+    ledger: Ledger, where: str, release: Release, git: Git, problems: list[str]
+) -> list[ManifestEntry] | None:
+    """The release's manifest if it matches its digest; also checks the totals and the tag."""
+    entries = None
+    try:
+        entries = ledger.read_manifest(release)
+    except LedgerError as exc:
+        problems.append(str(exc))
+    except ValidationError:
+        problems.append(f"{release.manifest}: manifest of {release.tag} has a line that is not an entry")
+    if entries is not None:
+        tasks, instances = len(entries), sum(e.instances for e in entries)
+        if (tasks, instances) != (release.totals.tasks, release.totals.instances):
+            problems.append(
+                f"{where}: {release.tag} totals ({release.totals.tasks} tasks,"
+                f" {release.totals.instances} instances) disagree with {release.manifest}"
+                f" ({tasks} tasks, {instances} instances)"
+            )
+    if not git.tag_exists(release.tag):
+        problems.append(f"{where}: git tag {release.tag} is missing")
+    return entries
+
+
+def _read(path: Path, model: type[R], root: Path, problems: list[str]) -> list[tuple[str, R]]:
+    """(file:line, record) for each line that parses (a problem for each that does not, or has a bad hash)."""
+    out = []
+    for where, record, problem in check_lines(path, model, root):
+        if problem:
+            problems.append(problem)
+        if record is not None:
+            out.append((where, record))
+    return out
+
+
+def _check_chain(releases: list[tuple[str, Release]], problems: list[str]) -> None:
+    previous: Release | None = None
+    for number, (where, release) in enumerate(releases, 1):
+        if release.version != number or release.tag != f"v{number}":
+            problems.append(
+                f"{where}: release {release.tag} (version {release.version}) is out of order:"
+                f" expected v{number}"
+            )
+        if previous is None and release.parent is not None:
+            problems.append(f"{where}: {release.tag} is the first release but names parent {release.parent}")
+        elif previous is not None and release.parent != previous.hash:
+            problems.append(
+                f"{where}: {release.tag}'s parent {release.parent} is not {previous.tag}'s hash"
+                f" {previous.hash}: the chain is broken"
+            )
+        previous = release
+
+
+class _ShardChecker:
+    """Reads each distinct DVC object once: the local cache first, then the default remote (opened lazily)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.results: dict[str, tuple[int, str] | str] = {}  # md5 → (instances, digest) or why it failed
+        self._repo: Any = None
+        self._dbs: list[tuple[str, Any]] = []  # (where, DVC object database)
+        self._unusable = ""  # why a store cannot be read, said when an object is not found elsewhere
+
+    @property
+    def checked(self) -> int:
+        return len(self.results)
+
+    def check(self, release: Release, entry: ManifestEntry, problems: list[str]) -> None:
+        md5 = entry.shard_md5
+        what = f"{release.manifest}: shard {entry.shard} (task {entry.task_id}, md5 {md5})"
+        if not md5:
+            problems.append(f"{what} has no DVC object id to check")
+            return
+        if md5 not in self.results:
+            self.results[md5] = self._digest(md5)
+            if isinstance(self.results[md5], str):
+                problems.append(f"{what} {self.results[md5]}")
+        result = self.results[md5]
+        if isinstance(result, tuple) and result != (entry.instances, entry.digest):
+            problems.append(
+                f"{what} holds {result[0]} instances ({result[1]}) but the manifest records"
+                f" {entry.instances} ({entry.digest})"
+            )
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    def _digest(self, md5: str) -> tuple[int, str] | str:
+        self._open()
+        for where, odb in self._dbs:
+            path = odb.oid_to_path(md5)
+            try:
+                if not odb.fs.exists(path):
+                    continue
+                with odb.fs.open(path, "rb") as fh:
+                    return shard_digest(fh)
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                return f"is damaged in {where} (not a readable parquet file: {_first_line(exc)})"
+        if len(self._dbs) > 1:
+            return f"is in neither {self._dbs[0][0]} nor {self._dbs[1][0]}"
+        return f"is not in {self._dbs[0][0]}, and {self._unusable}" if self._dbs else f"{self._unusable}"
+
+    def _open(self) -> None:
+        if self._repo is not None or self._unusable:
+            return
+        from dvc.config import NoRemoteError
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+
+        try:
+            self._repo = Repo(str(self.root))
+        except DvcException as exc:
+            self._unusable = f"cannot be checked: DVC cannot open {self.root} ({_first_line(exc)})"
+            return
+        self._dbs.append(("the local DVC cache", self._repo.cache.local))
+        try:
+            remote = self._repo.cloud.get_remote()
+            odb = self._repo.cloud.get_remote_odb(remote.name)  # any remote type: an fsspec-backed object db
+            self._dbs.append((f"the DVC remote {remote.name!r}", odb))
+        except NoRemoteError:
+            self._unusable = "no default DVC remote is configured (`dvc remote add -d NAME URL`)"
+        except DvcException as exc:
+            self._unusable = f"the DVC remote cannot be opened: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,49 @@
+"""Where the pipeline's outputs are: read from `dvc.yaml`, the one place paths are named.
+
+Each stage's `cmd` passes its paths as `--name path`; the workspace reads them back from there, so moving an
+output in `dvc.yaml` moves it for `dyno` too.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from dynosaur.core.errors import DynoError
+
+
+class Workspace(BaseModel):
+    root: Path
+    collected: Path
+    generated: Path
+    tasks: Path
+    corpus: Path
+    cache: Path
+
+    @classmethod
+    def load(cls, root: Path = Path(".")) -> Workspace:
+        dvc_yaml = root / "dvc.yaml"
+        try:
+            stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+        except FileNotFoundError:
+            raise DynoError(f"{dvc_yaml} not found: run dyno from the project root") from None
+        except (yaml.YAMLError, AttributeError):
+            raise DynoError(f"{dvc_yaml} is not a valid pipeline file") from None
+        args: dict[str, dict[str, str]] = {}
+        for name, stage in stages.items():
+            words = shlex.split(stage.get("cmd", ""))
+            args[name] = {w[2:]: v for w, v in zip(words, words[1:], strict=False) if w.startswith("--")}
+        try:
+            return cls(
+                root=root,
+                collected=root / args["collect"]["out"],
+                generated=root / args["generate"]["out"],
+                cache=root / args["generate"]["cache"],
+                tasks=root / args["filter"]["out"],
+                corpus=root / args["organize"]["out"],
+            )
+        except KeyError as exc:
+            raise DynoError(f"{dvc_yaml}: stage or path {exc} missing from the pipeline") from None

@@ -1,0 +1,339 @@
+"""A scripted, OpenAI-compatible HTTP server for fast, deterministic tests.
+
+Use it in-process::
+
+    with FakeOpenAI(latency=0.2) as srv:
+        srv.enqueue('{"tasks": []}', Fault.status(429))
+        client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test")
+
+or as a separate process (for benchmarks and subprocess tests)::
+
+    python -m dynosaur.testing.fake_openai --port 0 --latency 0.2 --port-file PATH
+
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], str]
+
+_ERROR_KINDS = {
+    400: ("invalid_request_error", "invalid_request"),
+    404: ("invalid_request_error", "not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    500: ("server_error", "internal_error"),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted failure, consumed by one chat completion request (see `FakeOpenAI.enqueue`).
+
+    kind: "status" (answer with `http_status` and an OpenAI-shaped error body),
+    "timeout" (hang `seconds`, then drop the connection without answering),
+    or "malformed" (HTTP 200 whose body is not JSON).
+    """
+
+    kind: str
+    http_status: int = 200
+    seconds: float = 0.0
+
+    @classmethod
+    def status(cls, code: int) -> Fault:
+        return cls("status", http_status=code)
+
+    @classmethod
+    def timeout(cls, seconds: float) -> Fault:
+        return cls("timeout", seconds=seconds)
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        return cls("malformed")
+
+
+Item = str | Fault
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message's content: a string or a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def default_responder(request_json: dict[str, Any]) -> str:
+    """Answer every request with an empty task list."""
+    return '{"tasks": []}'
+
+
+def tasks_from_schema(request_json: dict[str, Any]) -> str:
+    """Deterministic answer to a `response_format` json_schema asking for `{"tasks": [...]}`.
+
+    Reads the allowed field names from the schema's `input_fields` enum and proposes, for each
+    field but the (sorted) first, a task predicting it from the others; at most 3 tasks.
+    """
+    try:
+        schema = request_json["response_format"]["json_schema"]["schema"]
+        item = schema["properties"]["tasks"]["items"]["properties"]
+        allowed = sorted(set(item["input_fields"]["items"]["enum"]))
+    except (KeyError, TypeError):
+        return '{"tasks": []}'
+    tasks = []
+    for field in allowed[1:4]:
+        inputs = [f for f in allowed if f != field]
+        tasks.append(
+            {
+                "instruction": f"Given the {', '.join(inputs)}, predict the {field} of the example.",
+                "input_fields": inputs,
+                "output_field": field,
+            }
+        )
+    return json.dumps({"tasks": tasks})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog (5) drops SYNs under a 16-way burst: 1 s retransmits
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible server on 127.0.0.1 (free port) answering from a script, then a responder.
+
+    Serves `POST /v1/chat/completions` (non-streaming) and `GET /v1/models`, concurrently.
+    Bookkeeping (`calls`, `history`, `answered`, `auth_headers`) is guarded by a lock.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        latency: float = 0.0,
+        model: str = "fake-model",
+        port: int = 0,
+        retry_after_ms: int = 10,
+    ) -> None:
+        self.responder: Responder = responder or default_responder
+        self.latency = latency
+        self.model = model
+        self.retry_after_ms = retry_after_ms
+        self._port = port
+        self._lock = threading.Lock()
+        self._queue: deque[Item] = deque()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self._port), _make_handler(self))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping on latency or a timeout fault
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeOpenAI is not running")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- script and bookkeeping ----------------------------------------------------------------
+    def enqueue(self, *items: Item) -> None:
+        """Script the next chat completions: a string is the answer's content, a Fault a failure."""
+        with self._lock:
+            self._queue.extend(items)
+
+    def reset(self) -> None:
+        """Forget the script and all bookkeeping."""
+        with self._lock:
+            self._queue.clear()
+            self.calls = 0
+            self.answered = 0
+            self.history: list[dict[str, Any]] = []
+            self.auth_headers: list[str] = []
+
+    def _record(self, request_json: dict[str, Any], auth: str | None) -> Item | None:
+        with self._lock:
+            self.calls += 1
+            self.history.append(request_json)
+            if auth is not None:
+                self.auth_headers.append(auth)
+            return self._queue.popleft() if self._queue else None
+
+    def _completion(self, request_json: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt = "".join(_content_text(m.get("content")) for m in request_json.get("messages") or [])
+        prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request_json.get("model", self.model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # headers and body go in two writes; don't let Nagle hold the body
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+            pass
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length > 0 else b""
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(obj).encode(), headers)
+
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            type_, code = _ERROR_KINDS.get(status, ("server_error", f"http_{status}"))
+            body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+            self._json(status, body, headers)
+
+        def do_GET(self) -> None:
+            self._body()
+            if self.path.rstrip("/") == "/v1/models":
+                model = {"id": srv.model, "object": "model", "created": 0, "owned_by": "fake-openai"}
+                self._json(200, {"object": "list", "data": [model]})
+            else:
+                self._error(404, f"Unknown path: GET {self.path}")
+
+        def do_POST(self) -> None:
+            raw = self._body()
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                return self._error(404, f"Unknown path: POST {self.path}")
+            try:
+                request_json = json.loads(raw or b"{}")
+            except ValueError:
+                request_json = None
+            valid = isinstance(request_json, dict)
+            if not valid:
+                request_json = {"_invalid_json": raw.decode("utf-8", "replace")}
+            item = srv._record(request_json, self.headers.get("Authorization"))
+            if not valid:
+                return self._error(400, "Request body is not a JSON object")
+            if request_json.get("stream"):
+                return self._error(400, "FakeOpenAI does not support streaming")
+            if isinstance(item, Fault):
+                return self._fault(item)
+            if srv.latency > 0 and srv._stopping.wait(srv.latency):
+                self.close_connection = True
+                return
+            content = item if isinstance(item, str) else srv.responder(request_json)
+            body = srv._completion(request_json, content)
+            with srv._lock:  # counted before the client can see the answer, so tests never race it
+                srv.answered += 1
+            self._json(200, body)
+
+        def _fault(self, fault: Fault) -> None:
+            if fault.kind == "timeout":
+                srv._stopping.wait(fault.seconds)
+                self.close_connection = True  # hang up without an answer
+            elif fault.kind == "malformed":
+                self._send(200, b"this is not JSON {")
+            else:
+                retry = {"retry-after": "0", "retry-after-ms": str(srv.retry_after_ms)}
+                headers = retry if fault.http_status in (429, 500, 502, 503) else None
+                self._error(fault.http_status, f"Scripted fault: HTTP {fault.http_status}", headers)
+
+    return Handler
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server for tests.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per chat completion")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here (atomically)")
+    args = parser.parse_args(argv)
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with FakeOpenAI(responder=tasks_from_schema, latency=args.latency, port=args.port) as srv:
+        if args.port_file:
+            _write_atomic(args.port_file, f"{srv.port}\n")
+        print(f"fake-openai serving on {srv.base_url}", flush=True)
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+"""`dynosaur.pipeline.filter`: one test per reason code, label options, determinism, and the published Dynosaur specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dynosaur.core.params import FilterParams
+from dynosaur.core.records import SourceMeta, Task, TaskSpec, task_id
+from dynosaur.pipeline.filter import REASONS, judge
+from tests.factories import (
+    label_feature,
+    make_feature,
+    make_generated,
+    make_meta,
+    make_proposal,
+    make_spec,
+)
+
+PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynosaur" / "instructions-full.json"
+CODE_META_OUTPUTS = {"size", "path", "repo_name", "license", "file_path"}
+
+
+def judge_all(
+    *specs: TaskSpec, meta: SourceMeta | None = None, params: FilterParams | None = None
+) -> list[Task]:
+    generated = make_generated(make_proposal(*specs))
+    return judge(meta or make_meta(), generated, params or FilterParams())
+
+
+def judge_one(spec: TaskSpec, meta: SourceMeta | None = None, params: FilterParams | None = None) -> Task:
+    (task,) = judge_all(spec, meta=meta, params=params)
+    return task
+
+
+def assert_rejected(task: Task, reason: str) -> None:
+    assert reason in REASONS
+    assert (task.verdict, task.reason) == ("rejected", reason)
+    assert task.label_options is None
+
+
+# --- one test per reason -----------------------------------------------------------------------------
+
+
+def test_unparseable_proposal_is_one_rejected_task():
+    generated = make_generated(
+        make_proposal(parse_error="invalid JSON (Expecting value)", cache_key="c" * 64)
+    )
+    (task,) = judge(make_meta(), generated, FilterParams())
+    assert_rejected(task, "unparseable")
+    assert (task.instruction, task.input_fields, task.output_field) == ("", [], "")
+
+
+def test_two_unparseable_proposals_get_distinct_ids():
+    generated = make_generated(
+        make_proposal(parse_error="empty answer", cache_key="a" * 64),
+        make_proposal(parse_error="empty answer", cache_key="b" * 64, variant="without_description"),
+    )
+    tasks = judge(make_meta(), generated, FilterParams())
+    assert [t.reason for t in tasks] == ["unparseable", "unparseable"]
+    assert len({t.task_id for t in tasks}) == 2
+
+
+def test_multi_output():
+    assert_rejected(judge_one(make_spec(output_field=["label", "title"])), "multi_output")
+
+
+def test_single_element_output_list_is_not_multi_output():
+    task = judge_one(make_spec(output_field=["label"]))
+    assert (task.verdict, task.output_field) == ("valid", "label")
+
+
+@pytest.mark.parametrize("output", ["", "   ", []])
+def test_empty_output_name(output):
+    assert_rejected(judge_one(make_spec(output_field=output)), "empty_output")
+
+
+def test_empty_output_mostly_empty_column():
+    meta = make_meta(features=[make_feature("text"), make_feature("summary", scanned=100, empty=60)])
+    spec = make_spec(instruction="Summarise the given review in one sentence.", output_field="summary")
+    assert_rejected(judge_one(spec, meta), "empty_output")
+
+
+def test_half_empty_column_is_kept():
+    meta = make_meta(features=[make_feature("text"), make_feature("summary", scanned=100, empty=50)])
+    spec = make_spec(instruction="Summarise the given review in one sentence.", output_field="summary")
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+@pytest.mark.parametrize("inputs", [[], [""], ["  ", ""]])
+def test_no_input(inputs):
+    assert_rejected(judge_one(make_spec(input_fields=inputs)), "no_input")
+
+
+@pytest.mark.parametrize(
+    "inputs, output",
+    [
+        (["body"], "label"),  # an input the source lacks
+        (["text"], "sentiment"),  # an output the source lacks
+        (["text", "Text"], "label"),  # names are case-sensitive
+        (["image"], "label"),  # a media field as input
+        (["text"], "image"),  # a media field as output
+    ],
+)
+def test_unknown_field(inputs, output):
+    assert_rejected(judge_one(make_spec(input_fields=inputs, output_field=output)), "unknown_field")
+
+
+def test_io_overlap():
+    spec = make_spec(
+        instruction="Repeat the title of the given review.",
+        input_fields=["text", "title"],
+        output_field="title",
+    )
+    assert_rejected(judge_one(spec), "io_overlap")
+
+
+@pytest.mark.parametrize("instruction", ["", "Classify.", "Classify the review."])
+def test_instruction_too_short(instruction):
+    assert_rejected(judge_one(make_spec(instruction=instruction)), "instruction_too_short")
+
+
+def test_instruction_of_exactly_min_words_is_kept():
+    assert judge_one(make_spec(instruction="Classify this review's sentiment.")).verdict == "valid"
+
+
+def test_instruction_too_long():
+    long = "Classify the sentiment of the given review " + "very " * 120
+    assert len(long) > FilterParams().max_instruction_chars
+    task = judge_one(make_spec(instruction=long))
+    assert_rejected(task, "instruction_too_long")
+    assert len(task.instruction) <= 2 * FilterParams().max_instruction_chars
+
+
+def test_instruction_length_limit_follows_params():
+    spec = make_spec(instruction="Classify the sentiment of the given review.")
+    assert_rejected(judge_one(spec, params=FilterParams(max_instruction_chars=20)), "instruction_too_long")
+
+
+@pytest.mark.parametrize(
+    "name", ["id", "url", "file_path", "repo_name", "size", "license", "review_id", "ID"]
+)
+def test_meta_field_by_name(name):
+    meta = make_meta(features=[make_feature("text"), make_feature(name)])
+    spec = make_spec(instruction="Predict the value of this field for the review.", output_field=name)
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+def test_meta_field_by_id_like_stats():
+    meta = make_meta(features=[make_feature("text"), make_feature("code", id_like=True, mean_chars=8.0)])
+    spec = make_spec(instruction="Predict the code of the given review.", output_field="code")
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+def test_meta_name_as_input_is_fine():
+    meta = make_meta(features=[make_feature("url"), label_feature()])
+    spec = make_spec(instruction="Classify the sentiment of the page at this address.", input_fields=["url"])
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+def test_degenerate_label_class_names():
+    meta = make_meta(features=[make_feature("text"), label_feature(top_share=0.99)])
+    assert_rejected(judge_one(make_spec(), meta), "degenerate_label")
+
+
+def test_degenerate_label_single_value():
+    meta = make_meta(features=[make_feature("text"), label_feature(distinct=1, top_share=1.0)])
+    assert_rejected(judge_one(make_spec(), meta), "degenerate_label")
+
+
+def test_dominant_free_text_is_not_degenerate():
+    """Only classification-like outputs can be degenerate; a long free-text field is not one."""
+    meta = make_meta(features=[make_feature("text"), make_feature("summary", distinct=3, top_share=0.99)])
+    spec = make_spec(instruction="Summarise the given review in one sentence.", output_field="summary")
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "Classify the sentiment of the given review.",
+        "classify the SENTIMENT of the given review",
+        "  Classify the sentiment,   of the given review!! ",
+        "Classify\tthe sentiment of the\ngiven review...",
+    ],
+)
+def test_duplicate_instruction_normalised(second):
+    first = make_spec(input_fields=["text"])
+    other = make_spec(instruction=second, input_fields=["title"])
+    tasks = judge_all(first, other)
+    assert tasks[0].verdict == "valid"
+    assert_rejected(tasks[1], "duplicate_instruction")
+
+
+def test_rejected_instruction_does_not_count_as_seen():
+    bad = make_spec(output_field="sentiment")  # unknown_field
+    good = make_spec()
+    tasks = judge_all(bad, good)
+    assert [t.reason for t in tasks] == ["unknown_field", None]
+
+
+def test_same_task_from_both_variants_is_one_task():
+    spec = make_spec()
+    generated = make_generated(
+        make_proposal(spec, variant="with_description"),
+        make_proposal(spec, variant="without_description", cache_key="w" * 64),
+    )
+    first, second = judge(make_meta(), generated, FilterParams())
+    assert first.verdict == "valid"
+    assert_rejected(second, "duplicate_instruction")
+    assert second.task_id == first.task_id + "#2"
+
+
+def test_every_task_record_has_its_own_id_even_when_repeated_within_a_variant():
+    spec = make_spec()
+    generated = make_generated(make_proposal(spec, spec, spec, variant="with_description"))
+    tasks = judge(make_meta(), generated, FilterParams())
+    assert [t.task_id for t in tasks] == [tasks[0].task_id, tasks[0].task_id + "#2", tasks[0].task_id + "#3"]
+    assert [t.verdict for t in tasks] == ["valid", "rejected", "rejected"]
+
+
+def test_first_matching_rule_wins():
+    spec = make_spec(instruction="Go.", input_fields=[], output_field=["a", "b"])
+    assert judge_one(spec).reason == "multi_output"
+
+
+# --- valid tasks and label options -------------------------------------------------------------------
+
+
+def test_valid_task_gets_class_names_as_options():
+    task = judge_one(make_spec())
+    assert (task.verdict, task.reason) == ("valid", None)
+    assert task.label_options == ["negative", "positive"]
+    assert task.final_instruction == (
+        "Classify the sentiment of the given review. Answer with one of: negative, positive."
+    )
+    meta = make_meta()
+    assert task.task_id == task_id(meta.source_id, meta.revision, task.instruction, ["text"], "label")
+    assert (task.source_id, task.source_revision, task.model, task.prompt_version, task.variant) == (
+        "reviews",
+        meta.revision,
+        "fake-model",
+        "v1",
+        "with_description",
+    )
+
+
+def test_options_not_appended_when_too_long():
+    names = [f"category_number_{i:02d}" for i in range(12)]  # 12 × 18 chars + separators > 200
+    meta = make_meta(features=[make_feature("text"), label_feature(class_names=names)])
+    task = judge_one(make_spec(), meta)
+    assert task.verdict == "valid"
+    assert task.label_options is None
+    assert task.final_instruction == "Classify the sentiment of the given review."
+
+
+def test_options_limit_follows_params():
+    task = judge_one(make_spec(), params=FilterParams(max_options_chars=10))
+    assert (task.verdict, task.label_options) == ("valid", None)
+
+
+def test_free_text_output_gets_no_options():
+    spec = make_spec(instruction="Write a short title for the given review.", output_field="title")
+    task = judge_one(spec)
+    assert (task.verdict, task.label_options) == ("valid", None)
+    assert task.final_instruction == spec.instruction
+
+
+def test_few_distinct_values_are_options_from_samples():
+    meta = make_meta(
+        features=[
+            make_feature("text"),
+            make_feature("rating", "int64", distinct=2, top_share=0.6, mean_chars=1.0),
+        ],
+        samples=[{"text": "a", "rating": 5}, {"text": "b", "rating": 1}, {"text": "c", "rating": None}],
+    )
+    spec = make_spec(instruction="Predict the rating of the given review.", output_field="rating")
+    assert judge_one(spec, meta).label_options == ["1", "5"]
+
+
+def test_no_options_when_samples_miss_some_values():
+    """Options seen only in the sample rows would be an incomplete label set: better none than wrong ones."""
+    meta = make_meta(
+        features=[
+            make_feature("text"),
+            make_feature("rating", "int64", distinct=3, top_share=0.4, mean_chars=1.0),
+        ],
+        samples=[{"text": "a", "rating": 5}, {"text": "b", "rating": 1}],
+    )
+    spec = make_spec(instruction="Predict the rating of the given review.", output_field="rating")
+    task = judge_one(spec, meta)
+    assert (task.verdict, task.label_options) == ("valid", None)
+
+
+def test_few_distinct_values_can_be_degenerate_even_if_samples_show_one():
+    meta = make_meta(
+        features=[
+            make_feature("text"),
+            make_feature("rating", "int64", distinct=2, top_share=0.99, mean_chars=1.0),
+        ],
+        samples=[{"text": "a", "rating": 5}, {"text": "b", "rating": 5}],
+    )
+    spec = make_spec(instruction="Predict the rating of the given review.", output_field="rating")
+    assert_rejected(judge_one(spec, meta), "degenerate_label")
+
+
+def test_judge_is_deterministic():
+    specs = [
+        make_spec(),
+        make_spec(instruction="Write a short title for the given review.", output_field="title"),
+        make_spec(output_field="sentiment"),
+    ]
+    first = judge_all(*specs)
+    second = judge_all(*specs)
+    assert [t.task_id for t in first] == [t.task_id for t in second]
+    assert first == second
+    assert len({t.task_id for t in first}) == 3
+
+
+def test_task_id_ignores_whitespace_around_instruction():
+    a = judge_one(make_spec(instruction="Classify the sentiment of the given review."))
+    b = judge_one(make_spec(instruction="  Classify the sentiment of the given review.\n"))
+    assert a.task_id == b.task_id
+
+
+# --- the published Dynosaur task specs ---------------------------------------------------------------
+
+
+def published() -> list[dict]:
+    if not PUBLISHED.exists():
+        pytest.skip(f"{PUBLISHED} not available")
+    return json.loads(PUBLISHED.read_text(encoding="utf-8"))
+
+
+def meta_for(entry: dict, **features) -> SourceMeta:
+    """A source whose features are exactly the entry's fields: plain strings unless given."""
+    names = dict.fromkeys([*entry["input_fields"], *entry["output_field"]])
+    return make_meta(
+        source_id="published",
+        features=[features.get(n) or make_feature(n) for n in names],
+        samples=[],
+    )
+
+
+def spec_for(entry: dict) -> TaskSpec:
+    return TaskSpec(
+        instruction=entry["instruction"],
+        input_fields=entry["input_fields"],
+        output_field=entry["output_field"],
+    )
+
+
+def test_published_code_metadata_tasks_are_all_meta_field():
+    entries = [
+        e for e in published() if len(e["output_field"]) == 1 and e["output_field"][0] in CODE_META_OUTPUTS
+    ]
+    assert len(entries) == 544
+    reasons = {}
+    for entry in entries:
+        task = judge_one(spec_for(entry), meta_for(entry))
+        reasons[(entry["task_name"], entry["instruction"])] = task.reason
+    wrong = {k: v for k, v in reasons.items() if v != "meta_field"}
+    assert not wrong
+
+
+def test_published_multi_output_tasks_are_all_multi_output():
+    entries = [e for e in published() if len(e["output_field"]) > 1]
+    assert len(entries) == 257
+    assert {judge_one(spec_for(e), meta_for(e)).reason for e in entries} == {"multi_output"}
+
+
+GLUE_LABELS = {
+    "cola": ["unacceptable", "acceptable"],
+    "sst2": ["negative", "positive"],
+    "mrpc": ["not_equivalent", "equivalent"],
+    "qqp": ["not_duplicate", "duplicate"],
+    "mnli": ["entailment", "neutral", "contradiction"],
+    "mnli_matched": ["entailment", "neutral", "contradiction"],
+    "mnli_mismatched": ["entailment", "neutral", "contradiction"],
+    "qnli": ["entailment", "not_entailment"],
+    "rte": ["entailment", "not_entailment"],
+    "wnli": ["not_entailment", "entailment"],
+}
+
+
+def test_published_glue_label_tasks_are_valid():
+    entries = [
+        e for e in published() if e["task_name"].startswith("glue-") and e["output_field"] == ["label"]
+    ]
+    assert len(entries) == 19
+    for entry in entries:
+        config = entry["task_name"].removeprefix("glue-")
+        if config == "stsb":  # a similarity score in [0, 5]: regression, no options
+            label = make_feature("label", "float32", distinct=140, top_share=0.02, mean_chars=4.0)
+            expected = None
+        else:
+            label = label_feature(class_names=GLUE_LABELS[config])
+            expected = GLUE_LABELS[config]
+        task = judge_one(spec_for(entry), meta_for(entry, label=label))
+        assert (task.verdict, task.reason, task.label_options) == ("valid", None, expected), entry
