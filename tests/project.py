@@ -138,7 +138,7 @@ class Project:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        env["PYTHONPATH"] = str(self.root)
+        env["PYTHONPATH"] = str(self.root / "src")  # the project's own copy of the code runs
         env.pop("PYTHONHOME", None)
         return env
 
@@ -171,6 +171,9 @@ class Project:
 
     def metrics(self, stage: str) -> dict[str, Any]:
         return json.loads((self.root / "data" / "metrics" / f"{stage}.json").read_text())
+
+    def pipeline(self) -> dict[str, Any]:
+        return yaml.safe_load((self.root / "dvc.yaml").read_text())
 
     def status(self) -> dict[str, Any]:
         return json.loads(self.dyno("status", "--json").stdout)

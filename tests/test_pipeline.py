@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dynosaur.testing import stage_deps
 from dynosaur.testing.fake_openai import FakeOpenAI, Fault, tasks_from_schema
 from tests.project import Project, write_source
 
@@ -69,6 +70,34 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert not (project.root / "data/corpus/alpha").exists()
     assert not (project.root / "data/collected/alpha.json").exists()
     assert [s["source_id"] for s in project.status()["sources"]] == ["beta", "gamma"]
+
+
+def changed_stages(project: Project) -> set[str]:
+    out = project.run("dvc", "status", "--json").stdout
+    return {name for name in json.loads(out or "{}") if name != "collect"}  # collect is always_changed
+
+
+def test_changing_any_imported_module_reruns_exactly_its_stages(project: Project):
+    """dvc.yaml's code deps are the import closure, so editing a helper reruns every stage that uses it."""
+    project.add_source("alpha")
+    project.repro()
+    assert changed_stages(project) <= {"train", "evaluate"}  # never run here
+    # what each stage imports, from the code itself, not from the deps under test
+    imports = {
+        name: set(files) for name, files in stage_deps.expected_deps(project.root, project.pipeline()).items()
+    }
+    for module in [
+        "src/dynosaur/core/io.py",
+        "src/dynosaur/pipeline/prompts.py",
+        "src/dynosaur/registry/manifest.py",
+    ]:
+        path = project.root / module
+        original = path.read_text()
+        path.write_text(original + "\n# touched\n")
+        expected = {name for name, files in imports.items() if module in files and name != "collect"}
+        assert expected, module
+        assert changed_stages(project) - {"train", "evaluate"} == expected - {"train", "evaluate"}, module
+        path.write_text(original)
 
 
 def test_prompt_version_regenerates_through_the_cache(project: Project, server: FakeOpenAI):
