@@ -12,6 +12,7 @@ Both are stable across runs and machines, so a re-run names the same tasks and i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -303,6 +304,39 @@ class Retraction(LedgerRecord):
     identity: str | None = None  # task: its identity key, so a new version of the same task stays out too
     reason: str
     created_at: str
+
+
+class RetractionIndex:
+    """The one answer to "is this source or task retracted, and why": every reader of tombstones asks here.
+
+    A task is out when its own id, its identity (every version of the task) or its source is retracted.
+    """
+
+    def __init__(self, retractions: Iterable[Retraction] = ()):
+        self.sources: dict[str, str] = {}
+        self.tasks: dict[str, str] = {}  # task ids and task identities → reason
+        for r in retractions:
+            if r.kind == "source":
+                self.sources.setdefault(r.target, r.reason)
+            else:
+                for key in (r.target, r.identity):
+                    if key:
+                        self.tasks.setdefault(key, r.reason)
+
+    def source(self, source_id: str) -> str | None:
+        """Why the source is retracted, or None."""
+        return self.sources.get(source_id)
+
+    def task(self, task_id: str, identity: str | None = None, source_id: str | None = None) -> str | None:
+        """Why the task (by id or identity) or its source is retracted, or None."""
+        for key in (task_id, identity):
+            if key and key in self.tasks:
+                return self.tasks[key]
+        return self.source(source_id) if source_id else None
+
+    def task_keys(self) -> list[str]:
+        """Sorted retracted task ids and identities: what a stage's fingerprint covers."""
+        return sorted(self.tasks)
 
 
 class ManifestEntry(Record):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from dynosaur.core.records import ManifestEntry, Retraction
+from dynosaur.core.records import ManifestEntry, Retraction, RetractionIndex
 
 
 class TaskChange(BaseModel):
@@ -72,15 +72,6 @@ class DiffReport(BaseModel):
     instances: dict[str, InstanceDelta] | None = None  # --instances: per changed task
 
 
-def _retraction_keys(retractions: Iterable[Retraction]) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for r in retractions:
-        for key in (r.target, r.identity):
-            if key:
-                keys[f"{r.kind}:{key}"] = r.reason
-    return keys
-
-
 def diff_manifests(
     a_name: str,
     a: list[ManifestEntry],
@@ -90,7 +81,7 @@ def diff_manifests(
 ) -> DiffReport:
     before = {e.task_id: e for e in a}
     after = {e.task_id: e for e in b}
-    tombstones = _retraction_keys(retractions)
+    tombstones = RetractionIndex(retractions)
     changes: list[TaskChange] = []
 
     for tid in sorted(before.keys() & after.keys()):
@@ -133,11 +124,7 @@ def diff_manifests(
                 )
             )
     for tid, old in gone.items():
-        reason = (
-            tombstones.get(f"task:{tid}")
-            or tombstones.get(f"task:{old.identity}")
-            or tombstones.get(f"source:{old.source_id}")
-        )
+        reason = tombstones.task(tid, old.identity, old.source_id)
         changes.append(
             TaskChange(
                 task_id=tid,

@@ -7,8 +7,11 @@ release added.
     ledger/releases.jsonl      Release         the hash chain
     ledger/manifests/vN.jsonl  ManifestEntry   one line per task in release N (sorted by task id)
 
-Every line carries `hash` = sha256 over its canonical form without the hash (sorted keys, compact, UTF-8),
-and each Release names its parent's hash, so rewriting history anywhere breaks a hash. The API has no update
+Every line carries `hash` = sha256 over the JSON object *as stored*, less its `hash` key, in canonical form
+(sorted keys, compact, UTF-8 kept as is). It is never a re-dump of the parsed model, so adding an optional
+field to a record type does not invalidate the lines already sealed; a format change goes through
+`dynosaur.registry.migrations`, applied after the hash check. Each Release names its parent's hash, so
+rewriting history anywhere breaks a hash. The API has no update
 or delete: `append` rewrites a file as its exact old bytes plus new lines (atomically), and reading a line
 whose hash does not match is an error, never silently accepted.
 """
@@ -16,6 +19,7 @@ whose hash does not match is an error, never silently accepted.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +28,16 @@ from pydantic import ValidationError
 
 from dynosaur.core.errors import DynoError, NotFound
 from dynosaur.core.io import atomic_write, canonical_json
-from dynosaur.core.records import LedgerRecord, ManifestEntry, Release, Retraction, SourceVersion, TaskVersion
+from dynosaur.core.records import (
+    LedgerRecord,
+    ManifestEntry,
+    Release,
+    Retraction,
+    SourceVersion,
+    TaskVersion,
+    digest,
+)
+from dynosaur.registry.migrations import SchemaError, migrate
 
 LEDGER_DIR = "ledger"
 FILES: dict[type[LedgerRecord], str] = {
@@ -39,6 +52,11 @@ R = TypeVar("R", bound=LedgerRecord)
 
 class LedgerError(DynoError):
     """A ledger record or manifest does not match its hash (tampered with, or damaged)."""
+
+
+def stored_hash(stored: dict) -> str:
+    """The hash a stored line must carry: over the object as stored, less its `hash` key."""
+    return digest({k: v for k, v in stored.items() if k != "hash"})
 
 
 def _line(record: LedgerRecord | ManifestEntry) -> str:
@@ -120,12 +138,19 @@ def check_lines(
             continue
         where = f"{name}:{lineno}"
         try:
-            record = model.model_validate_json(line)
-        except ValidationError:
+            stored = json.loads(line)
+            if not isinstance(stored, dict):
+                raise ValueError("not an object")
+            actual = stored_hash(stored)
+            record = model.model_validate(migrate(model.__name__, stored))
+        except SchemaError as exc:
+            yield where, None, f"{where}: {exc}"
+            continue
+        except (ValueError, ValidationError):
             yield where, None, f"{where}: not a valid {model.__name__} record"
             continue
         problem = None
-        if record.hash != record.content_hash():
+        if stored.get("hash") != actual:
             problem = f"{where}: {model.__name__} hash mismatch (the record was altered)"
         yield where, record, problem
 

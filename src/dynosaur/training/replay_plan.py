@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dynosaur.core.errors import DynoError, ParamsError
-from dynosaur.core.records import ManifestEntry, Record, Release, Retraction, TaskVersion
+from dynosaur.core.records import ManifestEntry, Record, Release, Retraction, RetractionIndex, TaskVersion
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.vcs import cached_object
 from dynosaur.training.replay import (
@@ -108,18 +108,13 @@ def replay_pool(
     for tasks in earlier:
         for t in tasks:
             latest[t.identity] = t
-    gone_sources = {r.target for r in retractions if r.kind == "source"}
-    gone_tasks = {r.target for r in retractions if r.kind == "task"}
-    gone_tasks |= {r.identity for r in retractions if r.kind == "task" and r.identity}
+    gone = RetractionIndex(retractions)
     fresh = {t.identity for t in new}
     return sorted(
         (
             t
             for t in latest.values()
-            if t.identity not in fresh
-            and t.source_id not in gone_sources
-            and t.task_id not in gone_tasks
-            and t.identity not in gone_tasks
+            if t.identity not in fresh and gone.task(t.task_id, t.identity, t.source_id) is None
         ),
         key=lambda t: t.task_id,
     )
