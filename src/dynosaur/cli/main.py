@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def emit_json(obj: BaseModel | Sequence[BaseModel] | dict) -> None:
 
 
 def table(
-    title: str | None, columns: list[str], rows: list[list[Any]], justify_right: set[str] = frozenset()
+    title: str | None, columns: list[str], rows: list[list[Any]], justify_right: Collection[str] = frozenset()
 ):
     from rich.markup import escape
     from rich.table import Table
@@ -124,7 +124,7 @@ def tasks(source: str | None, rejected: bool, as_json: bool) -> None:
     if as_json:
         return emit_json(found)
     cols = ["task", "source", "inputs", "output", "instruction"] + (["reason"] if rejected else [])
-    rows = [
+    rows: list[list[Any]] = [
         [t.task_id, t.source_id, ", ".join(t.input_fields), t.output_field, t.final_instruction]
         + ([t.reason] if rejected else [])
         for t in found
@@ -176,7 +176,7 @@ def generate(dry_run: bool, as_json: bool) -> None:
     report = plan(ws.collected, ws.cache, ws.generated)
     if as_json:
         return emit_json(report)
-    rows = [
+    rows: list[list[Any]] = [
         ["sources", report.sources],
         ["sources to generate", report.sources_to_generate],
         ["requests", report.requests],
@@ -211,9 +211,12 @@ def release(message: str, as_json: bool) -> None:
     from dynosaur.registry.releases import cut_release
 
     show_steps = sys.stderr.isatty()
-    outcome = cut_release(
-        _root(), message, on_step=lambda step: show_steps and _stderr().print(f"[dim]release: {step}[/]")
-    )
+
+    def on_step(step: str) -> None:
+        if show_steps:
+            _stderr().print(f"[dim]release: {step}[/]")
+
+    outcome = cut_release(_root(), message, on_step=on_step)
     for line in outcome.recovered:
         _stderr().print(f"[yellow]recovered:[/] {line}")
     if as_json:

@@ -74,21 +74,21 @@ class SourceSpec(Section):
 
 
 class CollectParams(Section):
-    sample_rows: int = Field(2, ge=1, le=10)  # rows shown to the LLM
-    stats_rows: int = Field(1000, ge=10)  # rows scanned for field statistics (filter signals)
-    description_max_chars: int = Field(2000, ge=0)
-    max_field_chars: int = Field(300, ge=20)  # sample values are cut to this in the record
+    sample_rows: int = Field(default=2, ge=1, le=10)  # rows shown to the LLM
+    stats_rows: int = Field(default=1000, ge=10)  # rows scanned for field statistics (filter signals)
+    description_max_chars: int = Field(default=2000, ge=0)
+    max_field_chars: int = Field(default=300, ge=20)  # sample values are cut to this in the record
     allow_failures: bool = False  # true: a source that fails to load is recorded and the pipeline goes on
 
 
 class GenerateParams(Section):
-    prompt_version: str = Field("v1", min_length=1)
+    prompt_version: str = Field(default="v1", min_length=1)
     variants: list[Literal["with_description", "without_description"]] = [
         "with_description",
         "without_description",
     ]
-    tasks_per_prompt: int = Field(3, ge=1, le=10)
-    limit: int | None = Field(None, ge=1)  # smoke runs: only the first N sources
+    tasks_per_prompt: int = Field(default=3, ge=1, le=10)
+    limit: int | None = Field(default=None, ge=1)  # smoke runs: only the first N sources
     allow_failures: bool = False  # true: a source whose calls failed is recorded and the pipeline goes on
 
 
@@ -98,9 +98,9 @@ class Price(Section):
 
 
 class LocalServerParams(Section):
-    n_ctx: int = Field(4096, ge=512)
-    n_parallel: int = Field(2, ge=1, le=64)
-    threads: int | None = Field(None, ge=1)
+    n_ctx: int = Field(default=4096, ge=512)
+    n_parallel: int = Field(default=2, ge=1, le=64)
+    threads: int | None = Field(default=None, ge=1)
 
 
 class LLMParams(Section):
@@ -112,14 +112,14 @@ class LLMParams(Section):
     )
     api_key_env: str = "OPENAI_API_KEY"  # the *name* of the variable; the key itself never enters params
     structured_output: bool = True  # response_format json_schema; false → the tolerant parser alone
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(512, ge=16, le=16384)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=512, ge=16, le=16384)
     seed: int | None = 0
-    concurrency: int = Field(4, ge=1, le=256)
-    timeout_s: float = Field(120, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
-    max_calls: int | None = Field(None, ge=0)
-    budget_usd: float | None = Field(None, ge=0)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=120, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    max_calls: int | None = Field(default=None, ge=0)
+    budget_usd: float | None = Field(default=None, ge=0)
     prices: dict[str, Price] = {}
     local: LocalServerParams = LocalServerParams()
 
@@ -136,21 +136,25 @@ class LLMParams(Section):
 
 
 class FilterParams(Section):
-    min_instruction_words: int = Field(4, ge=1)
-    max_instruction_chars: int = Field(600, ge=20)
-    max_label_options: int = Field(10, ge=2)  # at most this many distinct values → classification-like
-    max_options_chars: int = Field(200, ge=10)  # append the options to the instruction only when this short
-    degenerate_top_share: float = Field(0.95, gt=0.5, le=1.0)
-    max_empty_share: float = Field(0.5, ge=0, le=1.0)
+    min_instruction_words: int = Field(default=4, ge=1)
+    max_instruction_chars: int = Field(default=600, ge=20)
+    max_label_options: int = Field(
+        default=10, ge=2
+    )  # at most this many distinct values → classification-like
+    max_options_chars: int = Field(
+        default=200, ge=10
+    )  # append the options to the instruction only when this short
+    degenerate_top_share: float = Field(default=0.95, gt=0.5, le=1.0)
+    max_empty_share: float = Field(default=0.5, ge=0, le=1.0)
 
 
 class OrganizeParams(Section):
-    max_instances_per_task: int | None = Field(None, ge=1)
+    max_instances_per_task: int | None = Field(default=None, ge=1)
     seed: int = 0
     splits: list[str] = ["train", "validation"]
-    max_input_chars: int = Field(4000, ge=16)
-    max_output_chars: int = Field(2000, ge=1)
-    batch_rows: int = Field(65536, ge=1)
+    max_input_chars: int = Field(default=4000, ge=16)
+    max_output_chars: int = Field(default=2000, ge=1)
+    batch_rows: int = Field(default=65536, ge=1)
 
     @field_validator("splits")
     @classmethod
@@ -164,16 +168,16 @@ class LoRAParams(Section):
     """LoRA adapters (peft) on a pretrained base model; merged into the weights before saving."""
 
     enabled: bool = False
-    r: int = Field(8, ge=1, le=1024)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.05, ge=0, lt=1)
+    r: int = Field(default=8, ge=1, le=1024)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | None = None  # None: peft's default for the architecture
 
 
 class ReplayParams(Section):
     strategy: str = "none"  # one of STRATEGIES
-    tasks: int = Field(0, ge=0)  # earlier tasks replayed per stage
-    instances_per_task: int = Field(50, ge=1)
+    tasks: int = Field(default=0, ge=0)  # earlier tasks replayed per stage
+    instances_per_task: int = Field(default=50, ge=1)
 
     @field_validator("strategy")
     @classmethod
@@ -204,21 +208,33 @@ class TrainParams(Section):
     release: str | None = None  # null: the workspace corpus; "vN": that release, pulled and checked
     base_model: str = "scratch:tiny-gpt2"  # scratch:<preset>, a local model dir, or a Hub id in the cache
     prompt_format: Literal["alpaca", "plain"] = "alpaca"
-    max_length: int = Field(256, ge=16, le=32768)  # tokens per example (prompt + response), cut beyond
-    max_steps: int | None = Field(1000, ge=1)  # optimizer steps; with `epochs` too, the smaller count wins
-    epochs: float | None = Field(None, gt=0)
-    lr: float = Field(2e-3, gt=0, le=1)
+    max_length: int = Field(
+        default=256, ge=16, le=32768
+    )  # tokens per example (prompt + response), cut beyond
+    max_steps: int | None = Field(
+        default=1000, ge=1
+    )  # optimizer steps; with `epochs` too, the smaller count wins
+    epochs: float | None = Field(default=None, gt=0)
+    lr: float = Field(default=2e-3, gt=0, le=1)
     schedule: Literal["linear", "constant"] = "linear"  # after warmup: linear decay to 0, or constant
-    warmup_steps: int = Field(10, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float | None = Field(1.0, gt=0)
-    batch_size: int = Field(16, ge=1)
-    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step (effective batch = batch_size × this)
+    warmup_steps: int = Field(default=10, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    grad_accum: int = Field(
+        default=1, ge=1
+    )  # micro-batches per optimizer step (effective batch = batch_size × this)
     seed: int = 0
-    max_per_task: int | None = Field(2000, ge=1)  # a seeded sample of each task's instances; null: all
-    holdout_fraction: float = Field(0.05, ge=0, lt=1)  # per task, held out of training for evaluation
-    vocab_size: int = Field(2000, ge=300, le=65536)  # scratch models: the BPE vocabulary trained offline
-    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+    max_per_task: int | None = Field(
+        default=2000, ge=1
+    )  # a seeded sample of each task's instances; null: all
+    holdout_fraction: float = Field(default=0.05, ge=0, lt=1)  # per task, held out of training for evaluation
+    vocab_size: int = Field(
+        default=2000, ge=300, le=65536
+    )  # scratch models: the BPE vocabulary trained offline
+    threads: int | None = Field(
+        default=None, ge=1
+    )  # CPU threads for torch; null: torch's default (every core)
     lora: LoRAParams = LoRAParams()
     continual: ContinualParams | None = None
 
@@ -252,11 +268,13 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     holdout_sources: list[str] = []  # never trained on: their tasks are the unseen tasks
-    max_instances_per_task: int | None = Field(20, ge=1)  # per task and suite; null: all
-    max_new_tokens: int = Field(32, ge=1, le=4096)
-    batch_size: int = Field(32, ge=1)
+    max_instances_per_task: int | None = Field(default=20, ge=1)  # per task and suite; null: all
+    max_new_tokens: int = Field(default=32, ge=1, le=4096)
+    batch_size: int = Field(default=32, ge=1)
     superni_dir: str | None = None  # a folder of Super-NaturalInstructions task files (taskNNN_*.json)
-    threads: int | None = Field(None, ge=1)  # CPU threads for torch; null: torch's default (every core)
+    threads: int | None = Field(
+        default=None, ge=1
+    )  # CPU threads for torch; null: torch's default (every core)
 
     @field_validator("holdout_sources")
     @classmethod

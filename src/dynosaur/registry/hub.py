@@ -114,8 +114,11 @@ def dataset_card(
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*/*.parquet"}]}],
     )
     if len(licenses) > 1 or licenses == ["unknown"]:
-        data.license_name = "mixed"
-        data.license_details = "Each instance keeps its source dataset's licence: " + ", ".join(licenses)
+        # DatasetCardData keeps extra card fields as attributes, which its stubs do not declare
+        data.license_name = "mixed"  # type: ignore[attr-defined]
+        data.license_details = (  # type: ignore[attr-defined]
+            "Each instance keeps its source dataset's licence: " + ", ".join(licenses)
+        )
     by_source: dict[str, list[ManifestEntry]] = {}
     for e in entries:
         by_source.setdefault(e.source_id, []).append(e)

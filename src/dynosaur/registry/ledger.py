@@ -161,6 +161,7 @@ def read_records(path: Path, model: type[R], root: Path = Path(".")) -> list[R]:
     for _, record, problem in check_lines(path, model, root):
         if problem:
             raise LedgerError(problem)
+        assert record is not None  # check_lines gives a record whenever it finds no problem
         records.append(record)
     return records
 

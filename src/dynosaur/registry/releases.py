@@ -32,6 +32,7 @@ from dynosaur.core.records import (
     Retraction,
     SourceMeta,
     SourceVersion,
+    Task,
     TaskVersion,
     Totals,
     task_identity,
@@ -170,7 +171,7 @@ def cut_release(
         last.tag if last else "empty", previous, WORKSPACE, entries, ledger.read(Retraction)
     )
     sources, tasks = _versions(ws, entries, ledger)
-    licenses = Counter()
+    licenses: Counter[str] = Counter()
     for e in entries:
         licenses[e.license or "unknown"] += e.instances
 
@@ -311,12 +312,12 @@ def retract(root: Path, *, task: str | None = None, source: str | None = None, r
     return ledger.read(Retraction)[-1]
 
 
-def _find_task(ws: Workspace, ledger: Ledger, task_id: str):
+def _find_task(ws: Workspace, ledger: Ledger, task_id: str) -> Task | TaskVersion:
     for path in sorted(ws.tasks.glob("*.json")):
         for t in read_model(path, FilteredSource).tasks:
             if t.task_id == task_id:
                 return t
-    for t in ledger.read(TaskVersion):
-        if t.task_id == task_id:
-            return t
+    for v in ledger.read(TaskVersion):
+        if v.task_id == task_id:
+            return v
     raise NotFound(f"unknown task {task_id!r} (not in the workspace or any release)")

@@ -47,7 +47,8 @@ def status(ws: Workspace) -> StatusReport:
         meta = read_model(path, SourceMeta)
         generated = _maybe(ws.generated / path.name, GeneratedSource)
         filtered = _maybe(ws.tasks / path.name, FilteredSource)
-        state, reason = meta.status, meta.reason
+        state: str = meta.status
+        reason = meta.reason
         if state == "ok" and generated is not None and generated.status == "failed":
             state, reason = "failed", generated.reason
         elif state == "ok" and filtered is None:

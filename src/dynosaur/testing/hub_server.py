@@ -40,7 +40,7 @@ import threading
 import traceback
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -307,10 +307,10 @@ class HubServer:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> HubServer:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
-        owner = self
+        owner: HubServer = self
 
         class _Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -451,7 +451,7 @@ class HubServer:
     def commit(
         self,
         repo_id: str,
-        files: dict[str, bytes | str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
         *,
         delete: Iterable[str] = (),
         message: str = "Commit from the test",
@@ -1351,7 +1351,11 @@ def _commit_api(hub: HubServer, req: _Request, repo: Repo, rev: str) -> Response
             ops.append(("file", path, data))
         elif key == "lfsFile":
             path, oid = _valid_path(value.get("path")), value.get("oid")
-            if value.get("algo", "sha256") != "sha256" or not _SHA256_RE.fullmatch(str(oid)):
+            if (
+                value.get("algo", "sha256") != "sha256"
+                or not isinstance(oid, str)
+                or not _SHA256_RE.fullmatch(oid)
+            ):
                 raise HubError(400, f"Invalid LFS oid for {path}")
             lfs_file = hub._lfs_path(oid)
             if not lfs_file.is_file():

@@ -130,8 +130,8 @@ def main(argv: list[str]) -> int:
     root = Path.cwd()
     if "--write" in argv:
         path = root / "dvc.yaml"
-        expected = expected_deps(root, yaml.safe_load(path.read_text(encoding="utf-8")))
-        path.write_text(rewrite(path.read_text(encoding="utf-8"), expected), encoding="utf-8")
+        wanted = expected_deps(root, yaml.safe_load(path.read_text(encoding="utf-8")))
+        path.write_text(rewrite(path.read_text(encoding="utf-8"), wanted), encoding="utf-8")
     stale = stale_stages(root)
     for name, (listed, expected) in stale.items():
         missing, extra = sorted(set(expected) - set(listed)), sorted(set(listed) - set(expected))

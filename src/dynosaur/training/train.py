@@ -176,7 +176,8 @@ def label_options(tasks: dict[str, list[Example]]) -> dict[str, list[str]]:
 def format_prompt(instruction: str | Example, input: str = "", fmt: str = "alpaca") -> str:
     """The prompt the model completes: `alpaca` (Stanford Alpaca's template) or `plain`."""
     if isinstance(instruction, Example):
-        instruction, input = instruction.instruction, instruction.input
+        example = instruction
+        instruction, input = example.instruction, example.input
     try:
         with_input, without = PROMPT_FORMATS[fmt]
     except KeyError:
@@ -241,10 +242,11 @@ def scratch_model(preset: str, tokenizer: Any, n_positions: int, seed: int) -> A
 
     # No dropout: a small model on a few thousand examples for about an epoch underfits rather than
     # overfits, and dropout costs a fifth of a CPU step.
+    shape: dict[str, Any] = SCRATCH_MODELS[preset]  # Any: GPT2Config's stubs type each keyword differently
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=n_positions,
-        **SCRATCH_MODELS[preset],
+        **shape,
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
