@@ -339,3 +339,74 @@ def test_a_missing_manifest_is_an_error_naming_it(ledger):
     with pytest.raises(LedgerError) as err:
         ledger.read_manifest(make_release(4))
     assert "ledger/manifests/v4.jsonl" in str(err.value)
+
+
+# --- schema changes ----------------------------------------------------------------------------------
+
+
+def test_sealed_lines_still_verify_after_a_field_is_added(tmp_path: Path, monkeypatch):
+    """Hashes cover the line as stored: a new optional field on the model leaves old lines valid."""
+    from pydantic import create_model
+
+    from dynosaur.registry import ledger as ledger_mod
+    from dynosaur.registry import verify as verify_mod
+
+    ledger = Ledger(tmp_path)
+    ledger.append(SourceVersion, [make_source_version(), make_source_version(source_id="other")])
+    ledger.append(TaskVersion, [make_task_version()])
+    ledger.append(Retraction, [make_retraction()])
+
+    SourceVersionV2 = create_model("SourceVersion", __base__=SourceVersion, homepage=(str | None, None))
+    files = {SourceVersionV2 if m is SourceVersion else m: name for m, name in ledger_mod.FILES.items()}
+    monkeypatch.setattr(verify_mod, "FILES", files)
+    monkeypatch.setattr(ledger_mod, "FILES", files)
+
+    records = ledger_mod.read_records(ledger.path(SourceVersionV2), SourceVersionV2)
+    assert [r.source_id for r in records] == ["reviews", "other"]
+    assert all(r.homepage is None for r in records)
+    # a re-dump of the parsed model now includes `homepage`: hashing that (the old way) would fail every line
+    assert all(r.content_hash() != r.hash for r in records)
+    report = verify_mod.verify(tmp_path)
+    assert report.problems == [] and report.ok
+
+
+def test_an_edited_stored_line_is_caught_even_if_the_model_ignores_the_change(tmp_path: Path):
+    ledger = Ledger(tmp_path)
+    ledger.append(SourceVersion, [make_source_version()])
+    path = ledger.path(SourceVersion)
+    stored = json.loads(path.read_text())
+    stored["license"] = "apache-2.0"
+    path.write_text(canonical(stored) + "\n")
+    with pytest.raises(LedgerError, match="hash mismatch"):
+        ledger.read(SourceVersion)
+
+
+def test_migrations_run_in_order_after_the_hash_check(monkeypatch):
+    from dynosaur.registry import migrations
+
+    steps = {
+        1: lambda d: {**d, "license": (d.get("license") or "").upper()},
+        2: lambda d: {**d, "origin": "moved:" + d["origin"]},
+    }
+    monkeypatch.setitem(migrations.MIGRATIONS, "SourceVersion", steps)
+    data = make_source_version().sealed().model_dump(mode="json")
+    out = migrations.migrate("SourceVersion", data, current=3)
+    assert out["schema_version"] == 3 and out["license"] == "MIT" and out["origin"].startswith("moved:local:")
+    assert data["schema_version"] == 1  # the stored dict is not touched
+    with pytest.raises(migrations.SchemaError, match="newer than this dynosaur"):
+        migrations.migrate("SourceVersion", {**data, "schema_version": 4}, current=3)
+    with pytest.raises(migrations.SchemaError, match="no migration from schema_version 1"):
+        migrations.migrate("TaskVersion", data, current=2)
+
+
+def test_a_line_from_a_newer_schema_is_one_clear_problem(tmp_path: Path):
+    ledger = Ledger(tmp_path)
+    ledger.append(SourceVersion, [make_source_version()])
+    path = ledger.path(SourceVersion)
+    stored = json.loads(path.read_text())
+    stored["schema_version"] = 99
+    body = {k: v for k, v in stored.items() if k != "hash"}
+    stored["hash"] = "sha256:" + hashlib.sha256(canonical(body).encode()).hexdigest()
+    path.write_text(canonical(stored) + "\n")
+    with pytest.raises(LedgerError, match="schema_version 99 is newer"):
+        ledger.read(SourceVersion)
