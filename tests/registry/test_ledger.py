@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dynosaur.core.errors import NotFound
+from dynosaur.core.errors import LedgerError, NotFound
 from dynosaur.core.records import (
     Exclusion,
     LedgerRecord,
@@ -20,7 +20,7 @@ from dynosaur.core.records import (
     TaskVersion,
     Totals,
 )
-from dynosaur.registry.ledger import Ledger, LedgerError, parse_version
+from dynosaur.registry.ledger import Ledger, parse_version
 from tests.factories import make_entry, make_release, make_retraction, make_source_version, make_task_version
 
 HASH = re.compile(r"sha256:[0-9a-f]{64}")

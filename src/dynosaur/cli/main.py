@@ -18,7 +18,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import DynoError, error_line
 
 ERR = None  # the stderr console, created on first use
 
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
     except DynoError as exc:
         if os.environ.get("DYNO_DEBUG"):
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_line(exc), err=True)
         sys.exit(exc.exit_code)
 
 

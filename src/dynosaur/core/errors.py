@@ -1,15 +1,35 @@
-"""Typed errors. Library code raises these; the CLI and stage entry points print them as one line.
+"""Every error type of dynosaur, and how one is shown. Library code raises these; the CLI and the stage
+entry points print them as one line (`error_line`) and exit with `exit_code`.
 
-Exit codes: 2 for usage and configuration errors (`ParamsError`), 1 for everything else.
+Exit codes: 2 for usage and configuration errors (`ParamsError`), 1 for everything else. Each error carries
+the ids a user needs to act on it (`source_id`, `task_id`, `version`, `repo_id`) as attributes, so callers
+and tests never parse messages. `DYNO_DEBUG=1` turns the one line back into the traceback.
 """
 
 from __future__ import annotations
+
+DEBUG_HINT = "(DYNO_DEBUG=1 shows the traceback)"
 
 
 class DynoError(Exception):
     """Base class: a one-line message saying what went wrong and what to do."""
 
     exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source_id: str | None = None,
+        task_id: str | None = None,
+        version: str | None = None,
+        repo_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.source_id = source_id
+        self.task_id = task_id
+        self.version = version
+        self.repo_id = repo_id
 
 
 class ParamsError(DynoError, ValueError):
@@ -22,8 +42,7 @@ class SourceError(DynoError):
     """A source dataset cannot be read."""
 
     def __init__(self, source_id: str, message: str):
-        super().__init__(f"source {source_id!r}: {message}")
-        self.source_id = source_id
+        super().__init__(f"source {source_id!r}: {message}", source_id=source_id)
 
 
 class LLMError(DynoError):
@@ -44,3 +63,28 @@ class NotFound(DynoError, LookupError):
 
 class StageFailed(DynoError):
     """A stage finished the sources it could, but some failed (each is recorded with its reason)."""
+
+
+class LedgerError(DynoError):
+    """A ledger record or manifest does not match its hash (tampered with, or damaged)."""
+
+
+class SchemaError(LedgerError):
+    """A ledger line whose schema this version of dynosaur cannot read."""
+
+
+class PublishConflict(DynoError):
+    """The Hub repo moved since the last publish: someone else pushed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name when it has none."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
+def error_line(exc: DynoError) -> str:
+    """What a user sees for a DynoError: one line, with the hint that shows the rest."""
+    return f"Error: {first_line(exc)} {DEBUG_HINT}"

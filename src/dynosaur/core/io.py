@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -61,19 +61,6 @@ def read_json(path: str | Path) -> Any:
 
 def read_model(path: str | Path, model: type[M]) -> M:
     return model.model_validate_json(Path(path).read_bytes())
-
-
-def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict]) -> None:
-    with atomic_open(path) as fh:
-        for row in rows:
-            if isinstance(row, BaseModel):
-                row = row.model_dump(mode="json")
-            fh.write(canonical_json(row) + "\n")
-
-
-def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
-    with open(path, encoding="utf-8") as fh:
-        return [model.model_validate_json(line) for line in fh if line.strip()]
 
 
 def replace_dir(tmp_dir: Path, target: Path) -> None:

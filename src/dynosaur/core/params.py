@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dynosaur.core.errors import ParamsError
+from dynosaur.core.errors import ParamsError, first_line
 from dynosaur.core.licenses import LicensePolicy
 
 PARAMS_FILE = "params.yaml"
@@ -351,5 +351,5 @@ def load_params(path: str | Path | None = None) -> Params:
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the project root)") from None
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ParamsError(f"{path}: not valid YAML ({first_line(exc)})") from None
     return parse_params(data, str(path))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from dynosaur.core.io import canonical_json
 
@@ -202,18 +202,6 @@ INSTANCE_COLUMNS = (
 )
 
 
-class StageMetrics(BaseModel):
-    """Counts one stage writes to its metrics file (`dvc metrics show`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    sources: int = 0
-    sources_processed: int = 0
-    sources_reused: int = 0
-    sources_failed: int = 0
-    failures: dict[str, str] = Field(default_factory=dict)
-
-
 # --- ids -------------------------------------------------------------------------------------------------
 
 
@@ -224,7 +212,6 @@ def task_id(
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
 
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import DynoError, error_line
 from dynosaur.core.io import write_json
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ def run(main: Callable[[argparse.Namespace], None], *paths: str, flags: tuple[st
     except DynoError as exc:
         if os.environ.get("DYNO_DEBUG"):
             raise
-        print(f"Error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("Interrupted: finished work is kept; run again to resume.", file=sys.stderr)

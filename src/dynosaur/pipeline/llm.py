@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from dynosaur.core.errors import BudgetExceeded, LLMError
+from dynosaur.core.errors import BudgetExceeded, LLMError, first_line
 from dynosaur.core.io import read_json, write_json
 from dynosaur.core.params import LLMParams
 from dynosaur.core.records import Usage, digest
@@ -246,7 +246,7 @@ class LLM:
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
         except openai.APIError as exc:
-            return ChatResult(error=self._redact(f"{type(exc).__name__}: {str(exc).splitlines()[0]}"[:300]))
+            return ChatResult(error=self._redact(f"{type(exc).__name__}: {first_line(exc)}"[:300]))
         except ValueError as exc:  # a body that is not JSON at all
             return ChatResult(error=f"bad response: {type(exc).__name__}")
         if not getattr(response, "choices", None):

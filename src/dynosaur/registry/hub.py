@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError
+from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import shard_digest
@@ -38,10 +38,6 @@ CITATION = """@inproceedings{yin2023dynosaur,
   booktitle = {Proceedings of EMNLP},
   year      = {2023}
 }"""
-
-
-class PublishConflict(DynoError):
-    """The Hub repo moved since the last publish: someone else pushed."""
 
 
 class PublishOutcome(BaseModel):

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.errors import LedgerError, NotFound, SchemaError
 from dynosaur.core.io import atomic_write, canonical_json
 from dynosaur.core.records import (
     LedgerRecord,
@@ -37,7 +37,7 @@ from dynosaur.core.records import (
     TaskVersion,
     digest,
 )
-from dynosaur.registry.migrations import SchemaError, migrate
+from dynosaur.registry.migrations import migrate
 
 LEDGER_DIR = "ledger"
 FILES: dict[type[LedgerRecord], str] = {
@@ -48,10 +48,6 @@ FILES: dict[type[LedgerRecord], str] = {
 }
 
 R = TypeVar("R", bound=LedgerRecord)
-
-
-class LedgerError(DynoError):
-    """A ledger record or manifest does not match its hash (tampered with, or damaged)."""
 
 
 def stored_hash(stored: dict) -> str:

@@ -12,17 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import SchemaError
 from dynosaur.core.records import SCHEMA_VERSION
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
 
 # record type name → {from_version: step to from_version + 1}. Empty while the schema is at version 1.
 MIGRATIONS: dict[str, dict[int, Step]] = {}
-
-
-class SchemaError(DynoError):
-    """A ledger line whose schema this version of dynosaur cannot read."""
 
 
 def migrate(kind: str, data: dict[str, Any], current: int = SCHEMA_VERSION) -> dict[str, Any]:

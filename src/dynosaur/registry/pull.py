@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import DynoError, first_line
 from dynosaur.core.records import ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
@@ -125,8 +125,7 @@ def _fetch(root: Path, corpus_path: str, release: Release, dest: Path) -> None:
         ) from exc
     except (DvcException, DataIndexError, OSError) as exc:
         raise DynoError(
-            f"pull {release.tag}: cannot fetch {corpus_path} at tag {release.tag} with DVC: "
-            f"{_first_line(exc)}"
+            f"pull {release.tag}: cannot fetch {corpus_path} at tag {release.tag} with DVC: {first_line(exc)}"
         ) from exc
 
 
@@ -172,7 +171,7 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
             count, digest = shard_digest(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise DynoError(
-                f"{where} is not a readable parquet file ({_first_line(exc)}):"
+                f"{where} is not a readable parquet file ({first_line(exc)}):"
                 f" the copy DVC served (local cache or remote) is damaged"
             ) from exc
         if (count, digest) != (e.instances, e.digest):
@@ -183,8 +182,3 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
             )
         instances += count
     return instances, size
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

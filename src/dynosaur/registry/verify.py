@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from dynosaur.core.errors import LedgerError, first_line
 from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
-from dynosaur.registry.ledger import FILES, Ledger, LedgerError, check_lines
+from dynosaur.registry.ledger import FILES, Ledger, check_lines
 from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.vcs import Git
 
@@ -156,7 +157,7 @@ class _ShardChecker:
                 with odb.fs.open(path, "rb") as fh:
                     return shard_digest(fh)
             except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-                return f"is damaged in {where} (not a readable parquet file: {_first_line(exc)})"
+                return f"is damaged in {where} (not a readable parquet file: {first_line(exc)})"
         if len(self._dbs) > 1:
             return f"is in neither {self._dbs[0][0]} nor {self._dbs[1][0]}"
         return f"is not in {self._dbs[0][0]}, and {self._unusable}" if self._dbs else f"{self._unusable}"
@@ -171,7 +172,7 @@ class _ShardChecker:
         try:
             self._repo = Repo(str(self.root))
         except DvcException as exc:
-            self._unusable = f"cannot be checked: DVC cannot open {self.root} ({_first_line(exc)})"
+            self._unusable = f"cannot be checked: DVC cannot open {self.root} ({first_line(exc)})"
             return
         self._dbs.append(("the local DVC cache", self._repo.cache.local))
         try:
@@ -181,9 +182,4 @@ class _ShardChecker:
         except NoRemoteError:
             self._unusable = "no default DVC remote is configured (`dvc remote add -d NAME URL`)"
         except DvcException as exc:
-            self._unusable = f"the DVC remote cannot be opened: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+            self._unusable = f"the DVC remote cannot be opened: {first_line(exc)}"

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from dynosaur.core.errors import DynoError, ModelError, NotFound, ParamsError
+from dynosaur.core.errors import DynoError, ModelError, NotFound, ParamsError, first_line
 from dynosaur.core.io import atomic_write, read_json, replace_dir, write_json
 from dynosaur.core.params import HUB_REPO, SCRATCH_MODELS, SCRATCH_PREFIX, TrainParams, load_params
 from dynosaur.core.records import Record
@@ -258,11 +258,6 @@ def scratch_model(preset: str, tokenizer: Any, n_positions: int, seed: int) -> A
     return GPT2LMHeadModel(config)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_pretrained(name: str | Path, what: str = "base model") -> tuple[Any, Any]:
     """(model, tokenizer) from a local directory, or a Hub id already in the local cache; never downloads.
 
@@ -282,7 +277,7 @@ def load_pretrained(name: str | Path, what: str = "base model") -> tuple[Any, An
         model = AutoModelForCausalLM.from_pretrained(str(name), local_files_only=True)
     except (OSError, ValueError, KeyError, ImportError) as exc:
         if path.exists():
-            raise ModelError(f"{fail}: {_first_line(exc)}") from None
+            raise ModelError(f"{fail}: {first_line(exc)}") from None
         raise ModelError(
             f"{fail}: not in the local Hugging Face cache, and the stage never downloads;"
             f" run `hf download {name}` once, or give a local model directory"
@@ -320,7 +315,7 @@ def load_base(model_dir: Path) -> tuple[Any, Any]:
         config = read_json(model_dir / TRAIN_CONFIG)
         params = TrainParams.model_validate(config["params"])
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{model_dir}: not a model of the train stage ({_first_line(exc)})") from None
+        raise ModelError(f"{model_dir}: not a model of the train stage ({first_line(exc)})") from None
     if config.get("init_from"):
         return load_pretrained(Path(config["init_from"]), "model it continued from")
     if not params.scratch:
@@ -352,7 +347,7 @@ def apply_lora(model: Any, params: TrainParams) -> Any:
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
-        raise ParamsError(f"train.lora: {_first_line(exc)}") from None
+        raise ParamsError(f"train.lora: {first_line(exc)}") from None
 
 
 # --- the training loop ------------------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""`dynosaur.core.errors`: every error type lives here, carries its ids, and shows as one line."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from dynosaur.core import errors
+from dynosaur.core.errors import DynoError, NotFound, ParamsError, SourceError, error_line, first_line
+
+PACKAGE = Path(errors.__file__).resolve().parents[1]
+
+
+def test_first_line_skips_blank_lines_and_falls_back_to_the_type():
+    assert first_line(ValueError("\n  boom  \nmore detail")) == "boom"
+    assert first_line(KeyError()) == "KeyError"
+
+
+def test_error_line_is_one_line_with_the_debug_hint():
+    line = error_line(NotFound("unknown version 'v9'\nsecond line", version="v9"))
+    assert "\n" not in line and line.startswith("Error: unknown version 'v9'") and "DYNO_DEBUG=1" in line
+
+
+def test_errors_carry_the_ids_a_user_needs():
+    exc = SourceError("alpha", "cannot load")
+    assert exc.source_id == "alpha" and "alpha" in str(exc)
+    assert NotFound("x", task_id="abc").task_id == "abc"
+    assert DynoError("x", repo_id="o/n").repo_id == "o/n"
+    assert ParamsError("bad").exit_code == 2 and NotFound("x").exit_code == 1
+
+
+def test_no_error_class_is_defined_outside_errors_py():
+    """One place for errors: a DynoError subclass anywhere else in the package is a stray."""
+    stray = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "errors.py" or "testing" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                if bases & {
+                    name for name in dir(errors) if name.endswith(("Error", "Conflict", "Failed"))
+                } | {
+                    "NotFound",
+                    "DynoError",
+                    "BudgetExceeded",
+                }:
+                    stray.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert not stray, stray
+
+
+@pytest.mark.parametrize("name", ["LedgerError", "SchemaError", "PublishConflict", "StageFailed"])
+def test_registry_errors_are_dyno_errors(name: str):
+    assert issubclass(getattr(errors, name), DynoError)
