@@ -1,9 +1,10 @@
-"""Regenerate the README's continual-learning table from the demo sources.
+"""Regenerate the continual-learning table in docs/training.md from the demo sources.
 
 In a throwaway clone of this repository it cuts three releases, one source at a time
 (v1: vader-tweets + vader-movie-reviews, v2: + chatterbot-conversations, v3: + vader-amazon-reviews),
 then trains stage by stage over v1 → v2 → v3 once per replay strategy (`dynosaur.training.continual.compare_strategies`)
-with vader-movie-reviews held out as the unseen task, and prints a markdown table.
+with vader-movie-reviews held out as the unseen task, and prints a markdown table. Paste it over the table under
+"Continual learning over releases" in docs/training.md (TARGET).
 
     python scripts/continual_table.py [--steps 300] [--strategies none,random,instr_diverse,instr_similar]
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "docs" / "training.md"  # where the printed table goes
 STAGES = (["vader-tweets", "vader-movie-reviews"], ["chatterbot-conversations"], ["vader-amazon-reviews"])
 
 
@@ -98,6 +100,7 @@ def main() -> None:
             f"{fmt(prev.get('v1'))} | {fmt(prev.get('v2'))} | {fmt(report.mean_forgetting)} |"
         )
     shutil.rmtree(work, ignore_errors=True)
+    print(f"\nPaste the table above over the one in {TARGET.relative_to(ROOT)}.", file=sys.stderr)
 
 
 if __name__ == "__main__":
