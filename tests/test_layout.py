@@ -120,3 +120,18 @@ def test_deps_check_catches_a_missing_module(tmp_path: Path):
         stage_deps.rewrite((tmp_path / "dvc.yaml").read_text(), stage_deps.expected_deps(tmp_path, pipeline))
     )
     assert stage_deps.stale_stages(tmp_path) == {}
+
+
+def test_every_stage_module_is_a_dvc_stage():
+    """A stage module that `dvc repro` never runs is a trap: its params would be silently ignored."""
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    commands = " ".join(str(stage.get("cmd", "")) for stage in pipeline["stages"].values())
+    stage_modules = [
+        module
+        for module, path in modules()
+        if layer(module) in {"pipeline", "training"}
+        and '\nif __name__ == "__main__":\n    run(' in path.read_text()
+    ]
+    assert {"dynosaur.pipeline.collect", "dynosaur.training.continual"} <= set(stage_modules)
+    missing = [m for m in stage_modules if f"python -m {m} " not in commands]
+    assert not missing, f"stage modules that dvc.yaml never runs: {missing}"
