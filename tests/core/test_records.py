@@ -191,3 +191,19 @@ def test_final_instruction():
     )
     assert make_task(instruction="Pick one.", label_options=None).final_instruction == "Pick one."
     assert make_task(instruction="Pick one.", label_options=[]).final_instruction == "Pick one."
+
+
+@pytest.mark.parametrize("md5", ["xx/etc/hostname", "../" + "a" * 30, "A" * 32, "a" * 31, "a" * 32 + ".dir"])
+def test_a_manifest_entry_cannot_name_a_path_outside_the_dvc_cache(md5: str):
+    from pydantic import ValidationError
+
+    from tests.factories import make_entry
+
+    with pytest.raises(ValidationError):
+        make_entry(shard_md5=md5)
+
+
+def test_shard_path_is_source_then_task():
+    from dynosaur.core.records import shard_path
+
+    assert shard_path("alpha", "0123456789abcdef") == "alpha/0123456789abcdef.parquet"

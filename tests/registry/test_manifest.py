@@ -244,3 +244,17 @@ def test_workspace_manifest_trusts_the_footer(tmp_path):
 
 def test_workspace_manifest_of_an_empty_workspace(tmp_path):
     assert workspace_manifest(tmp_path / "c", tmp_path / "t", tmp_path / "corpus") == []
+
+
+def test_the_object_store_refuses_ids_that_are_not_dvc_object_ids(tmp_path: Path):
+    from dvc.repo import Repo
+
+    from dynosaur.core.errors import LedgerError
+    from dynosaur.registry.vcs import ObjectStore
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    store = ObjectStore(tmp_path)
+    for bad in ["xx/etc/hostname", "../../" + "a" * 26, ""]:
+        with pytest.raises(LedgerError, match="not a DVC object id"):
+            store.path(bad)
+    assert store.path("ab" + "c" * 30).is_relative_to(tmp_path / ".dvc" / "cache")

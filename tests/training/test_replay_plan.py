@@ -100,13 +100,23 @@ def test_plan_names_each_picks_nearest_new_task(fake_embed):
 
 
 def test_data_diverse_reads_inputs_from_the_dvc_cache_or_falls_back_with_a_note(fake_embed, tmp_path: Path):
+    from dvc.repo import Repo
+
+    from dynosaur.registry.vcs import ObjectStore
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    # a custom cache.dir must work: the path comes from DVC, not from a hand-built .dvc/cache
+    with open(tmp_path / ".dvc" / "config", "a") as fh:
+        fh.write("[cache]\n    dir = ../elsewhere-cache\n")
+    store = ObjectStore(tmp_path)
     cached = make_stage_task("a", shard_md5="ab" + "1" * 30)
-    obj = tmp_path / ".dvc/cache/files/md5/ab" / ("1" * 30)
+    obj = store.path("ab" + "1" * 30)
+    assert "elsewhere-cache" in obj.parts and ".dvc" not in obj.parts
     obj.parent.mkdir(parents=True)
     pq.write_table(pa.table({"input": [f"row {i}" for i in range(9)], "output": ["o"] * 9}), obj)
-    assert shard_inputs(tmp_path, cached) == [f"row {i}" for i in range(5)]
+    assert shard_inputs(store, cached) == [f"row {i}" for i in range(5)]
     uncached = make_stage_task("b", shard_md5="cd" + "2" * 30)
-    assert shard_inputs(tmp_path, uncached) is None
+    assert shard_inputs(store, uncached) is None
 
     plan, _, note = plan_replay(
         "data_diverse", [cached, make_stage_task("c", shard_md5=None)], [], 1, seed=0, root=tmp_path

@@ -12,11 +12,12 @@ Both are stable across runs and machines, so a re-run names the same tasks and i
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dynosaur.core.io import canonical_json
 
@@ -326,6 +327,15 @@ class RetractionIndex:
         return sorted(self.tasks)
 
 
+# A DVC object id: md5 hex, `.dir` for a directory listing.
+DVC_OID = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
+def shard_path(source_id: str, task_id: str) -> str:
+    """Where a task's instances live, relative to the corpus folder (and in a release's manifest)."""
+    return f"{source_id}/{task_id}.parquet"
+
+
 class ManifestEntry(Record):
     task_id: str
     source_id: str
@@ -335,7 +345,7 @@ class ManifestEntry(Record):
     digest: str  # over the task's instance ids and contents (see dynosaur.registry.manifest)
     license: str | None
     shard: str  # path in the corpus: <source_id>/<task_id>.parquet
-    shard_md5: str | None = None  # the shard's DVC object id (md5), to fetch it
+    shard_md5: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")  # the shard's DVC object id
     shard_sha256: str | None = None  # sha256 of the shard file's bytes: a pull checks these, not every row
 
 

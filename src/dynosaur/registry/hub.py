@@ -27,7 +27,7 @@ from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConfli
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import shard_digest
-from dynosaur.registry.vcs import cached_object
+from dynosaur.registry.vcs import ObjectStore
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 VERSION_TAG = re.compile(r"^v(\d+)$")
@@ -332,7 +332,8 @@ def _local_shards(
     root: Path, release: Release, entries: list[ManifestEntry], staging: Path
 ) -> dict[str, Path]:
     """shard → a local file with exactly the released bytes: the DVC cache, else pulled from the remote."""
-    found = {e.shard: cached_object(root, e.shard_md5) for e in entries if e.shard_md5}
+    store = ObjectStore(root)
+    found = {e.shard: store.path(e.shard_md5) for e in entries if e.shard_md5}
     if all(p.exists() for p in found.values()) and len(found) == len(entries):
         return found
     from dynosaur.registry.pull import pull_release

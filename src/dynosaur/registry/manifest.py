@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dynosaur.core.io import read_model
-from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, task_identity
+from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, shard_path, task_identity
 
 DIGEST_KEY = b"dyno.digest"
 COUNT_KEY = b"dyno.instances"
@@ -86,7 +86,7 @@ def workspace_manifest(collected: Path, tasks: Path, corpus: Path) -> list[Manif
         filtered = read_model(path, FilteredSource)
         meta = read_model(collected / path.name, SourceMeta)
         for task in filtered.valid:
-            shard = corpus / task.source_id / f"{task.task_id}.parquet"
+            shard = corpus / shard_path(task.source_id, task.task_id)
             if not shard.exists():
                 continue
             recorded = footer(shard) or shard_digest(shard)
@@ -101,7 +101,7 @@ def workspace_manifest(collected: Path, tasks: Path, corpus: Path) -> list[Manif
                     instances=recorded[0],
                     digest=recorded[1],
                     license=meta.license,
-                    shard=f"{task.source_id}/{task.task_id}.parquet",
+                    shard=shard_path(task.source_id, task.task_id),
                 )
             )
     return sorted(entries, key=lambda e: e.task_id)

@@ -42,7 +42,7 @@ from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
 from dynosaur.registry.vcs import (
     Git,
-    cached_object,
+    ObjectStore,
     default_remote,
     dir_listing,
     locked_out_md5,
@@ -256,13 +256,14 @@ def _instance_deltas(root, report, a_name, b_name, before, after):
 
     by_id = {e.task_id: e for e in before} | {e.task_id: e for e in after}
     ws = Workspace.load(root)
+    store = ObjectStore(root)
 
     def shard(entry: ManifestEntry | None, side: str):
         if entry is None:
             return None
         if side == WORKSPACE:
             return ws.corpus / entry.shard
-        path = cached_object(root, entry.shard_md5 or "")
+        path = store.path(entry.shard_md5 or "")
         if not path.exists():
             raise DynoError(
                 f"shard {entry.shard} of {side} is not in the local DVC cache: run `dvc pull` first"

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import NotFound
 from dynosaur.core.io import read_model
-from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task
+from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task, shard_path
 from dynosaur.registry.workspace import Workspace
 
 
@@ -100,7 +100,7 @@ def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
     import pyarrow.parquet as pq
 
     task = find_task(ws, task_id)
-    shard = ws.corpus / task.source_id / f"{task_id}.parquet"
+    shard = ws.corpus / shard_path(task.source_id, task_id)
     if task.verdict != "valid":
         raise NotFound(f"task {task_id} was rejected ({task.reason}); it has no instances")
     if not shard.exists():

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import DynoError, LedgerError
+from dynosaur.core.records import DVC_OID
 
 
 class Git:
@@ -87,14 +88,29 @@ def locked_out_md5(root: Path, path: str) -> str:
     raise DynoError(f"dvc.lock has no output {path}: run `dvc repro` first")
 
 
-def cached_object(root: Path, md5: str) -> Path:
-    """Where the default local DVC cache keeps the object with this md5 (`<md5>.dir` for a directory)."""
-    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+class ObjectStore:
+    """DVC's local object cache, wherever `cache.dir` puts it: the one way to find a shard by its object id.
+
+    Paths come from DVC itself (`repo.cache.local.oid_to_path`), never built by hand, and an object id must
+    look like one (32 hex digits, `.dir` for a directory listing), so a forged manifest cannot name a path
+    outside the cache.
+    """
+
+    def __init__(self, root: Path):
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            self._odb = repo.cache.local
+
+    def path(self, md5: str) -> Path:
+        if not DVC_OID.fullmatch(md5 or ""):
+            raise LedgerError(f"{md5!r} is not a DVC object id (32 hex digits, optionally .dir)")
+        return Path(self._odb.oid_to_path(md5))
 
 
 def dir_listing(root: Path, dir_md5: str) -> dict[str, str]:
     """relpath → md5 of the files in a DVC directory object (from the local cache)."""
-    path = cached_object(root, dir_md5 if dir_md5.endswith(".dir") else f"{dir_md5}.dir")
+    path = ObjectStore(root).path(dir_md5 if dir_md5.endswith(".dir") else f"{dir_md5}.dir")
     try:
         return {e["relpath"]: e["md5"] for e in json.loads(path.read_text())}
     except FileNotFoundError:

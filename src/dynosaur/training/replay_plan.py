@@ -26,7 +26,7 @@ import numpy as np
 from dynosaur.core.errors import DynoError, ParamsError
 from dynosaur.core.records import ManifestEntry, Record, Release, Retraction, RetractionIndex, TaskVersion
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.vcs import cached_object
+from dynosaur.registry.vcs import ObjectStore
 from dynosaur.training.replay import (
     NEEDS_NEW,
     STRATEGIES,
@@ -120,11 +120,11 @@ def replay_pool(
     )
 
 
-def shard_inputs(root: Path, task: StageTask, n: int = INPUT_ROWS) -> list[str] | None:
+def shard_inputs(store: ObjectStore, task: StageTask, n: int = INPUT_ROWS) -> list[str] | None:
     """The first `n` inputs of a task's shard from the local DVC cache; None when it is not cached."""
     if not task.shard_md5:
         return None
-    path = cached_object(root, task.shard_md5)
+    path = store.path(task.shard_md5)
     if not path.is_file():
         return None
     import pyarrow.parquet as pq
@@ -184,7 +184,8 @@ def _input_embeddings(
     """Per pool task, the mean embedding of its first inputs; the fallback (with a note) if any is missing."""
     from dynosaur.training.embed import embed
 
-    inputs = [shard_inputs(root, t) if root is not None else None for t in pool]
+    store = ObjectStore(root) if root is not None else None
+    inputs = [shard_inputs(store, t) if store is not None else None for t in pool]
     missing = [t.task_id for t, rows in zip(pool, inputs, strict=True) if not rows]
     if missing:
         note = (
