@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dynosaur.core.errors import ParamsError, first_line
+from dynosaur.core.fingerprint import tuning
 from dynosaur.core.licenses import LicensePolicy
 
 PARAMS_FILE = "params.yaml"
@@ -154,7 +155,7 @@ class OrganizeParams(Section):
     splits: list[str] = ["train", "validation"]
     max_input_chars: int = Field(default=4000, ge=16)
     max_output_chars: int = Field(default=2000, ge=1)
-    batch_rows: int = Field(default=65536, ge=1)
+    batch_rows: int = tuning(default=65536, ge=1)  # memory, not output
 
     @field_validator("splits")
     @classmethod
