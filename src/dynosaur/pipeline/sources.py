@@ -60,7 +60,7 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
         raise SourceError(source_id, f"{repo}: revision {revision!r} not found on the Hub") from None
     except (HfHubHTTPError, OSError) as exc:
         raise SourceError(source_id, f"{repo}: Hub unreachable: {str(exc).splitlines()[0]}") from None
-    return info.sha, info
+    return str(info.sha), info
 
 
 # --- features --------------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def source_revision(spec: SourceSpec, root: Path = Path(".")) -> str:
         if not folder.is_dir():
             raise SourceError(spec.id, f"folder {spec.path} does not exist")
         return local_revision(folder)
-    return resolve_hub_revision(spec.id, spec.hub, spec.revision)[0]
+    return resolve_hub_revision(spec.id, str(spec.hub), spec.revision)[0]
 
 
 # --- collect ---------------------------------------------------------------------------------------------
@@ -190,7 +190,9 @@ def _card(spec: SourceSpec, root: Path, sha: str | None):
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return DatasetCard.load(hf_hub_download(spec.hub, "README.md", repo_type="dataset", revision=sha))
+        return DatasetCard.load(
+            hf_hub_download(str(spec.hub), "README.md", repo_type="dataset", revision=sha)
+        )
     except EntryNotFoundError:
         return None
 
@@ -215,7 +217,7 @@ def collect_source(
     if spec.path is not None:
         location, origin, kind = str(root / spec.path), f"local:{spec.path}", "local"
     else:
-        location, origin, kind = spec.hub, f"hub:{spec.hub}", "hub"
+        location, origin, kind = str(spec.hub), f"hub:{spec.hub}", "hub"
 
     try:
         card = _card(spec, root, revision if kind == "hub" else None)
@@ -231,7 +233,7 @@ def collect_source(
     license_ = getattr(card_data, "license", None) if card_data is not None else None
     if isinstance(license_, list):
         license_ = license_[0] if len(license_) == 1 else ",".join(license_)
-    base = dict(
+    base: dict[str, Any] = dict(
         source_id=spec.id,
         origin=origin,
         kind=kind,
