@@ -151,3 +151,68 @@ def test_top_share_of_a_dominant_label():
 )
 def test_test_split_names(name, is_test):
     assert bool(TEST_SPLIT.search(name)) is is_test
+
+
+# --- flattening nested fields ------------------------------------------------------------------------
+
+
+def test_flatten_table_keeps_nulls_and_slices():
+    import pyarrow as pa
+
+    from dynosaur.pipeline.sources import flatten_table
+
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", "d"],
+            "answers": [
+                {"text": ["x"], "start": [0]},
+                None,
+                {"text": [], "start": []},
+                {"text": ["y", "z"], "start": [1, 2]},
+            ],
+            "turns": [
+                [{"who": "u", "say": "hi"}],
+                None,
+                [],
+                [{"who": "b", "say": None}, {"who": "u", "say": "ok"}],
+            ],
+        }
+    ).slice(1)
+    flat = flatten_table(table)
+    assert flat.column_names == ["id", "answers.text", "answers.start", "turns.who", "turns.say"]
+    assert flat.to_pylist() == [
+        {"id": "b", "answers.text": None, "answers.start": None, "turns.who": None, "turns.say": None},
+        {"id": "c", "answers.text": [], "answers.start": [], "turns.who": [], "turns.say": []},
+        {
+            "id": "d",
+            "answers.text": ["y", "z"],
+            "answers.start": [1, 2],
+            "turns.who": ["b", "u"],
+            "turns.say": [None, "ok"],
+        },
+    ]
+
+
+def test_flat_features_names_match_flatten_table():
+    import datasets
+    import pyarrow as pa
+
+    from dynosaur.pipeline.sources import flat_features, flatten_table
+
+    features = datasets.Features(
+        {
+            "answers": datasets.Sequence(
+                {"text": datasets.Value("string"), "start": datasets.Value("int32")}
+            ),
+            "turns": datasets.List({"who": datasets.ClassLabel(names=["user", "bot"])}),
+            "meta": {"source": {"url": datasets.Value("large_string")}},
+        }
+    )
+    assert flat_features(features) == [
+        ("answers.text", "list<string>", None),
+        ("answers.start", "list<int32>", None),
+        ("turns.who", "list<class_label>", ["user", "bot"]),
+        ("meta.source.url", "string", None),
+    ]
+    empty = pa.Table.from_pylist([], schema=features.arrow_schema)
+    assert flatten_table(empty).column_names == [name for name, _, _ in flat_features(features)]

@@ -77,12 +77,13 @@ class PublishConflict(DynoError):
     """The Hub repo moved since the last publish: someone else pushed."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message, or its type name when it has none."""
-    for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
+def first_line(exc: BaseException, *, typed: bool = False, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none), at most `limit`
+    characters; `typed` prefixes the type name, for errors from third-party code."""
+    line = next((s.strip() for s in str(exc).splitlines() if s.strip()), "")
+    if typed or not line:
+        line = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return line[:limit]
 
 
 def error_line(exc: DynoError) -> str:

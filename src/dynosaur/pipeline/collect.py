@@ -1,24 +1,27 @@
 """collect: one metadata record per source (`<out>/<source_id>.json`).
 
-A source whose revision (local content fingerprint or Hub commit sha) and collect params are unchanged keeps
-its record untouched, so downstream stages see nothing new. A source that cannot serve is recorded as
-`skipped` with a reason; one that fails to load is recorded as `failed`, the others proceed, and the stage
-exits non-zero unless `collect.allow_failures` is set. A source retracted in the ledger, or whose licence
-is outside `params.yaml: licenses`, is `skipped` with that reason, so it costs no LLM call and its outputs go.
+A source whose revision (local content fingerprint or Hub commit sha), collect params and reader version
+(`sources.READER_VERSION`) are unchanged keeps its record untouched, so downstream stages see nothing new. A
+source that cannot serve is recorded as `skipped` with a reason; one that fails to load is recorded as
+`failed` with a one-line reason (an unexpected error too; `DYNO_DEBUG=1` raises it with its traceback
+instead), the others proceed, and the stage exits non-zero unless `collect.allow_failures` is set. A source
+retracted in the ledger, or whose licence is outside `params.yaml: licenses`, is `skipped` with that reason,
+so it costs no LLM call and its outputs go.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from dynosaur.core.errors import SourceError, StageFailed
+from dynosaur.core.errors import SourceError, StageFailed, first_line
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
 from dynosaur.core.records import Retraction, SourceMeta, digest
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
-from dynosaur.pipeline.sources import collect_source, source_revision
+from dynosaur.pipeline.sources import READER_VERSION, collect_source, source_revision
 from dynosaur.registry.ledger import read_records
 
 
@@ -37,6 +40,7 @@ def collect_one(
                 params.collect.model_dump(mode="json"),
                 params.licenses.model_dump(mode="json"),
                 retracted.get(spec.id),
+                READER_VERSION,
             ]
         )
         if previous is not None and previous.inputs_digest == inputs and previous.status != "failed":
@@ -51,15 +55,22 @@ def collect_one(
             meta = meta.model_copy(update={"status": "skipped", "reason": excluded})
         return meta.model_copy(update={"inputs_digest": inputs}), False
     except SourceError as exc:
-        return SourceMeta(
-            source_id=spec.id,
-            origin=f"local:{spec.path}" if spec.path else f"hub:{spec.hub}",
-            kind="local" if spec.path else "hub",
-            location=location,
-            revision="",
-            status="failed",
-            reason=str(exc),
-        ), False
+        reason = str(exc)
+    except Exception as exc:  # a bug met on this one source: record it and let the others proceed
+        if os.environ.get("DYNO_DEBUG"):
+            raise
+        reason = (
+            f"source {spec.id!r}: unexpected {first_line(exc, typed=True)} (DYNO_DEBUG=1 shows the traceback)"
+        )
+    return SourceMeta(
+        source_id=spec.id,
+        origin=f"local:{spec.path}" if spec.path else f"hub:{spec.hub}",
+        kind="local" if spec.path else "hub",
+        location=location,
+        revision="",
+        status="failed",
+        reason=reason,
+    ), False
 
 
 def main(args: argparse.Namespace) -> None:

@@ -246,7 +246,7 @@ class LLM:
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
         except openai.APIError as exc:
-            return ChatResult(error=self._redact(f"{type(exc).__name__}: {first_line(exc)}"[:300]))
+            return ChatResult(error=self._redact(first_line(exc, typed=True)))
         except ValueError as exc:  # a body that is not JSON at all
             return ChatResult(error=f"bad response: {type(exc).__name__}")
         if not getattr(response, "choices", None):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dynosaur.core.errors import SourceError
+from dynosaur.core.errors import SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
 from dynosaur.core.records import Feature, FeatureStats, SourceMeta, SplitInfo
 
@@ -26,6 +26,8 @@ TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
 DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
 ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
 DISTINCT_CAP = 10_000
+# Bump when collect reads a source differently (its features, their names), so every record is redone.
+READER_VERSION = 2
 
 
 # --- revisions -------------------------------------------------------------------------------------------
@@ -60,31 +62,117 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
         raise SourceError(source_id, f"{repo}: revision {revision!r} not found on the Hub") from None
     except (HfHubHTTPError, OSError) as exc:
         raise SourceError(source_id, f"{repo}: Hub unreachable: {str(exc).splitlines()[0]}") from None
-    return info.sha, info
+    return str(info.sha), info
 
 
 # --- features --------------------------------------------------------------------------------------------
 
 
 def feature_dtype(feature: Any) -> tuple[str, list[str] | None]:
-    """A short dtype name for a `datasets` feature, and class names for a ClassLabel."""
+    """A short dtype name for a `datasets` feature, and class names for a ClassLabel (or a list of them)."""
     import datasets
 
     if isinstance(feature, datasets.ClassLabel):
         return "class_label", list(feature.names)
     if isinstance(feature, datasets.Value):
-        return str(feature.dtype), None
+        return ("string" if feature.dtype == "large_string" else str(feature.dtype)), None
     if isinstance(feature, datasets.Image):
         return "image", None
     if isinstance(feature, datasets.Audio):
         return "audio", None
     inner = getattr(feature, "feature", None)
     if inner is not None:  # List / Sequence / LargeList
-        dtype, _ = feature_dtype(inner)
-        return f"list<{dtype}>", None
+        dtype, names = feature_dtype(inner)
+        return f"list<{dtype}>", names
     if isinstance(feature, dict):
         return "struct", None
     return type(feature).__name__.lower(), None
+
+
+def flat_features(features: Any) -> list[tuple[str, str, list[str] | None]]:
+    """(name, dtype, class names) of every field, nested ones named by their path, as `flatten_table`
+    names the columns: a struct's fields become `parent.field` (SQuAD's `answers.text`), and a list of
+    structs becomes one list per field (`turns.text`: `list<string>`)."""
+    out: list[tuple[str, str, list[str] | None]] = []
+
+    def visit(name: str, feature: Any, lists: int) -> None:
+        if isinstance(feature, dict):
+            for key, sub in feature.items():
+                visit(f"{name}.{key}" if name else key, sub, lists)
+            return
+        inner = getattr(feature, "feature", None)
+        if isinstance(inner, dict):
+            visit(name, inner, lists + 1)
+            return
+        dtype, names = feature_dtype(feature)
+        out.append((name, "list<" * lists + dtype + ">" * lists, names))
+
+    visit("", dict(features), 0)
+    return out
+
+
+def flatten_table(table: Any) -> Any:
+    """A `pyarrow.Table` with nested columns as top-level ones, named as `flat_features` names them."""
+    import pyarrow as pa
+
+    names: list[str] = []
+    columns: list[Any] = []
+
+    def visit(name: str, column: Any) -> None:
+        kind = column.type
+        if pa.types.is_struct(kind):
+            for field, child in zip(kind, column.flatten(), strict=True):
+                visit(f"{name}.{field.name}", child)
+        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and pa.types.is_struct(kind.value_type):
+            make = pa.LargeListArray if pa.types.is_large_list(kind) else pa.ListArray
+            wrap = pa.large_list if pa.types.is_large_list(kind) else pa.list_
+            for i, field in enumerate(kind.value_type):
+                chunks = [
+                    make.from_arrays(chunk.offsets, chunk.values.flatten()[i], mask=chunk.is_null())
+                    for chunk in map(_unsliced, column.chunks)
+                ]
+                visit(f"{name}.{field.name}", pa.chunked_array(chunks, type=wrap(field.type)))
+        else:
+            names.append(name)
+            columns.append(column)
+
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        visit(name, column)
+    if names == table.column_names:
+        return table
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _unsliced(array: Any) -> Any:
+    """A list array whose offsets start at 0 (`from_arrays` with a null mask refuses sliced offsets)."""
+    import pyarrow as pa
+
+    return pa.concat_arrays([array]) if array.offset else array
+
+
+def _label_lists(table: Any, meta: SourceMeta) -> Any:
+    """Lists of class labels (`Sequence(ClassLabel)`) as lists of their names; out-of-range ids → null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for feature in meta.features:
+        if not (feature.class_names and feature.dtype == "list<class_label>"):
+            continue
+        if feature.name not in table.column_names:
+            continue
+        column = table.column(feature.name)
+        if not (pa.types.is_list(column.type) and pa.types.is_integer(column.type.value_type)):
+            continue
+        labels = pa.array(feature.class_names, pa.string())
+        chunks = []
+        for chunk in map(_unsliced, column.chunks):
+            ids = chunk.values
+            valid = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, len(labels)))
+            names = pc.take(labels, pc.if_else(valid, ids, None))
+            chunks.append(pa.ListArray.from_arrays(chunk.offsets, names, mask=chunk.is_null()))
+        index = table.column_names.index(feature.name)
+        table = table.set_column(index, feature.name, pa.chunked_array(chunks, type=pa.list_(pa.string())))
+    return table
 
 
 def _stringify(value: Any) -> str:
@@ -132,21 +220,58 @@ def _cap(value: Any, max_chars: int) -> Any:
 # --- rows ------------------------------------------------------------------------------------------------
 
 
-def _load(location: str, config: str | None, split: str, revision: str | None):
+def _load(location: str, split: str, revision: str | None, **how: Any) -> Any:
     import datasets
 
-    return datasets.load_dataset(location, name=config, split=split, revision=revision, streaming=True)
+    return datasets.load_dataset(location, split=split, revision=revision, streaming=True, **how)
+
+
+def _card_configs(folder: Path) -> list[dict[str, Any]]:
+    """The `configs:` entries of a local folder's card ([] without a card or the block)."""
+    card = folder / "README.md"
+    if not card.exists():
+        return []
+    from huggingface_hub import DatasetCard
+
+    configs = DatasetCard.load(card).data.get("configs") or []
+    return [c for c in configs if isinstance(c, dict)]
+
+
+def parquet_export_configs(folder: Path) -> list[str]:
+    """The configs of a folder in the Hub's parquet-export layout (`<config>/<split>/<n>.parquet` and no
+    card `configs:`), else []. `datasets` alone would merge every config's files into one split."""
+    data = [
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if p.is_file() and not _hidden(p, folder) and p.relative_to(folder).parts != ("README.md",)
+    ]
+    if not data or any(len(f.parts) != 3 or f.suffix != ".parquet" for f in data):
+        return []
+    return [] if _card_configs(folder) else sorted({f.parts[0] for f in data})
+
+
+def _local_how(folder: Path, config: str | None) -> dict[str, Any]:
+    """How `datasets` reads one config of a local folder: a parquet-export config is its sub-folder."""
+    if config is not None and config in parquet_export_configs(folder):
+        return {"data_dir": config}
+    return {"name": config}
 
 
 ARROW_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
 
 
 def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Path(".")) -> Iterator[Any]:
-    """The rows of one split as `pyarrow.Table` batches (streamed, bounded memory).
+    """The rows of one split as `pyarrow.Table` batches (streamed, bounded memory), in the columns that
+    collect's features name: nested fields flattened (`answers.text`), lists of class labels as names.
 
     A local split whose files are all parquet, jsonl or csv is scanned with `pyarrow.dataset` directly (no
     `datasets` import, a few batches of read-ahead); anything else goes through `datasets` streaming.
     """
+    for table in _raw_batches(meta, split, batch_rows, root):
+        yield _label_lists(flatten_table(table), meta)
+
+
+def _raw_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path) -> Iterator[Any]:
     info = next((s for s in meta.splits if s.name == split), None)
     if meta.kind == "local" and info and info.files:
         formats = {ARROW_FORMATS.get(Path(f).suffix) for f in info.files}
@@ -161,9 +286,10 @@ def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Pat
                     yield pa.Table.from_batches([batch])
             return
     if meta.kind == "local":
-        ds = _load(str(root / meta.location), meta.config, split, None)
+        folder = root / meta.location
+        ds = _load(str(folder), split, None, **_local_how(folder, meta.config))
     else:
-        ds = _load(meta.location, meta.config, split, meta.revision)
+        ds = _load(meta.location, split, meta.revision, name=meta.config)
     yield from ds.with_format("arrow").iter(batch_size=batch_rows)
 
 
@@ -174,7 +300,7 @@ def source_revision(spec: SourceSpec, root: Path = Path(".")) -> str:
         if not folder.is_dir():
             raise SourceError(spec.id, f"folder {spec.path} does not exist")
         return local_revision(folder)
-    return resolve_hub_revision(spec.id, spec.hub, spec.revision)[0]
+    return resolve_hub_revision(spec.id, str(spec.hub), spec.revision)[0]
 
 
 # --- collect ---------------------------------------------------------------------------------------------
@@ -190,7 +316,9 @@ def _card(spec: SourceSpec, root: Path, sha: str | None):
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return DatasetCard.load(hf_hub_download(spec.hub, "README.md", repo_type="dataset", revision=sha))
+        return DatasetCard.load(
+            hf_hub_download(str(spec.hub), "README.md", repo_type="dataset", revision=sha)
+        )
     except EntryNotFoundError:
         return None
 
@@ -202,36 +330,59 @@ def _description(card: Any, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[:max_chars].rstrip() + "…"
 
 
+def _local_config(source_id: str, folder: Path, config: str | None) -> dict[str, Any]:
+    """`_local_how` for collect, after checking `config` against the configs the folder declares (card
+    `configs:`) or lays out (parquet export): one must be named when there are several and no default."""
+    declared = _card_configs(folder)
+    if declared:
+        names = [str(c.get("config_name", "default")) for c in declared]
+        has_default = len(names) == 1 or "default" in names or any(c.get("default") for c in declared)
+    else:
+        names = parquet_export_configs(folder)
+        has_default = len(names) <= 1
+    if config is None and not has_default:
+        raise SourceError(source_id, f"has configs {', '.join(names)}: name one as the source's `config`")
+    if config is not None and names and config not in names:
+        raise SourceError(source_id, f"config {config!r} not found (has: {', '.join(names)})")
+    return _local_how(folder, config)
+
+
 def collect_source(
     spec: SourceSpec, params: CollectParams, revision: str, root: Path = Path(".")
 ) -> SourceMeta:
     """Read one source's metadata, split sizes, field statistics and sample rows.
 
-    Raises SourceError when the source cannot be loaded; returns a `skipped` record when it loads but cannot
-    serve (too few usable fields, media only, no train/validation rows).
+    Nested fields are flattened (`answers.text`, see `flat_features`), so each can be an input or output.
+    Raises SourceError (one line) when the source cannot be loaded; returns a `skipped` record when it
+    loads but cannot serve (too few usable fields, media only, no train/validation rows).
     """
     import datasets
 
     if spec.path is not None:
         location, origin, kind = str(root / spec.path), f"local:{spec.path}", "local"
     else:
-        location, origin, kind = spec.hub, f"hub:{spec.hub}", "hub"
+        location, origin, kind = str(spec.hub), f"hub:{spec.hub}", "hub"
 
+    hub_rev = revision if kind == "hub" else None
     try:
-        card = _card(spec, root, revision if kind == "hub" else None)
-        hub_rev = revision if kind == "hub" else None
-        builder = datasets.load_dataset_builder(location, name=spec.config, revision=hub_rev)
-        split_names = list(builder.config.data_files or {}) or list(builder.info.splits or {})
+        card = _card(spec, root, hub_rev)
+        how = (
+            _local_config(spec.id, Path(location), spec.config) if kind == "local" else {"name": spec.config}
+        )
+        builder = datasets.load_dataset_builder(location, revision=hub_rev, **how)
+        # Without a card `configs:` block, datasets keys splits by NamedSplit, not str.
+        data_files = {str(k): list(v) for k, v in (builder.config.data_files or {}).items()}
+        split_names = list(data_files) or [str(s) for s in (builder.info.splits or {})]
     except SourceError:
         raise
     except Exception as exc:  # datasets raises many types for an unreadable repo; all mean "cannot load"
-        raise SourceError(spec.id, f"cannot load: {_one_line(exc)}") from None
+        raise SourceError(spec.id, f"cannot load: {first_line(exc, typed=True)}") from None
 
     card_data = card.data if card is not None else None
     license_ = getattr(card_data, "license", None) if card_data is not None else None
     if isinstance(license_, list):
         license_ = license_[0] if len(license_) == 1 else ",".join(license_)
-    base = dict(
+    base: dict[str, Any] = dict(
         source_id=spec.id,
         origin=origin,
         kind=kind,
@@ -255,24 +406,24 @@ def collect_source(
     features = builder.info.features
     try:
         for split in wanted:
-            ds = _load(location, spec.config, split, hub_rev)
+            ds = _load(location, split, hub_rev, **how)
             rows = 0
             for table in ds.with_format("arrow").iter(batch_size=8192):
+                if features is None and ds.features is None:
+                    features = datasets.Features.from_arrow_schema(table.schema)
                 if len(scanned) < params.stats_rows:
-                    scanned.extend(table.slice(0, params.stats_rows - len(scanned)).to_pylist())
+                    head = table.slice(0, params.stats_rows - len(scanned))
+                    scanned.extend(flatten_table(head).to_pylist())
                 rows += table.num_rows
             features = features or ds.features
-            files = builder.config.data_files.get(split, []) if kind == "local" else []
+            files = data_files.get(split, []) if kind == "local" else []
             rel = sorted(Path(f).resolve().relative_to(Path(location).resolve()).as_posix() for f in files)
             splits.append(SplitInfo(name=split, num_rows=rows, files=rel))
     except Exception as exc:
-        raise SourceError(spec.id, f"cannot read rows: {_one_line(exc)}") from None
+        raise SourceError(spec.id, f"cannot read rows: {first_line(exc, typed=True)}") from None
 
-    if features is None and scanned:
-        features = datasets.Features({k: datasets.Value("string") for k in scanned[0]})
     feats = []
-    for name, feat in (features or {}).items():
-        dtype, names = feature_dtype(feat)
+    for name, dtype, names in flat_features(features or {}):
         stats = None if dtype in {"image", "audio"} else feature_stats([r.get(name) for r in scanned])
         feats.append(Feature(name=name, dtype=dtype, class_names=names, stats=stats))
 
@@ -292,8 +443,3 @@ def collect_source(
     if len(usable) <= 1:
         return meta.model_copy(update={"status": "skipped", "reason": "too_few_fields"})
     return meta
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
