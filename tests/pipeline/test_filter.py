@@ -17,6 +17,7 @@ from tests.factories import (
     make_meta,
     make_proposal,
     make_spec,
+    make_task,
 )
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynosaur" / "instructions-full.json"
@@ -485,6 +486,57 @@ def test_code_from_a_description_is_kept(inputs):
         output_field="code",
     )
     assert judge_one(spec, code_meta()).verdict == "valid"
+
+
+# --- near duplicates (issue 9, section 4) ------------------------------------------------------------
+
+
+def test_near_duplicate_within_a_source_names_the_kept_task():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    second = make_spec(instruction="Please classify the sentiment of the given review text.")
+    kept, merged = judge_all(first, second)
+    assert (kept.verdict, kept.duplicate_of) == ("valid", None)
+    assert_rejected(merged, "near_duplicate")
+    assert merged.duplicate_of == kept.task_id
+
+
+def test_any_rewording_of_the_same_fields_is_merged_by_default():
+    """The same fields make the same instances: a second instruction over them only rewords the first."""
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    other = make_spec(instruction="Is this customer happy or unhappy with the product?")
+    assert [t.reason for t in judge_all(first, other)] == [None, "near_duplicate"]
+
+
+def test_rewording_below_a_rouge_threshold_is_kept():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    other = make_spec(instruction="Is this customer happy or unhappy with the product?")
+    close = make_spec(instruction="Please classify the sentiment of the given review text.")
+    params = FilterParams(near_duplicate_rouge=0.7)
+    assert [t.reason for t in judge_all(first, other, close, params=params)] == [None, None, "near_duplicate"]
+
+
+def test_different_fields_are_never_near_duplicates():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    title = make_spec(instruction="Classify the sentiment of the given review title.", input_fields=["title"])
+    assert [t.verdict for t in judge_all(first, title)] == ["valid", "valid"]
+
+
+def test_near_duplicate_across_variants_keeps_the_first_proposal():
+    spec = make_spec(instruction="Classify the sentiment of the given review.")
+    reworded = make_spec(instruction="Classify the sentiment of this review.")
+    generated = make_generated(
+        make_proposal(spec, variant="with_description"),
+        make_proposal(reworded, variant="without_description", cache_key="w" * 64),
+    )
+    first, second = judge(make_meta(), generated, FilterParams())
+    assert (first.variant, first.verdict) == ("with_description", "valid")
+    assert (second.reason, second.duplicate_of) == ("near_duplicate", first.task_id)
+
+
+def test_old_task_records_without_duplicate_of_still_parse():
+    record = make_task().model_dump(mode="json")
+    del record["duplicate_of"]
+    assert Task.model_validate(record).duplicate_of is None
 
 
 # --- valid tasks and label options -------------------------------------------------------------------

@@ -29,6 +29,7 @@ from dynosaur.core.records import (
     task_identity,
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
+from dynosaur.pipeline.near_duplicates import merge_near_duplicates
 from dynosaur.registry.ledger import read_records
 
 RULES_VERSION = 4  # bump when a rule changes meaning, so every source is judged again
@@ -334,7 +335,9 @@ def judge(
     meta: SourceMeta, generated: GeneratedSource, p: FilterParams, retracted: frozenset[str] = frozenset()
 ) -> list[Task]:
     """Every proposal of one source → a Task with its verdict, in proposal order. `retracted` holds task ids
-    and task identities (dynosaur.core.records.task_identity) that the ledger has tombstoned."""
+    and task identities (dynosaur.core.records.task_identity) that the ledger has tombstoned. Valid tasks
+    that repeat an earlier valid task's fields with a similar instruction are then merged into it
+    (`near_duplicate`, dynosaur.pipeline.near_duplicates)."""
     tasks: list[Task] = []
     seen: set[str] = set()
     base = dict(
@@ -389,7 +392,7 @@ def judge(
                     label_options=options,
                 )
             )
-    return _dedupe_ids(tasks)
+    return merge_near_duplicates(_dedupe_ids(tasks), p.near_duplicate_rouge)
 
 
 def _complete(options: list[str], name: str, meta: SourceMeta) -> bool:
