@@ -260,6 +260,25 @@ def test_quotes_sample_rejects_an_instruction_quoting_a_sample_row():
     assert_rejected(judge_one(spec, quoting_meta()), "quotes_sample")
 
 
+def test_quotes_sample_reads_list_values():
+    meta = make_meta(
+        features=[
+            make_feature("context"),
+            make_feature("question"),
+            make_feature("answers.text", "list<string>"),
+        ],
+        samples=[
+            {"context": "c", "question": "q", "answers.text": ["the Norman conquest of England in 1066"]}
+        ],
+    )
+    spec = make_spec(
+        instruction="Explain why the Norman conquest of England mattered, given the context.",
+        input_fields=["context", "question"],
+        output_field="answers.text",
+    )
+    assert_rejected(judge_one(spec, meta), "quotes_sample")
+
+
 def test_quotes_sample_keeps_an_instruction_naming_label_values():
     """Label values (low cardinality) belong in an instruction; so do a few words shared by chance."""
     spec = make_spec(

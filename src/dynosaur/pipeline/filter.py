@@ -2,8 +2,13 @@
 
 Each rule is a small pure function returning `None` (keep) or a stable snake_case reason. Rules run in a
 fixed order and the first reason wins, so every rejection has exactly one code, counted per reason in
-metrics. Classification-like outputs (class names from the features, or few distinct values in the scan)
-get their label options appended to the instruction when the options are short.
+metrics. Structural rules come first (one output, known fields, a usable instruction); then the rules that
+judge meaning from names, field statistics and sample rows: bookkeeping outputs (`meta_field`), code from
+repository metadata, targets that teach bad behaviour, instructions quoting a sample row, outputs the inputs
+can't determine, degenerate labels. Last, within the source, tasks that repeat an earlier valid task's
+fields with a reworded instruction are merged into it (`near_duplicate`, dynosaur.pipeline.near_duplicates).
+Classification-like outputs (class names from the features, or few distinct values in the scan) get their
+label options appended to the instruction when the options are short.
 """
 
 from __future__ import annotations
@@ -154,6 +159,13 @@ def _sample_values(name: str, meta: SourceMeta) -> list[str]:
     ]
 
 
+def _quotable(name: str, meta: SourceMeta) -> list[str]:
+    """A field's text in the sample rows, list items included (`answers.text: ["…", "…"]`)."""
+    values = (row.get(name) for row in meta.samples)
+    items = (x for v in values for x in (v if isinstance(v, list) else [v]))
+    return [x for x in items if isinstance(x, str) and x.strip()]
+
+
 def _epoch_like(name: str, meta: SourceMeta) -> bool:
     """Integers that read as epoch seconds or milliseconds in every sample row."""
     values = _sample_values(name, meta)
@@ -245,7 +257,7 @@ def quotes_sample(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | No
         stats = feature.stats
         if stats is None or feature.class_names or stats.distinct <= p.max_label_options:
             continue
-        for value in _sample_values(feature.name, meta):
+        for value in _quotable(feature.name, meta):
             words = _words(value)
             if (
                 len(words) >= p.quote_min_words
