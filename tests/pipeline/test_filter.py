@@ -17,9 +17,14 @@ from tests.factories import (
     make_meta,
     make_proposal,
     make_spec,
+    make_task,
 )
 
-PUBLISHED = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynosaur" / "instructions-full.json"
+# The paper's published specs: a vendored sample always; the whole file when this checkout sits beside it.
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "dynosaur" / "instructions-sample.json"
+FULL = Path(__file__).resolve().parents[3] / "shared" / "data" / "dynosaur" / "instructions-full.json"
+# (code-metadata outputs, multi-output tasks, GLUE label tasks) in each file
+PUBLISHED_COUNTS = {"sample": (22, 12, 19), "full": (544, 257, 19)}
 CODE_META_OUTPUTS = {"size", "path", "repo_name", "license", "file_path"}
 
 
@@ -226,6 +231,337 @@ def test_first_matching_rule_wins():
     assert judge_one(spec).reason == "multi_output"
 
 
+# --- rules that judge meaning (issue 9, section 3) ---------------------------------------------------
+
+
+def quoting_meta() -> SourceMeta:
+    """A sentence source: many distinct sentences, a two-valued certainty label, a short-token topic."""
+    return make_meta(
+        source_id="certainty",
+        features=[
+            make_feature("sentence", mean_chars=60.0),
+            label_feature("certainty", class_names=["certain", "uncertain"]),
+            make_feature("topic", distinct=3, top_share=0.4, mean_chars=6.0),
+        ],
+        samples=[
+            {"sentence": "In some forces short sleeved shirts are worn in summer.", "certainty": 0},
+            {"sentence": "The parade was cancelled because of the storm.", "certainty": 1},
+        ],
+    )
+
+
+def test_quotes_sample_rejects_an_instruction_quoting_a_sample_row():
+    """Seen on a real run: the instruction describes one row, not the task."""
+    spec = make_spec(
+        instruction="Given the sentence 'In some forces short sleeved shirts…', determine the certainty.",
+        input_fields=["sentence"],
+        output_field="certainty",
+    )
+    assert_rejected(judge_one(spec, quoting_meta()), "quotes_sample")
+
+
+def test_quotes_sample_reads_list_values():
+    meta = make_meta(
+        features=[
+            make_feature("context"),
+            make_feature("question"),
+            make_feature("answers.text", "list<string>"),
+        ],
+        samples=[
+            {"context": "c", "question": "q", "answers.text": ["the Norman conquest of England in 1066"]}
+        ],
+    )
+    spec = make_spec(
+        instruction="Explain why the Norman conquest of England mattered, given the context.",
+        input_fields=["context", "question"],
+        output_field="answers.text",
+    )
+    assert_rejected(judge_one(spec, meta), "quotes_sample")
+
+
+def test_quotes_sample_keeps_an_instruction_naming_label_values():
+    """Label values (low cardinality) belong in an instruction; so do a few words shared by chance."""
+    spec = make_spec(
+        instruction="Decide whether the sentence is certain or uncertain, as in forces of nature.",
+        input_fields=["sentence"],
+        output_field="certainty",
+    )
+    assert judge_one(spec, quoting_meta()).verdict == "valid"
+
+
+def test_quotes_sample_min_words_follows_params():
+    spec = make_spec(
+        instruction="Say whether a sentence about short sleeved shirts is certain.",
+        input_fields=["sentence"],
+        output_field="certainty",
+    )
+    assert judge_one(spec, quoting_meta()).verdict == "valid"
+    rejected = judge_one(spec, quoting_meta(), FilterParams(quote_min_words=3))
+    assert_rejected(rejected, "quotes_sample")
+
+
+def sentiment_text_meta() -> SourceMeta:
+    return make_meta(
+        features=[
+            make_feature("text", distinct=100, mean_chars=80.0),
+            make_feature("title", distinct=95, mean_chars=20.0),
+            label_feature(),
+            make_feature("license", distinct=3, top_share=0.5, mean_chars=5.0),
+        ]
+    )
+
+
+def test_underdetermined_output_rejects_free_text_from_a_label():
+    spec = make_spec(
+        instruction="Predict the review text from its sentiment label.",
+        input_fields=["label"],
+        output_field="text",
+    )
+    assert_rejected(judge_one(spec, sentiment_text_meta()), "underdetermined_output")
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Write a review with the given sentiment.",
+        "Given a sentiment, generate a product review that expresses it.",
+        "Compose a short review whose sentiment matches the label.",
+    ],
+)
+def test_underdetermined_output_allows_generative_instructions(instruction):
+    spec = make_spec(instruction=instruction, input_fields=["label"], output_field="text")
+    assert judge_one(spec, sentiment_text_meta()).verdict == "valid"
+
+
+def test_underdetermined_output_generation_from_bookkeeping_is_not_allowed():
+    spec = make_spec(
+        instruction="Write a product review under the given license.",
+        input_fields=["license"],
+        output_field="text",
+    )
+    assert_rejected(judge_one(spec, sentiment_text_meta()), "underdetermined_output")
+
+
+def test_underdetermined_output_keeps_an_input_with_many_values():
+    spec = make_spec(
+        instruction="Predict the review text from its title and label.",
+        input_fields=["title", "label"],
+        output_field="text",
+    )
+    assert judge_one(spec, sentiment_text_meta()).verdict == "valid"
+
+
+def test_underdetermined_output_needs_stats():
+    meta = make_meta(features=[make_feature("text", stats=None), label_feature()])
+    spec = make_spec(
+        instruction="Predict the review text from its sentiment label.",
+        input_fields=["label"],
+        output_field="text",
+    )
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+def test_duplicate_input():
+    spec = make_spec(input_fields=["text", "title", "text"])
+    assert_rejected(judge_one(spec), "duplicate_input")
+
+
+def test_distinct_inputs_are_not_duplicate_input():
+    assert judge_one(make_spec(input_fields=["text", "title"])).verdict == "valid"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "downvoted_answer",
+        "rejected",
+        "incorrect_answers",
+        "wrong_answer",
+        "distractor1",
+        "distractors",
+        "wrongAnswer",
+    ],
+)
+def test_bad_target(name):
+    meta = make_meta(features=[make_feature("question"), make_feature(name)])
+    spec = make_spec(
+        instruction="Answer the given question in a few sentences.",
+        input_fields=["question"],
+        output_field=name,
+    )
+    assert_rejected(judge_one(spec, meta), "bad_target")
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        make_feature("upvoted_answer"),
+        make_feature("chosen"),
+        make_feature("is_incorrect", "bool", distinct=2, top_share=0.5, mean_chars=5.0),
+        label_feature("wrong", class_names=["no", "yes"]),
+    ],
+)
+def test_good_or_judging_target_is_not_bad_target(feature):
+    meta = make_meta(features=[make_feature("question"), feature])
+    spec = make_spec(
+        instruction="Answer the given question in a few sentences.",
+        input_fields=["question"],
+        output_field=feature.name,
+    )
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conversationId",
+        "created_utc",
+        "prediction_ts",
+        "published_at",
+        "CreationDate",
+        "downloaded_timestamp",
+        "__index_level_0__",
+        "Unnamed: 0",
+        "permalink",
+        "initiatorWorkerId",
+        "annotatorAge",
+        "wdcFile",
+        "fold",
+    ],
+)
+def test_meta_field_by_name_the_list_missed(name):
+    meta = make_meta(features=[make_feature("text"), make_feature(name)])
+    spec = make_spec(instruction="Predict the value of this field for the review.", output_field=name)
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+def test_meta_field_epoch_like_integers():
+    meta = make_meta(
+        features=[make_feature("text"), make_feature("posted", "int64", distinct=100, mean_chars=10.0)],
+        samples=[{"text": "a", "posted": 1630454400}, {"text": "b", "posted": 1630458123}],
+    )
+    spec = make_spec(instruction="Predict when the given review was posted.", output_field="posted")
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+def test_meta_field_timestamp_dtype():
+    meta = make_meta(features=[make_feature("text"), make_feature("posted", "timestamp[s]", mean_chars=19.0)])
+    spec = make_spec(instruction="Predict when the given review was posted.", output_field="posted")
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+def test_meta_field_unique_per_row_short_tokens():
+    meta = make_meta(
+        features=[make_feature("text"), make_feature("author", distinct=100, mean_chars=9.0)],
+        samples=[{"text": "a", "author": "t2_kq8x1"}, {"text": "b", "author": "user_4412"}],
+    )
+    spec = make_spec(instruction="Predict who wrote the given review.", output_field="author")
+    assert_rejected(judge_one(spec, meta), "meta_field")
+
+
+@pytest.mark.parametrize(
+    "feature, samples",
+    [
+        # Unique plain words are a vocabulary, not identifiers: "give the correctly spelled word".
+        (make_feature("word", distinct=100, mean_chars=7.0), [{"word": "receive"}, {"word": "Separate"}]),
+        # Large integers that are not epoch seconds: measurements.
+        (make_feature("population", "int64", distinct=100, mean_chars=10.0), [{"population": 8336817}]),
+        # A year is a count of years, not a record's timestamp.
+        (make_feature("year", "int64", distinct=40, mean_chars=4.0), [{"year": 1999}]),
+    ],
+)
+def test_meta_field_stats_keep_content(feature, samples):
+    meta = make_meta(features=[make_feature("text"), feature], samples=samples)
+    spec = make_spec(instruction="Predict this value for the given text.", output_field=feature.name)
+    assert judge_one(spec, meta).verdict == "valid"
+
+
+def code_meta() -> SourceMeta:
+    return make_meta(
+        source_id="github-code",
+        features=[
+            make_feature("code", mean_chars=2400.0),
+            make_feature("repo_name", distinct=90, mean_chars=20.0),
+            make_feature("path", distinct=100, mean_chars=30.0),
+            make_feature("license", distinct=12, top_share=0.3, mean_chars=6.0),
+            make_feature("language", distinct=30, top_share=0.2, mean_chars=6.0),
+            make_feature("docstring", mean_chars=90.0),
+        ],
+        samples=[],
+    )
+
+
+@pytest.mark.parametrize("inputs", [["repo_name", "path"], ["license"], ["language"], ["path", "language"]])
+def test_code_from_metadata(inputs):
+    spec = make_spec(
+        instruction="Generate the code of the file described by the input.",
+        input_fields=inputs,
+        output_field="code",
+    )
+    assert_rejected(judge_one(spec, code_meta()), "code_from_metadata")
+
+
+@pytest.mark.parametrize("inputs", [["docstring"], ["docstring", "language"]])
+def test_code_from_a_description_is_kept(inputs):
+    spec = make_spec(
+        instruction="Write the function that the given docstring describes.",
+        input_fields=inputs,
+        output_field="code",
+    )
+    assert judge_one(spec, code_meta()).verdict == "valid"
+
+
+# --- near duplicates (issue 9, section 4) ------------------------------------------------------------
+
+
+def test_near_duplicate_within_a_source_names_the_kept_task():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    second = make_spec(instruction="Please classify the sentiment of the given review text.")
+    kept, merged = judge_all(first, second)
+    assert (kept.verdict, kept.duplicate_of) == ("valid", None)
+    assert_rejected(merged, "near_duplicate")
+    assert merged.duplicate_of == kept.task_id
+
+
+def test_any_rewording_of_the_same_fields_is_merged_by_default():
+    """The same fields make the same instances: a second instruction over them only rewords the first."""
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    other = make_spec(instruction="Is this customer happy or unhappy with the product?")
+    assert [t.reason for t in judge_all(first, other)] == [None, "near_duplicate"]
+
+
+def test_rewording_below_a_rouge_threshold_is_kept():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    other = make_spec(instruction="Is this customer happy or unhappy with the product?")
+    close = make_spec(instruction="Please classify the sentiment of the given review text.")
+    params = FilterParams(near_duplicate_rouge=0.7)
+    assert [t.reason for t in judge_all(first, other, close, params=params)] == [None, None, "near_duplicate"]
+
+
+def test_different_fields_are_never_near_duplicates():
+    first = make_spec(instruction="Classify the sentiment of the given review.")
+    title = make_spec(instruction="Classify the sentiment of the given review title.", input_fields=["title"])
+    assert [t.verdict for t in judge_all(first, title)] == ["valid", "valid"]
+
+
+def test_near_duplicate_across_variants_keeps_the_first_proposal():
+    spec = make_spec(instruction="Classify the sentiment of the given review.")
+    reworded = make_spec(instruction="Classify the sentiment of this review.")
+    generated = make_generated(
+        make_proposal(spec, variant="with_description"),
+        make_proposal(reworded, variant="without_description", cache_key="w" * 64),
+    )
+    first, second = judge(make_meta(), generated, FilterParams())
+    assert (first.variant, first.verdict) == ("with_description", "valid")
+    assert (second.reason, second.duplicate_of) == ("near_duplicate", first.task_id)
+
+
+def test_old_task_records_without_duplicate_of_still_parse():
+    record = make_task().model_dump(mode="json")
+    del record["duplicate_of"]
+    assert Task.model_validate(record).duplicate_of is None
+
+
 # --- valid tasks and label options -------------------------------------------------------------------
 
 
@@ -328,10 +664,12 @@ def test_task_id_ignores_whitespace_around_instruction():
 # --- the published Dynosaur task specs ---------------------------------------------------------------
 
 
-def published() -> list[dict]:
-    if not PUBLISHED.exists():
-        pytest.skip(f"{PUBLISHED} not available")
-    return json.loads(PUBLISHED.read_text(encoding="utf-8"))
+@pytest.fixture(params=["sample", "full"])
+def published(request) -> tuple[list[dict], tuple[int, int, int]]:
+    path = SAMPLE if request.param == "sample" else FULL
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return json.loads(path.read_text(encoding="utf-8")), PUBLISHED_COUNTS[request.param]
 
 
 def meta_for(entry: dict, **features) -> SourceMeta:
@@ -352,11 +690,12 @@ def spec_for(entry: dict) -> TaskSpec:
     )
 
 
-def test_published_code_metadata_tasks_are_all_meta_field():
+def test_published_code_metadata_tasks_are_all_meta_field(published):
+    all_entries, (code_meta, _, _) = published
     entries = [
-        e for e in published() if len(e["output_field"]) == 1 and e["output_field"][0] in CODE_META_OUTPUTS
+        e for e in all_entries if len(e["output_field"]) == 1 and e["output_field"][0] in CODE_META_OUTPUTS
     ]
-    assert len(entries) == 544
+    assert len(entries) == code_meta
     reasons = {}
     for entry in entries:
         task = judge_one(spec_for(entry), meta_for(entry))
@@ -365,9 +704,10 @@ def test_published_code_metadata_tasks_are_all_meta_field():
     assert not wrong
 
 
-def test_published_multi_output_tasks_are_all_multi_output():
-    entries = [e for e in published() if len(e["output_field"]) > 1]
-    assert len(entries) == 257
+def test_published_multi_output_tasks_are_all_multi_output(published):
+    all_entries, (_, multi, _) = published
+    entries = [e for e in all_entries if len(e["output_field"]) > 1]
+    assert len(entries) == multi
     assert {judge_one(spec_for(e), meta_for(e)).reason for e in entries} == {"multi_output"}
 
 
@@ -385,11 +725,12 @@ GLUE_LABELS = {
 }
 
 
-def test_published_glue_label_tasks_are_valid():
+def test_published_glue_label_tasks_are_valid(published):
+    all_entries, (_, _, glue) = published
     entries = [
-        e for e in published() if e["task_name"].startswith("glue-") and e["output_field"] == ["label"]
+        e for e in all_entries if e["task_name"].startswith("glue-") and e["output_field"] == ["label"]
     ]
-    assert len(entries) == 19
+    assert len(entries) == glue
     for entry in entries:
         config = entry["task_name"].removeprefix("glue-")
         if config == "stsb":  # a similarity score in [0, 5]: regression, no options

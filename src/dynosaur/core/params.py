@@ -147,6 +147,16 @@ class FilterParams(Section):
     )  # append the options to the instruction only when this short
     degenerate_top_share: float = Field(default=0.95, gt=0.5, le=1.0)
     max_empty_share: float = Field(default=0.5, ge=0, le=1.0)
+    # quotes_sample: this many consecutive words of a sample row's high-cardinality value in the instruction
+    quote_min_words: int = Field(default=4, ge=2)
+    # underdetermined_output: every input has at most this share of the free-form output's distinct values
+    underdetermined_ratio: float = Field(default=0.1, gt=0, le=1.0)
+    # ... unless the instruction asks to write/generate/compose and outputs average at least this many chars
+    generative_min_chars: int = Field(default=20, ge=0)
+    # near_duplicate: same inputs (as a set) and output within a source, and instructions this similar (ROUGE-L
+    # F1). Self-Instruct's 0.7 leaves 26% of the paper's kept tasks repeating another's fields; read by hand,
+    # such pairs below 0.7 were paraphrases or misdescribed the data, never two valid tasks: 0 merges them all.
+    near_duplicate_rouge: float = Field(default=0.0, ge=0, le=1.0)
 
 
 class OrganizeParams(Section):

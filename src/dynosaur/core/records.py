@@ -165,6 +165,7 @@ class Task(Record):
     verdict: Verdict
     reason: str | None = None
     label_options: list[str] | None = None  # classification-like output: the options, when short
+    duplicate_of: str | None = None  # near_duplicate: the task_id of the kept task this one repeats
 
     @property
     def final_instruction(self) -> str:

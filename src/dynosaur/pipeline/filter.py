@@ -2,8 +2,13 @@
 
 Each rule is a small pure function returning `None` (keep) or a stable snake_case reason. Rules run in a
 fixed order and the first reason wins, so every rejection has exactly one code, counted per reason in
-metrics. Classification-like outputs (class names from the features, or few distinct values in the scan)
-get their label options appended to the instruction when the options are short.
+metrics. Structural rules come first (one output, known fields, a usable instruction); then the rules that
+judge meaning from names, field statistics and sample rows: bookkeeping outputs (`meta_field`), code from
+repository metadata, targets that teach bad behaviour, instructions quoting a sample row, outputs the inputs
+can't determine, degenerate labels. Last, within the source, tasks that repeat an earlier valid task's
+fields with a reworded instruction are merged into it (`near_duplicate`, dynosaur.pipeline.near_duplicates).
+Classification-like outputs (class names from the features, or few distinct values in the scan) get their
+label options appended to the instruction when the options are short.
 """
 
 from __future__ import annotations
@@ -29,34 +34,67 @@ from dynosaur.core.records import (
     task_identity,
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
+from dynosaur.pipeline.near_duplicates import merge_near_duplicates
 from dynosaur.registry.ledger import read_records
 
-RULES_VERSION = 3  # bump when a rule changes meaning, so every source is judged again
+RULES_VERSION = 4  # bump when a rule changes meaning, so every source is judged again
 
 REASONS = (
     "unparseable",
     "multi_output",
     "empty_output",
     "no_input",
+    "duplicate_input",
     "unknown_field",
     "io_overlap",
     "instruction_too_short",
     "instruction_too_long",
     "meta_field",
+    "code_from_metadata",
+    "bad_target",
+    "quotes_sample",
+    "underdetermined_output",
     "degenerate_label",
     "duplicate_instruction",
+    "near_duplicate",
     "retracted",
 )
 
 # Identifier and bookkeeping columns: predicting them teaches nothing (the paper's corpus has hundreds of
-# tasks predicting a code file's size, path or licence).
+# tasks predicting a code file's size, path or licence). Matched against `snake_name(name)`, so camelCase
+# (`conversationId`) and punctuation (`Unnamed: 0`, `__index_level_0__`) read as snake_case words.
 META_NAME = re.compile(
-    r"^(id|idx|index|key|uuid|guid|url|uri|link|href|path|file|filename|file_name|filepath|file_path|hash|"
-    r"sha|sha1|sha256|md5|checksum|size|bytes|length|license|licence|licenses|repo|repo_name|repository|"
-    r"stars|forks|copies|timestamp|created|created_at|updated_at|date_added|split|source|row)$"
-    r"|(_id|_ids|_idx|_url|_uri|_path|_hash|_uuid|_md5|_sha|_timestamp)$|^(id_|url_|path_)",
+    r"^(id|idx|index|key|uuid|guid|url|uri|link|href|path|file|filename|file_name|filepath|file_path|fname|"
+    r"hash|sha|sha1|sha256|md5|checksum|size|bytes|length|license|licence|licenses|repo|repo_name|"
+    r"repository|stars|forks|copies|timestamp|ts|utc|epoch|created|created_at|updated_at|date_added|split|"
+    r"source|row|fold|permalink|index_level_\d+|unnamed_\d+)$"
+    r"|(_id|_ids|_idx|_url|_uri|_path|_hash|_uuid|_md5|_sha|_timestamp|_ts|_at|_utc|_file|_filename)$"
+    r"|^(id_|url_|path_)"
+    # when a record was made, fetched or changed, and who made it: the collection, not the content
+    r"|^(created|creation|updated|modified|last_modified|downloaded|crawled|scraped|retrieved)(_|$)"
+    r"|(^|_)(annotator|worker|turker|rater)(_|$)",
+)
+# Repository metadata that a code file's row carries besides the code: with META_NAME, the inputs that
+# can't determine a file's content (`code_from_metadata`).
+REPO_NAME = re.compile(r"^(language|lang|programming_language|extension|ext|license_type|licenses?)$")
+# Fields that hold source code (or a file's whole content).
+CODE_NAME = re.compile(
+    r"(^|_)(code|content|contents|program|snippet|script|func|function|bytecode|source_code)(_|$|\d)"
+)
+# A target that teaches bad behaviour: the answer readers voted down, the reply raters rejected, wrong
+# answers and distractors (`bad_target`). A field *judging* correctness (`is_incorrect`) is a fine label.
+BAD_TARGET_NAME = re.compile(r"(^|_)(downvoted?|down_voted|rejected|incorrect|wrong|distractors?)(_|$|\d)")
+JUDGING_PREFIX = re.compile(r"^(is|has|was|are|num|n|count)_")
+# Instructions that ask to generate an output from attributes ("write a review with the given sentiment").
+GENERATIVE = re.compile(
+    r"\b(write|generate|compose|create|produce|draft|invent|craft|imagine|come up with|make up)\b",
     re.IGNORECASE,
 )
+# Epoch seconds or milliseconds between 2000-01-01 and 2040-01-01.
+EPOCH_SECONDS = (946_684_800, 2_208_988_800)
+NUMBER = re.compile(r"^[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?$")
+PLAIN_WORD = re.compile(r"^[^\W\d_]+(['’-][^\W\d_]+)*$")
+WORD = re.compile(r"[^\W_]+")
 
 Rule = Callable[[TaskSpec, SourceMeta, FilterParams], str | None]
 
@@ -108,12 +146,152 @@ def instruction_too_long(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> s
     return "instruction_too_long" if len(spec.instruction) > p.max_instruction_chars else None
 
 
-def meta_field(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
-    name = output_name(spec)
+def snake_name(name: str) -> str:
+    """`conversationId` → `conversation_id`, `Unnamed: 0` → `unnamed_0`, `meta.created_utc` → `meta_created_utc`."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"[^0-9a-z]+", "_", spaced.lower()).strip("_")
+
+
+def _sample_values(name: str, meta: SourceMeta) -> list[str]:
+    values = (row.get(name) for row in meta.samples)
+    return [
+        str(v).strip() for v in values if v is not None and not isinstance(v, (dict, list)) and str(v).strip()
+    ]
+
+
+def _quotable(name: str, meta: SourceMeta) -> list[str]:
+    """A field's text in the sample rows, list items included (`answers.text: ["…", "…"]`)."""
+    values = (row.get(name) for row in meta.samples)
+    items = (x for v in values for x in (v if isinstance(v, list) else [v]))
+    return [x for x in items if isinstance(x, str) and x.strip()]
+
+
+def _epoch_like(name: str, meta: SourceMeta) -> bool:
+    """Integers that read as epoch seconds or milliseconds in every sample row."""
+    values = _sample_values(name, meta)
+    if not values or not all(re.fullmatch(r"\d{9,13}(\.0+)?", v) for v in values):
+        return False
+    low, high = EPOCH_SECONDS
+    return all(low <= float(v) < high or low * 1000 <= float(v) < high * 1000 for v in values)
+
+
+def _unique_tokens(name: str, meta: SourceMeta) -> bool:
+    """Short one-token values, a different one on every row, that are neither plain words nor numbers: user
+    names, hashes, keys. (Unique plain words are a vocabulary: "give the correctly spelled word" is a task.)"""
     feature = meta.feature(name)
-    if META_NAME.search(name) or (feature and feature.stats and feature.stats.id_like):
-        return "meta_field"
+    stats = feature.stats if feature else None
+    values = _sample_values(name, meta)
+    if stats is None or not values or stats.scanned < 2 or stats.mean_chars > 40:
+        return False
+    if stats.distinct < stats.scanned - stats.empty:
+        return False
+    if any(" " in v for v in values) or all(NUMBER.match(v) for v in values):
+        return False  # numbers are measurements; epoch-like ones are caught on their own
+    return not all(PLAIN_WORD.match(v) for v in values)
+
+
+def is_bookkeeping(name: str, meta: SourceMeta) -> bool:
+    """A field that records how a row was stored or collected (ids, timestamps, addresses, file and
+    repository metadata) rather than what it says: by name, by dtype, and by its statistics."""
+    if META_NAME.search(snake_name(name)):
+        return True
+    feature = meta.feature(name)
+    if feature is None:
+        return False
+    if feature.dtype.startswith("timestamp"):
+        return True
+    return (
+        bool(feature.stats and feature.stats.id_like) or _epoch_like(name, meta) or _unique_tokens(name, meta)
+    )
+
+
+def meta_field(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    return "meta_field" if is_bookkeeping(output_name(spec), meta) else None
+
+
+def code_from_metadata(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """Source code (or a file's content) from a repository's metadata: a licence, a path or a repository
+    name can't determine a file (the paper's corpus has ~180 such tasks)."""
+    if not CODE_NAME.search(snake_name(output_name(spec))):
+        return None
+    inputs = [f for f in spec.input_fields if f.strip()]
+    if inputs and all(is_bookkeeping(f, meta) or REPO_NAME.match(snake_name(f)) for f in inputs):
+        return "code_from_metadata"
     return None
+
+
+def bad_target(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """A target that teaches the wrong thing: a downvoted or rejected answer, a wrong one, a distractor."""
+    name = snake_name(output_name(spec))
+    feature = meta.feature(output_name(spec))
+    judging = JUDGING_PREFIX.match(name) or (
+        feature is not None and (feature.class_names or feature.dtype in ("bool", "class_label"))
+    )
+    return "bad_target" if BAD_TARGET_NAME.search(name) and not judging else None
+
+
+def _words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def _longest_common_run(a: list[str], b: list[str]) -> int:
+    """The longest run of consecutive words that `a` and `b` share."""
+    best = 0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def quotes_sample(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """The instruction quotes a sample row's value of a high-cardinality field ("Given the sentence 'In
+    some forces short sleeved shirts…', determine the certainty"): it describes one row, not the task.
+    Label values (few distinct values) are welcome in an instruction, so only free-form fields count."""
+    instruction = _words(spec.instruction)
+    for feature in meta.features:
+        stats = feature.stats
+        if stats is None or feature.class_names or stats.distinct <= p.max_label_options:
+            continue
+        for value in _quotable(feature.name, meta):
+            words = _words(value)
+            if (
+                len(words) >= p.quote_min_words
+                and _longest_common_run(instruction, words) >= p.quote_min_words
+            ):
+                return "quotes_sample"
+    return None
+
+
+def underdetermined_output(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """Free-form output where every input has far fewer distinct values (review text from a sentiment
+    label): the inputs can't determine it. Generating text from attributes is a task of its own ("write a
+    review with the given sentiment") when the instruction asks to write and the inputs aren't bookkeeping."""
+    name = output_name(spec)
+    output = meta.feature(name)
+    if output is None or output.stats is None or label_options(name, meta, p) is not None:
+        return None
+    if output.class_names or output.stats.distinct <= p.max_label_options:
+        return None
+    inputs = [meta.feature(f) for f in spec.input_fields if f.strip()]
+    if not inputs or any(f is None or f.stats is None for f in inputs):
+        return None
+    limit = p.underdetermined_ratio * output.stats.distinct
+    if any(f.stats.distinct > limit for f in inputs if f is not None and f.stats is not None):
+        return None
+    generative = GENERATIVE.search(spec.instruction) and output.stats.mean_chars >= p.generative_min_chars
+    if generative and not any(is_bookkeeping(f.name, meta) for f in inputs if f is not None):
+        return None
+    return "underdetermined_output"
+
+
+def duplicate_input(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    inputs = [f.strip() for f in spec.input_fields if f.strip()]
+    return "duplicate_input" if len(set(inputs)) < len(inputs) else None
 
 
 def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | None:
@@ -146,11 +324,16 @@ RULES: tuple[Rule, ...] = (
     multi_output,
     empty_output,
     no_input,
+    duplicate_input,
     unknown_field,
     io_overlap,
     instruction_too_short,
     instruction_too_long,
     meta_field,
+    code_from_metadata,
+    bad_target,
+    quotes_sample,
+    underdetermined_output,
     degenerate_label,
 )
 
@@ -164,7 +347,9 @@ def judge(
     meta: SourceMeta, generated: GeneratedSource, p: FilterParams, retracted: frozenset[str] = frozenset()
 ) -> list[Task]:
     """Every proposal of one source → a Task with its verdict, in proposal order. `retracted` holds task ids
-    and task identities (dynosaur.core.records.task_identity) that the ledger has tombstoned."""
+    and task identities (dynosaur.core.records.task_identity) that the ledger has tombstoned. Valid tasks
+    that repeat an earlier valid task's fields with a similar instruction are then merged into it
+    (`near_duplicate`, dynosaur.pipeline.near_duplicates)."""
     tasks: list[Task] = []
     seen: set[str] = set()
     base = dict(
@@ -219,7 +404,7 @@ def judge(
                     label_options=options,
                 )
             )
-    return _dedupe_ids(tasks)
+    return merge_near_duplicates(_dedupe_ids(tasks), p.near_duplicate_rouge)
 
 
 def _complete(options: list[str], name: str, meta: SourceMeta) -> bool:
