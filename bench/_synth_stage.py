@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from dynosaur.core.io import write_json
-from dynosaur.core.records import FilteredSource, SourceMeta, Task, instance_ids, task_id
+from dynosaur.core.records import FilteredSource, SourceMeta, Task, instance_ids, task_id, task_identity
 from dynosaur.pipeline.organize import SCHEMA
 from dynosaur.registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
 
@@ -72,6 +72,7 @@ def tasks_of(meta: SourceMeta, p: dict) -> list[Task]:
         out.append(
             Task(
                 task_id=task_id(meta.source_id, meta.revision, instruction, inputs, output),
+                identity=task_identity(meta.source_id, instruction, inputs, output),
                 source_id=meta.source_id,
                 source_revision=meta.revision,
                 variant="with_description",

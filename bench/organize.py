@@ -26,7 +26,7 @@ LABELS = ["negative", "neutral", "positive"]
 def build(work: Path, rows: int, files: int) -> None:
     """Source (HF layout) → collect → meta.json + tasks.json in `work`."""
     from dynosaur.core.params import CollectParams, SourceSpec
-    from dynosaur.core.records import Task, task_id
+    from dynosaur.core.records import Task, task_id, task_identity
     from dynosaur.pipeline.sources import collect_source, source_revision
 
     rng = np.random.default_rng(0)
@@ -55,6 +55,7 @@ def build(work: Path, rows: int, files: int) -> None:
     tasks = [
         Task(
             task_id=task_id(meta.source_id, meta.revision, ins, inp, out),
+            identity=task_identity(meta.source_id, ins, inp, out),
             source_id=meta.source_id,
             source_revision=meta.revision,
             variant="with_description",

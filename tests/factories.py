@@ -19,6 +19,7 @@ from dynosaur.core.records import (
     TaskSpec,
     TaskVersion,
     Totals,
+    task_identity,
 )
 
 LABELS = ["negative", "positive"]
@@ -117,7 +118,14 @@ def make_task(**overrides: Any) -> Task:
         model="fake-model",
         verdict="valid",
     )
-    return Task(**{**values, **overrides})
+    values = {**values, **overrides}
+    values.setdefault(
+        "identity",
+        task_identity(
+            values["source_id"], values["instruction"], values["input_fields"], values["output_field"]
+        ),
+    )
+    return Task(**values)
 
 
 # --- the release registry ------------------------------------------------------------------------------

@@ -154,6 +154,7 @@ class Task(Record):
     """A proposed task after the filter: valid, or rejected with a stable snake_case reason code."""
 
     task_id: str
+    identity: str  # task_identity(): the same task across source revisions (retractions, diffs, replay)
     source_id: str
     source_revision: str
     variant: str

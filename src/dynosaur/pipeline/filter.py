@@ -20,16 +20,17 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import FilterParams, load_params
 from dynosaur.core.records import (
     FilteredSource,
     GeneratedSource,
     Retraction,
+    RetractionIndex,
     SourceMeta,
     Task,
     TaskSpec,
-    digest,
     task_id,
     task_identity,
 )
@@ -344,14 +345,15 @@ def normalise(instruction: str) -> str:
 
 
 def judge(
-    meta: SourceMeta, generated: GeneratedSource, p: FilterParams, retracted: frozenset[str] = frozenset()
+    meta: SourceMeta, generated: GeneratedSource, p: FilterParams, retracted: RetractionIndex | None = None
 ) -> list[Task]:
-    """Every proposal of one source → a Task with its verdict, in proposal order. `retracted` holds task ids
-    and task identities (dynosaur.core.records.task_identity) that the ledger has tombstoned. Valid tasks
+    """Every proposal of one source → a Task with its verdict, in proposal order; a task the ledger has
+    tombstoned (by id or identity) is rejected as `retracted`. Valid tasks
     that repeat an earlier valid task's fields with a similar instruction are then merged into it
     (`near_duplicate`, dynosaur.pipeline.near_duplicates)."""
     tasks: list[Task] = []
     seen: set[str] = set()
+    retracted = retracted or RetractionIndex()
     base = dict(
         source_id=meta.source_id,
         source_revision=meta.revision,
@@ -365,6 +367,7 @@ def judge(
                 Task(
                     **base,
                     task_id=task_id(meta.source_id, meta.revision, marker, [], ""),
+                    identity=task_identity(meta.source_id, marker, [], ""),
                     variant=proposal.variant,
                     instruction="",
                     input_fields=[],
@@ -382,7 +385,7 @@ def judge(
                 reason = "duplicate_instruction"
             the_id = task_id(meta.source_id, meta.revision, spec.instruction.strip(), inputs, output)
             identity = task_identity(meta.source_id, spec.instruction.strip(), inputs, output)
-            if reason is None and (the_id in retracted or identity in retracted):
+            if reason is None and retracted.task(the_id, identity, meta.source_id):
                 reason = "retracted"
             options = None
             if reason is None:
@@ -395,6 +398,7 @@ def judge(
                 Task(
                     **base,
                     task_id=the_id,
+                    identity=identity,
                     variant=proposal.variant,
                     instruction=spec.instruction.strip()[: p.max_instruction_chars * 2],
                     input_fields=inputs,
@@ -433,13 +437,7 @@ def _dedupe_ids(tasks: list[Task]) -> list[Task]:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params().filter
-    retracted = frozenset(
-        key
-        for r in read_records(args.retractions, Retraction)
-        if r.kind == "task"
-        for key in (r.target, r.identity)
-        if key
-    )
+    retracted = RetractionIndex(read_records(args.retractions, Retraction))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     results: list[FilteredSource] = []
@@ -447,8 +445,10 @@ def main(args: argparse.Namespace) -> None:
     for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):
         generated = read_model(gen_path, GeneratedSource)
         meta = read_model(args.collected / gen_path.name, SourceMeta)
-        fingerprint = digest(
-            [generated.fingerprint, meta.fingerprint, params.model_dump(), RULES_VERSION, sorted(retracted)]
+        fingerprint = stage_fingerprint(
+            inputs=[generated.fingerprint, meta.fingerprint, retracted.task_keys()],
+            params=params,
+            version=RULES_VERSION,
         )
         path = out / gen_path.name
         if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dynosaur.core.io import read_model
-from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, shard_path, task_identity
+from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, shard_path
 
 DIGEST_KEY = b"dyno.digest"
 COUNT_KEY = b"dyno.instances"
@@ -95,9 +95,7 @@ def workspace_manifest(collected: Path, tasks: Path, corpus: Path) -> list[Manif
                     task_id=task.task_id,
                     source_id=task.source_id,
                     source_revision=task.source_revision,
-                    identity=task_identity(
-                        task.source_id, task.instruction, task.input_fields, task.output_field
-                    ),
+                    identity=task.identity,
                     instances=recorded[0],
                     digest=recorded[1],
                     license=meta.license,

@@ -293,7 +293,11 @@ def retract(root: Path, *, task: str | None = None, source: str | None = None, r
     existing = ledger.read(Retraction)
     if task is not None:
         found = _find_task(ws, ledger, task)
-        identity = task_identity(found.source_id, found.instruction, found.input_fields, found.output_field)
+        identity = (
+            found.identity
+            if isinstance(found, Task)  # a ledger TaskVersion predates stored identities
+            else task_identity(found.source_id, found.instruction, found.input_fields, found.output_field)
+        )
         record = Retraction(
             kind="task", target=task, identity=identity, reason=reason.strip(), created_at=_now()
         )
