@@ -5,6 +5,7 @@ its record untouched, so downstream stages see nothing new. A source that cannot
 `skipped` with a reason; one that fails to load is recorded as `failed`, the others proceed, and the stage
 exits non-zero unless `collect.allow_failures` is set. A source retracted in the ledger, or whose licence
 is outside `params.yaml: licenses`, is `skipped` with that reason, so it costs no LLM call and its outputs go.
+An evaluation benchmark (`collect.eval_benchmarks`) is `skipped` as `eval_benchmark` before anything is read.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dynosaur.core.errors import SourceError, StageFailed
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
-from dynosaur.core.records import Retraction, SourceMeta, digest
+from dynosaur.core.records import Retraction, SourceMeta, SourceStatus, digest
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.pipeline.decontaminate import eval_benchmark
 from dynosaur.pipeline.sources import collect_source, source_revision
 from dynosaur.registry.ledger import read_records
 
@@ -27,7 +29,8 @@ def collect_one(
 ) -> tuple[SourceMeta, bool]:
     """(record, reused). Failures become `failed` records rather than exceptions; a retracted source or one
     outside the licence policy becomes `skipped` with the reason."""
-    location = spec.path or spec.hub or ""
+    if eval_benchmark(spec, params.collect.eval_benchmarks):
+        return _unread(spec, "skipped", "eval_benchmark"), False
     try:
         revision = source_revision(spec)
         inputs = digest(
@@ -51,15 +54,20 @@ def collect_one(
             meta = meta.model_copy(update={"status": "skipped", "reason": excluded})
         return meta.model_copy(update={"inputs_digest": inputs}), False
     except SourceError as exc:
-        return SourceMeta(
-            source_id=spec.id,
-            origin=f"local:{spec.path}" if spec.path else f"hub:{spec.hub}",
-            kind="local" if spec.path else "hub",
-            location=location,
-            revision="",
-            status="failed",
-            reason=str(exc),
-        ), False
+        return _unread(spec, "failed", str(exc)), False
+
+
+def _unread(spec: SourceSpec, status: SourceStatus, reason: str) -> SourceMeta:
+    """The record of a source that was not read (failed, or skipped before reading)."""
+    return SourceMeta(
+        source_id=spec.id,
+        origin=f"local:{spec.path}" if spec.path else f"hub:{spec.hub}",
+        kind="local" if spec.path else "hub",
+        location=spec.path or spec.hub or "",
+        revision="",
+        status=status,
+        reason=reason,
+    )
 
 
 def main(args: argparse.Namespace) -> None:
