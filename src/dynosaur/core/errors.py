@@ -44,3 +44,9 @@ class NotFound(DynoError, LookupError):
 
 class StageFailed(DynoError):
     """A stage finished the sources it could, but some failed (each is recorded with its reason)."""
+
+
+def one_line(exc: BaseException, max_chars: int = 300) -> str:
+    """An unexpected exception as one line for a record or a log: its type and the first line of its text."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:max_chars]
