@@ -32,7 +32,6 @@ one line (metrics `failures`, stderr); the others proceed, and the stage exits n
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -310,34 +309,34 @@ def build_instances(
 class DuplicateFilter:
     """Drops instances whose input and output an earlier instance of the same task had, across batches.
 
-    Each instance is kept as a 64-bit hash (blake2b) of its input and output in a sorted array: 8 bytes per
-    instance, and two different instances are taken for one with odds of about n²/2⁶⁵."""
+    Each instance is kept as a 64-bit xxh3 hash of its input and output in one sorted array: 8 bytes per
+    instance, and two different instances pass for one with odds of about n²/2⁶⁵."""
 
     def __init__(self) -> None:
         self._seen = np.zeros(0, np.uint64)
 
     def __call__(self, instances: pa.Table) -> tuple[pa.Table, int]:
         """(the instances not seen before, how many were dropped)."""
-        if not instances.num_rows:
+        import xxhash
+
+        n = instances.num_rows
+        if not n:
             return instances, 0
-        pairs = zip(
-            instances.column("input").to_pylist(), instances.column("output").to_pylist(), strict=True
-        )
-        keys = np.fromiter(
-            (
-                int.from_bytes(hashlib.blake2b(f"{i}\x1f{o}".encode(), digest_size=8).digest(), "big")
-                for i, o in pairs
-            ),
-            np.uint64,
-            instances.num_rows,
-        )
-        fresh = np.zeros(len(keys), bool)
-        fresh[np.unique(keys, return_index=True)[1]] = True  # the first of each key in the batch
+        pairs = pc.binary_join_element_wise(instances.column("input"), instances.column("output"), "\x1f")
+        texts = pc.cast(pc.fill_null(pairs, ""), pa.binary()).to_pylist()
+        keys = np.fromiter(map(xxhash.xxh3_64_intdigest, texts), np.uint64, n)
+        order = np.argsort(keys, kind="stable")  # equal keys keep their row order: the first one is kept
+        ranked = keys[order]
+        first = np.ones(n, bool)
+        first[1:] = ranked[1:] != ranked[:-1]
         if len(self._seen):
-            at = np.minimum(np.searchsorted(self._seen, keys), len(self._seen) - 1)
-            fresh &= self._seen[at] != keys
-        self._seen = np.union1d(self._seen, keys[fresh])
-        dropped = int(len(keys) - fresh.sum())
+            at = np.minimum(np.searchsorted(self._seen, ranked), len(self._seen) - 1)
+            first &= self._seen[at] != ranked
+        new = ranked[first]
+        self._seen = np.insert(self._seen, np.searchsorted(self._seen, new), new)
+        fresh = np.zeros(n, bool)
+        fresh[order[first]] = True
+        dropped = n - len(new)
         return (instances.filter(pa.array(fresh)) if dropped else instances), dropped
 
 
