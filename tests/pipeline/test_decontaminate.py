@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -48,10 +49,7 @@ def test_the_passage_has_33_words():
 
 
 def index_of(*texts: str, n: int = 13) -> EvalIndex:
-    index = EvalIndex(n)
-    for text in texts:
-        index.add(text)
-    return index
+    return EvalIndex(lambda: texts, n)
 
 
 def test_a_shared_13_gram_is_an_overlap():
@@ -92,6 +90,30 @@ def test_mask_reads_input_and_output_as_one_text():
 
 def test_an_empty_index_removes_nothing():
     assert EvalIndex().mask(["a b c"], ["d"]).tolist() == [False]
+
+
+def test_words_are_unicode_aware():
+    assert words("Café\u00a0CRÈME — déjà-vu; 日本語  テキスト") == [
+        "café",
+        "crème",
+        "déjàvu",
+        "日本語",
+        "テキスト",
+    ]
+    assert words("  ") == [] and words("— !") == []
+
+
+def test_many_rows_in_several_chunks_and_a_slice():
+    shared = " ".join(WORDS[10:23])
+    inputs = [f"row {i} says nothing much" for i in range(20_000)]
+    inputs[3], inputs[19_999] = shared, f"at the end {shared}"
+    mask = index_of(PASSAGE).mask(pa.array(inputs).slice(2), [""] * 19_998)
+    assert np.flatnonzero(mask).tolist() == [1, 19_997]
+
+
+def test_a_window_never_spans_two_rows():
+    first, second = " ".join(WORDS[:7]), " ".join(WORDS[7:14])
+    assert index_of(PASSAGE).mask([first, second], ["", ""]).tolist() == [False, False]
 
 
 # --- evaluation files ------------------------------------------------------------------------------------

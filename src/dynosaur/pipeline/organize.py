@@ -277,7 +277,7 @@ def build_instances(
     counts["truncated_inputs"] += cut
     counts["dropped_long_input"] += int((~fits).sum())
     if evalset is not None:
-        overlap = evalset.mask(inputs.to_pylist(), outputs.to_pylist())
+        overlap = evalset.mask(inputs, outputs)
         counts["dropped_contaminated"] += int((overlap & fits).sum())
         fits &= ~overlap
     if not fits.all():
