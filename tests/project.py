@@ -138,7 +138,7 @@ class Project:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        env["PYTHONPATH"] = str(self.root)
+        env["PYTHONPATH"] = str(self.root / "src")  # the copied code, not whatever dynosaur is installed
         env.pop("PYTHONHOME", None)
         return env
 
