@@ -84,9 +84,10 @@ def child_organize(work: Path) -> dict:
     tasks = [Task.model_validate(t) for t in json.loads((work / "tasks.json").read_text())]
     out = work / "out-organize"
     with Timer() as t:
-        counts = organize_source(meta, tasks, out, OrganizeParams())
+        result = organize_source(meta, tasks, out, OrganizeParams())
+    assert not result.failed, result.failed
     written = sum(pq.read_metadata(p).num_rows for p in out.glob("*.parquet"))
-    return {"seconds": t.s, "rows_written": written, "counts": dict(counts)}
+    return {"seconds": t.s, "rows_written": written, "counts": dict(result.counts)}
 
 
 def child_floor(work: Path) -> dict:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 
 from dynosaur.core.params import OrganizeParams
 from dynosaur.core.records import SplitInfo, instance_id
-from dynosaur.pipeline.organize import SCHEMA, build_instances, format_column, readable, sample_rows
+from dynosaur.pipeline.organize import (
+    SCHEMA,
+    TRUNCATION_MARKER,
+    DuplicateFilter,
+    build_instances,
+    cut_at_word,
+    fit_fields,
+    format_column,
+    readable,
+    sample_rows,
+)
 from tests.factories import label_feature, make_feature, make_meta, make_task
 
 # --- readable ----------------------------------------------------------------------------------------
@@ -122,6 +137,65 @@ def test_struct_values_become_json():
     assert fmt([{"a": 1}, None]) == ['{"a": 1}', None]
 
 
+def test_timestamps_and_dates_are_plain_text():
+    moment = datetime.datetime(2016, 8, 31, 16, 58, 49)
+    assert fmt([moment, None], pa.timestamp("s")) == ["2016-08-31 16:58:49", None]
+    assert fmt([moment], pa.timestamp("us")) == ["2016-08-31 16:58:49"]
+    assert fmt([moment.replace(microsecond=5)], pa.timestamp("us")) == ["2016-08-31 16:58:49.000005"]
+    assert fmt([moment], pa.timestamp("s", tz="UTC")) == ["2016-08-31 16:58:49Z"]
+    assert fmt([moment.date()], pa.date32()) == ["2016-08-31"]
+    assert fmt([moment.date()], pa.date64()) == ["2016-08-31"]
+    assert fmt([moment.time()], pa.time64("us")) == ["16:58:49"]
+
+
+def test_a_date_inside_a_struct_is_a_plain_string_in_its_json():
+    out = fmt([{"when": datetime.datetime(2016, 8, 31, 16, 58, 49), "n": 1}])
+    assert out == ['{"when": "2016-08-31 16:58:49", "n": 1}']
+
+
+def test_durations_and_decimals_are_plain_text():
+    assert fmt([datetime.timedelta(seconds=5)]) == ["0:00:05"]
+    assert fmt([decimal.Decimal("1.50")]) == ["1.50"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_timestamp_column_read_from_a_file_is_plain_text(tmp_path, suffix):
+    """pyarrow reads "2016-08-31 16:58:49" in jsonl as a timestamp, as parquet stores one (issue 9)."""
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".jsonl":
+        path.write_text('{"when": "2016-08-31 16:58:49"}\n{"when": "2020-01-02 03:04:05"}\n')
+    else:
+        pq.write_table(pa.table({"when": pa.array([datetime.datetime(2016, 8, 31, 16, 58, 49)] * 2)}), path)
+    column = pads.dataset(str(path), format="json" if suffix == ".jsonl" else "parquet").to_table()["when"]
+    assert pa.types.is_timestamp(column.type)
+    assert format_column(column, None, options=False).to_pylist()[0] == "2016-08-31 16:58:49"
+
+
+def test_dictionary_encoded_strings_are_their_values():
+    column = pa.array(["x", "y", None, "x"]).dictionary_encode()
+    assert format_column(column, None, options=False).to_pylist() == ["x", "y", None, "x"]
+
+
+STRUCTS = pa.list_(pa.struct([("a", pa.int64()), ("b", pa.string())]))
+
+
+def test_list_of_structs_becomes_json_items():
+    rows = [[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], None]
+    assert fmt(rows, STRUCTS) == ['{"a": 1, "b": "x"}, {"a": 2, "b": "y"}', None]
+    assert fmt(rows, STRUCTS, options=True)[0] == 'A. {"a": 1, "b": "x"}\nB. {"a": 2, "b": "y"}'
+
+
+def test_list_items_are_formatted_like_values():
+    assert fmt([[3.0, 2.5]], pa.list_(pa.float64())) == ["3, 2.5"]
+    assert fmt([[datetime.date(2016, 8, 31)]], pa.list_(pa.date32())) == ["2016-08-31"]
+    assert fmt([["x", None]], LIST) == ["x, "]
+
+
+def test_large_and_fixed_size_lists():
+    assert fmt([["x", "y"]], pa.large_list(pa.string()), options=True) == ["A. x\nB. y"]
+    assert fmt([["x", "y"]], pa.list_(pa.string(), 2)) == ["x, y"]
+
+
 # --- build_instances ---------------------------------------------------------------------------------
 
 
@@ -189,15 +263,113 @@ def test_several_inputs_need_only_one_non_empty():
     assert counts["dropped_empty_input"] == 1
 
 
-def test_truncation_is_applied_and_counted():
+def test_a_target_is_never_cut_its_row_is_dropped_and_counted():
     meta = make_meta(features=[make_feature("text"), make_feature("title")])
     task = make_task(output_field="title")
-    params = OrganizeParams(max_input_chars=16, max_output_chars=3)
-    tbl = table(text=["x" * 20, "short", "é" * 17], title=["abcdef", "ab", "abc"])
-    out, counts = build(tbl, task, params, meta=meta)
-    assert out.column("input").to_pylist() == ["x" * 16, "short", "é" * 16]
-    assert out.column("output").to_pylist() == ["abc", "ab", "abc"]
-    assert (counts["truncated_inputs"], counts["truncated_outputs"]) == (2, 1)
+    params = OrganizeParams(max_output_chars=3)
+    out, counts = build(table(text=["a", "b", "c"], title=["abcdef", "ab", "abc"]), task, params, meta=meta)
+    assert out.column("output").to_pylist() == ["ab", "abc"]
+    assert out.column("row").to_pylist() == [1, 2]
+    assert counts["dropped_long_output"] == 1
+
+
+def test_a_long_input_is_cut_at_a_word_boundary_with_a_marker():
+    params = OrganizeParams(max_input_chars=40)
+    text = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    out, counts = build(table(text=[text, "short"], label=[1, 0]), params=params)
+    cut = out.column("input").to_pylist()[0]
+    assert cut == "alpha beta gamma delta" + TRUNCATION_MARKER
+    assert len(cut) <= 40
+    assert out.column("input").to_pylist()[1] == "short"
+    assert (counts["truncated_inputs"], counts["dropped_long_input"]) == (1, 0)
+
+
+def test_an_input_with_no_word_boundary_to_cut_at_is_dropped():
+    params = OrganizeParams(max_input_chars=20)
+    out, counts = build(table(text=["x" * 30, "é" * 20, "fine"], label=[1, 0, 1]), params=params)
+    assert out.column("input").to_pylist() == ["é" * 20, "fine"]  # 20 characters fit, whatever their bytes
+    assert (counts["dropped_long_input"], counts["truncated_inputs"]) == (1, 0)
+
+
+def test_several_input_fields_share_the_room_so_none_is_lost():
+    meta = make_meta(features=[make_feature("context"), make_feature("question"), label_feature()])
+    task = make_task(input_fields=["context", "question"])
+    params = OrganizeParams(max_input_chars=120)
+    context = " ".join(f"word{i}" for i in range(100))
+    out, counts = build(
+        table(context=[context], question=["Is it long?"], label=[1]), task, params, meta=meta
+    )
+    text = out.column("input").to_pylist()[0]
+    assert len(text) <= 120
+    assert text.endswith("\nQuestion: Is it long?")  # the short field after the long one survives whole
+    assert text.startswith("Context: word0 word1") and TRUNCATION_MARKER + "\n" in text
+    assert counts["truncated_inputs"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, limit, expected",
+    [
+        ("short text", 20, "short text"),
+        ("one two three four five six", 19, "one" + TRUNCATION_MARKER),
+        ("one two three four five six", 20, "one two" + TRUNCATION_MARKER),  # exactly 20 characters
+        ("one two three four five six", 26, "one two three" + TRUNCATION_MARKER),
+        ("one  \n two three four five six", 22, "one" + TRUNCATION_MARKER),
+        ("onetwothreefourfivesix", 20, None),
+        ("one two", 5, None),  # no room even for the marker
+    ],
+)
+def test_cut_at_word(text, limit, expected):
+    assert cut_at_word(text, limit) == expected
+
+
+def test_fitted_inputs_never_pass_the_limit():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = [" ".join("w" * int(k) for k in rng.integers(1, 9, rng.integers(0, 40))) for _ in range(3)]
+        limit = int(rng.integers(16, 200))
+        fitted = fit_fields(values, ["A", "Bb", "Ccc"], limit)
+        full = "\n".join(f"{label}: {v}" for label, v in zip(["A", "Bb", "Ccc"], values, strict=True))
+        if len(full) <= limit:
+            assert fitted == full
+        elif fitted is not None:
+            assert len(fitted) <= limit
+            assert all(line.split(": ", 1)[0] in {"A", "Bb", "Ccc"} for line in fitted.split("\n"))
+
+
+def test_a_field_listed_twice_is_rendered_once():
+    meta = make_meta(features=[make_feature("text"), make_feature("title"), label_feature()])
+    task = make_task(input_fields=["text", "title", "text"])
+    out, _ = build(table(text=["good"], title=["T"], label=[1]), task, meta=meta)
+    assert out.column("input").to_pylist() == ["Text: good\nTitle: T"]
+
+
+def test_a_single_field_listed_twice_is_its_value_once():
+    out, _ = build(table(text=["good"], label=[1]), make_task(input_fields=["text", "text"]))
+    assert out.column("input").to_pylist() == ["good"]
+
+
+def test_the_output_field_is_not_rendered_among_the_inputs():
+    meta = make_meta(features=[make_feature("text"), label_feature()])
+    task = make_task(input_fields=["text", "label"])
+    out, _ = build(table(text=["good"], label=[1]), task, meta=meta)
+    assert out.column("input").to_pylist() == ["good"]
+    assert out.column("output").to_pylist() == ["positive"]
+
+
+def test_duplicate_instances_are_dropped_across_batches_and_counted():
+    dupes = DuplicateFilter()
+    first, _ = build(table(text=["a", "b", "a", "c"], label=[1, 0, 1, 1]))
+    second, _ = build(table(text=["b", "d", "a"], label=[0, 0, 0]), first_row=4)
+    kept1, dropped1 = dupes(first)
+    kept2, dropped2 = dupes(second)
+    assert kept1.column("row").to_pylist() == [0, 1, 3]  # the first copy is kept, with its own row number
+    assert kept2.column("row").to_pylist() == [5, 6]  # "a" → negative is a new (input, output) pair
+    assert (dropped1, dropped2) == (1, 1)
+
+
+def test_same_input_with_another_output_is_not_a_duplicate():
+    kept, dropped = DuplicateFilter()(build(table(text=["a", "a"], label=[1, 0]))[0])
+    assert (kept.num_rows, dropped) == (2, 0)
 
 
 def test_provenance_columns():

@@ -31,6 +31,35 @@ SCRATCH_MODELS: dict[str, dict[str, int]] = {
 }
 SCRATCH_PREFIX = "scratch:"
 HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+# Evaluation benchmarks that may never be sources (`collect.eval_benchmarks`): an entry with an owner matches
+# that Hub id; one without matches any owner's dataset of that name, and a local source's id or folder name.
+# Case, `-` and `_` are ignored (dynosaur.pipeline.decontaminate.eval_benchmark).
+EVAL_BENCHMARKS = (
+    "super_natural_instructions",
+    "natural-instructions",
+    "Muennighoff/natural-instructions",
+    "mmlu",
+    "cais/mmlu",
+    "hendrycks_test",
+    "mmlu_pro",
+    "hellaswag",
+    "ai2_arc",
+    "gsm8k",
+    "truthful_qa",
+    "winogrande",
+    "openai_humaneval",
+    "humaneval",
+    "mbpp",
+    "bigbench",
+    "bbh",
+    "big_bench_hard",
+    "piqa",
+    "openbookqa",
+    "competition_math",
+    "gpqa",
+    "ifeval",
+    "lambada",
+)
 
 
 class Section(BaseModel):
@@ -80,6 +109,15 @@ class CollectParams(Section):
     description_max_chars: int = Field(default=2000, ge=0)
     max_field_chars: int = Field(default=300, ge=20)  # sample values are cut to this in the record
     allow_failures: bool = False  # true: a source that fails to load is recorded and the pipeline goes on
+    eval_benchmarks: list[str] = list(EVAL_BENCHMARKS)  # dataset ids never collected (`eval_benchmark`)
+
+    @field_validator("eval_benchmarks")
+    @classmethod
+    def _dataset_ids(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            if not re.match(r"^[\w.-]+(/[\w.-]+)?$", entry):
+                raise ValueError(f"{entry!r} is not a dataset id (name or owner/name)")
+        return v
 
 
 class GenerateParams(Section):
@@ -159,13 +197,36 @@ class FilterParams(Section):
     near_duplicate_rouge: float = Field(default=0.0, ge=0, le=1.0)
 
 
+class DecontaminateParams(Section):
+    """Instances sharing a word n-gram with an evaluation set are removed (dynosaur.pipeline.decontaminate)."""
+
+    ngram: int = Field(default=13, ge=4, le=64)  # 13 words, as GPT-3 and lm-eval's decontamination
+    files: list[str] = []  # parquet or jsonl evaluation sets: every string value of a row is its text
+    superni: bool = True  # also the Super-NI task files in `evaluate.superni_dir`, when it is set
+
+    @field_validator("files")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not path.endswith((".parquet", ".jsonl")):
+                raise ValueError(f"{path!r}: give parquet or jsonl files")
+        if len(set(v)) != len(v):
+            raise ValueError("a file is listed twice")
+        return v
+
+
 class OrganizeParams(Section):
     max_instances_per_task: int | None = Field(default=None, ge=1)
     seed: int = 0
     splits: list[str] = ["train", "validation"]
-    max_input_chars: int = Field(default=4000, ge=16)
-    max_output_chars: int = Field(default=2000, ge=1)
+    max_input_chars: int = Field(
+        default=4000, ge=16
+    )  # longer inputs are cut at a word boundary, with a marker
+    max_output_chars: int = Field(default=2000, ge=1)  # a longer target is never cut: its row is dropped
     batch_rows: int = tuning(default=65536, ge=1)  # memory, not output
+    # true: a source or task that fails is recorded and the pipeline goes on
+    allow_failures: bool = tuning(default=False)
+    decontaminate: DecontaminateParams = DecontaminateParams()
 
     @field_validator("splits")
     @classmethod

@@ -7,6 +7,7 @@ source that cannot serve is recorded as `skipped` with a reason; one that fails 
 instead), the others proceed, and the stage exits non-zero unless `collect.allow_failures` is set. A source
 retracted in the ledger, or whose licence is outside `params.yaml: licenses`, is `skipped` with that reason,
 so it costs no LLM call and its outputs go.
+An evaluation benchmark (`collect.eval_benchmarks`) is `skipped` as `eval_benchmark` before anything is read.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 from pathlib import Path
 
 from dynosaur.core.errors import SourceError, StageFailed, first_line
+from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
-from dynosaur.core.records import Retraction, SourceMeta, digest
+from dynosaur.core.records import Retraction, SourceMeta, SourceStatus
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.pipeline.decontaminate import eval_benchmark
 from dynosaur.pipeline.sources import READER_VERSION, collect_source, source_revision
 from dynosaur.registry.ledger import read_records
 
@@ -30,18 +33,19 @@ def collect_one(
 ) -> tuple[SourceMeta, bool]:
     """(record, reused). Failures become `failed` records rather than exceptions; a retracted source or one
     outside the licence policy becomes `skipped` with the reason."""
-    location = spec.path or spec.hub or ""
+    if eval_benchmark(spec, params.collect.eval_benchmarks):
+        return _unread(spec, "skipped", "eval_benchmark"), False
     try:
         revision = source_revision(spec)
-        inputs = digest(
-            [
+        inputs = stage_fingerprint(
+            inputs=[
                 spec.model_dump(mode="json"),
                 revision,
-                params.collect.model_dump(mode="json"),
                 params.licenses.model_dump(mode="json"),
                 retracted.get(spec.id),
-                READER_VERSION,
-            ]
+            ],
+            params=params.collect,
+            version=READER_VERSION,
         )
         if previous is not None and previous.inputs_digest == inputs and previous.status != "failed":
             return previous, True
@@ -62,15 +66,20 @@ def collect_one(
         reason = (
             f"source {spec.id!r}: unexpected {first_line(exc, typed=True)} (DYNO_DEBUG=1 shows the traceback)"
         )
+    return _unread(spec, "failed", reason), False
+
+
+def _unread(spec: SourceSpec, status: SourceStatus, reason: str) -> SourceMeta:
+    """The record of a source that was not read (failed, or skipped before reading)."""
     return SourceMeta(
         source_id=spec.id,
         origin=f"local:{spec.path}" if spec.path else f"hub:{spec.hub}",
         kind="local" if spec.path else "hub",
-        location=location,
+        location=spec.path or spec.hub or "",
         revision="",
-        status="failed",
+        status=status,
         reason=reason,
-    ), False
+    )
 
 
 def main(args: argparse.Namespace) -> None:

@@ -310,6 +310,33 @@ def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | N
     return sorted({str(row.get(name)) for row in meta.samples if row.get(name) not in (None, "")}) or None
 
 
+# Label options go only to instructions that ask for a label (issue 9: "Write a sentence that uses all of the
+# given words. Answer with one of: acq, crude, …"): one that asks for free text gets none, unless it also
+# names the label it wants.
+GENERATIVE = re.compile(
+    r"\b(write|generate|compose|create|produce|summari[sz]e|translate|paraphrase|rewrite|rephrase|draft|"
+    r"construct|continue|complete|describe|explain|make up|come up with)\b",
+    re.IGNORECASE,
+)
+CLASSIFYING = re.compile(
+    r"\b(classify|classification|categori[sz]e|category|categories|label|class|sentiment|topic|whether|"
+    r"true or false|yes or no|which one|which of|determine|decide|identify|predict|detect|choose|select|"
+    r"rate|rating)\b",
+    re.IGNORECASE,
+)
+
+
+def options_to_append(instruction: str, options: list[str] | None) -> list[str] | None:
+    """The label options to append to `instruction`: all of them, or None when it asks for free text or
+    already names every option."""
+    if not options or (GENERATIVE.search(instruction) and not CLASSIFYING.search(instruction)):
+        return None
+    named = all(
+        re.search(rf"(?<!\w){re.escape(option)}(?!\w)", instruction, re.IGNORECASE) for option in options
+    )
+    return None if named else options
+
+
 def degenerate_label(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     name = output_name(spec)
     feature = meta.feature(name)
@@ -394,6 +421,7 @@ def judge(
                 too_long = options and len(", ".join(options)) > p.max_options_chars
                 if too_long or (options and not _complete(options, output, meta)):
                     options = None
+                options = options_to_append(spec.instruction, options)
             tasks.append(
                 Task(
                     **base,

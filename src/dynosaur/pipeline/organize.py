@@ -6,23 +6,38 @@ row, task_id, prompt_version, model, instance_id`), written as one parquet shard
 
 Formatting is vectorised with `pyarrow.compute` over Arrow batches streamed from the source, so memory stays
 bounded and a million rows take seconds: one input field is its value; several become one
-`Readable name: value` line each; class labels become their names; list values become lettered options.
-Rows whose output (or whole input) is empty are dropped; over-long inputs and outputs are cut to the caps;
-both are counted. With `organize.max_instances_per_task`, a seeded sample of rows is taken per task.
+`Readable name: value` line each (a field listed twice, or the output among the inputs, is shown once);
+class labels become their names; list values become lettered options; dates and times are plain text.
 
-Incremental: each shard carries the fingerprint of what made it (task, organize params, FORMAT_VERSION) in
-its parquet metadata; a shard whose fingerprint matches is kept, and a source whose shards all match is
-not read at all. Shards of tasks or sources that are gone are removed. The footer also records the shard's
-instance count and content digest (`dynosaur.registry.manifest`), so manifests never read instances.
+Instances a trainer would accept, each drop counted per reason (`COUNTS`):
+- a row whose output (or whole input) is empty is dropped;
+- a target is never cut: a row whose output is longer than `organize.max_output_chars` is dropped;
+- a long input is cut at a word boundary with a visible marker (`TRUNCATION_MARKER`), several fields sharing
+  the room so that none is lost; a row whose input has no word boundary to cut at is dropped;
+- a row whose text shares an n-gram with an evaluation set is dropped (`dynosaur.pipeline.decontaminate`);
+- an exact duplicate (the same input and output earlier in the task) is dropped.
+With `organize.max_instances_per_task`, a seeded sample of rows is taken per task.
+
+Incremental: each shard carries the fingerprint of what made it (task, organize params, evaluation sets,
+FORMAT_VERSION) in its parquet metadata; a shard whose fingerprint matches is kept, and a source whose shards
+all match is not read at all. Shards of tasks or sources that are gone are removed. The footer also records
+the shard's instance count and content digest, and its counts (`dynosaur.registry.manifest`), so manifests
+and releases never read instances.
+
+Isolation: a source that can't be read, or a task whose rows can't be formatted, is recorded as failed with
+one line (metrics `failures`, stderr); the others proceed, and the stage exits non-zero at the end unless
+`organize.allow_failures` is set. A failed task has no shard.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +45,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dynosaur.core.io import read_model
+from dynosaur.core.errors import StageFailed, first_line
+from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
+from dynosaur.core.io import canonical_json, read_model
 from dynosaur.core.params import OrganizeParams, load_params
 from dynosaur.core.records import (
     INSTANCE_COLUMNS,
@@ -38,16 +55,30 @@ from dynosaur.core.records import (
     FilteredSource,
     SourceMeta,
     Task,
-    digest,
     instance_ids,
 )
 from dynosaur.core.runner import log, progress, run, write_metrics
+from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
-from dynosaur.registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
+from dynosaur.registry.manifest import COUNT_KEY, COUNTS_KEY, DIGEST_KEY, InstanceDigest, footer_counts
 
-FORMAT_VERSION = 4  # bump when instance formatting changes, so every shard is rebuilt
+FORMAT_VERSION = 5  # bump when instance formatting changes, so every shard is rebuilt
 FINGERPRINT_KEY = b"dyno.fingerprint"
+TRUNCATION_MARKER = " …[truncated]"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
+# What organize counts, per shard (its footer) and per run (metrics): rows seen, and rows dropped or cut.
+COUNTS = (
+    "rows_seen",
+    "dropped_empty_output",
+    "dropped_empty_input",
+    "dropped_long_output",
+    "dropped_long_input",
+    "truncated_inputs",
+    "dropped_contaminated",
+    "dropped_duplicate",
+)
+_ZERO_FRACTION = r"\.0+(Z|[+-]\d\d:?\d\d)?$"  # "16:58:49.000000" → "16:58:49"
+_HEAD_TO_LAST_SPACE = re.compile(r"^(.*\S)\s", re.DOTALL)
 
 SCHEMA = pa.schema([(c, pa.int64() if c == "row" else pa.string()) for c in INSTANCE_COLUMNS])
 
@@ -62,53 +93,135 @@ def readable(name: str) -> str:
     return text[:1].upper() + text[1:] if text else name
 
 
-def _lettered(column: pa.Array) -> pa.Array:
-    """A list column → "A. first\\nB. second" per row (vectorised; more than 52 options are numbered)."""
+def _list_text(column: pa.Array, *, options: bool) -> pa.Array:
+    """A list column → "A. first\\nB. second" per row (options), or "first, second" (vectorised; more than
+    52 options are numbered). Items are formatted like any value, so dates, floats and structs read well."""
+    if pa.types.is_fixed_size_list(column.type):
+        column = column.cast(pa.list_(column.type.value_type))
     if column.offset or (len(column) and column.offsets[0].as_py()):  # a slice: make offsets start at 0
         column = pa.concat_arrays([column])
-    flat = pc.cast(pc.list_flatten(column), pa.string())
-    parents = pc.list_parent_indices(column).to_numpy()
-    offsets = np.asarray(column.offsets)[:-1]
-    position = np.arange(len(parents)) - offsets[parents] if len(parents) else np.zeros(0, np.int64)
-    labels = pc.take(LETTERS, pa.array(np.minimum(position, len(LETTERS) - 1)))
-    items = pc.binary_join_element_wise(labels, pc.fill_null(flat, ""), ". ")
-    rebuilt = pa.ListArray.from_arrays(column.offsets, items, mask=column.is_null())
-    return pc.binary_join(rebuilt, "\n")
+    items = pc.fill_null(format_column(pc.list_flatten(column), None, options=False), "")
+    if options:
+        parents = pc.list_parent_indices(column).to_numpy()
+        offsets = np.asarray(column.offsets)[:-1]
+        position = np.arange(len(parents)) - offsets[parents] if len(parents) else np.zeros(0, np.int64)
+        labels = pc.take(LETTERS, pa.array(np.minimum(position, len(LETTERS) - 1)))
+        items = pc.binary_join_element_wise(labels, items, ". ")
+    rebuilt = type(column).from_arrays(column.offsets, items, mask=column.is_null())
+    return pc.binary_join(rebuilt, "\n" if options else ", ")
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """Structs and maps as JSON (dates inside as plain strings); other scalars as their plain text."""
+    out = []
+    for v in column.to_pylist():
+        if v is None or isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict | list | tuple):
+            out.append(json.dumps(v, ensure_ascii=False, default=str))
+        else:
+            out.append(str(v))  # a date, time, duration or decimal: its plain text, never JSON-quoted
+    return pa.array(out, pa.string())
 
 
 def format_column(column: pa.Array, feature: Feature | None, *, options: bool) -> pa.Array:
     """One field's values as strings (nulls stay null)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if feature is not None and feature.class_names and pa.types.is_integer(column.type):
+    kind = column.type
+    if pa.types.is_dictionary(kind):  # parquet's categorical strings
+        return format_column(column.dictionary_decode(), feature, options=options)
+    if feature is not None and feature.class_names and pa.types.is_integer(kind):
         names = pa.array(feature.class_names)
         valid = pc.and_(pc.greater_equal(column, 0), pc.less(column, len(names)))
         return pc.take(names, pc.if_else(valid, column, None))
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        if options:
-            return _lettered(column)
-        return pc.binary_join(pc.cast(column, pa.list_(pa.string())), ", ")
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _list_text(column, options=options)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         return pc.cast(column, pa.string())
-    if pa.types.is_floating(column.type):
+    if pa.types.is_floating(kind):
         # 3.0 → "3", 2.5 → "2.5"
         as_int = pc.cast(pc.cast(column, pa.int64(), safe=False), pa.string())
         fits = pc.less(pc.abs(column), 2.0**53)  # 1e20 and inf do not fit int64: cast them as floats
         whole = pc.and_(pc.equal(pc.floor(column), column), fits)
         return pc.if_else(whole, as_int, pc.cast(column, pa.string()))
-    if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
         return pc.cast(column, pa.string())
-    return pa.array(
-        [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in column.to_pylist()]
-    )
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_time(kind):
+        return pc.replace_substring_regex(pc.cast(column, pa.string()), _ZERO_FRACTION, r"\1")
+    return _as_text(column)
 
 
-def _cap(values: pa.Array, max_chars: int) -> tuple[pa.Array, int]:
-    too_long = pc.greater(pc.utf8_length(values), max_chars)
-    count = pc.sum(too_long).as_py() or 0
-    if count:
-        values = pc.if_else(too_long, pc.utf8_slice_codeunits(values, 0, max_chars), values)
-    return values, count
+# --- instances (pure) ------------------------------------------------------------------------------------
+
+
+def input_fields(task: Task) -> list[str]:
+    """The task's input fields, each once; the output field is never also an input (while others remain)."""
+    fields = list(dict.fromkeys(task.input_fields))
+    others = [f for f in fields if f != task.output_field]
+    return others or fields
+
+
+def cut_at_word(text: str, limit: int) -> str | None:
+    """`text` if it fits in `limit` characters; else its head up to a word boundary plus the marker, within
+    `limit`; None when there is no word boundary to cut at."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(TRUNCATION_MARKER)
+    if room < 1:
+        return None
+    match = _HEAD_TO_LAST_SPACE.match(text[: room + 1])
+    return match.group(1) + TRUNCATION_MARKER if match else None
+
+
+def fit_fields(values: list[str], labels: list[str] | None, limit: int) -> str | None:
+    """One input of at most `limit` characters: the single value cut at a word, or (several fields) the
+    `Label: value` lines with the longest values cut to one shared length, so that every field keeps a part.
+    None when that is impossible."""
+    if labels is None:
+        return cut_at_word(values[0], limit)
+    prefixes = [f"{label}: " for label in labels]
+    room = limit - sum(map(len, prefixes)) - (len(values) - 1)
+    share = _water_level([len(v) for v in values], room)
+    if share is None:
+        return None
+    parts = []
+    for prefix, value in zip(prefixes, values, strict=True):
+        cut = cut_at_word(value, share)
+        if cut is None:
+            return None
+        parts.append(prefix + cut)
+    return "\n".join(parts)
+
+
+def _water_level(lengths: list[int], room: int) -> int | None:
+    """The largest length t with sum(min(length, t)) <= room, or None when room is negative."""
+    if room < 0:
+        return None
+    left = len(lengths)
+    for length in sorted(lengths):
+        if length * left > room:
+            return room // left
+        room -= length
+        left -= 1
+    return max(lengths, default=0)
+
+
+def _fit_inputs(
+    inputs: pa.Array, parts: list[pa.Array], labels: list[str] | None, positions: np.ndarray, limit: int
+) -> tuple[pa.Array, np.ndarray, int]:
+    """(inputs with the long ones cut, which rows still have an input, how many were cut). Python runs only
+    on the rows over the limit."""
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(inputs), limit), False).to_numpy(zero_copy_only=False)
+    keep = np.ones(len(inputs), bool)
+    if not too_long.any():
+        return inputs, keep, 0
+    where = np.flatnonzero(too_long)
+    values = [p.take(pa.array(positions[where])).to_pylist() for p in parts]
+    fitted = [fit_fields([v[i] for v in values], labels, limit) for i in range(len(where))]
+    keep[where] = [f is not None for f in fitted]
+    inputs = pc.replace_with_mask(inputs, pa.array(too_long), pa.array(fitted, pa.string()))
+    return inputs, keep, sum(f is not None for f in fitted)
 
 
 def _blank(values: pa.Array) -> pa.Array:
@@ -123,42 +236,53 @@ def build_instances(
     first_row: int,
     params: OrganizeParams,
     keep: np.ndarray | None = None,
+    evalset: EvalIndex | None = None,
 ) -> tuple[pa.Table, Counter]:
-    """One Arrow batch of source rows → that batch's instances of one task (pure)."""
+    """One Arrow batch of source rows → that batch's instances of one task (pure; duplicates across batches
+    are `DuplicateFilter`'s job)."""
     counts: Counter = Counter()
     rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
     if keep is not None:
         table = table.filter(pa.array(keep))
         rows = rows[keep]
-    if len(task.input_fields) == 1:
-        name = task.input_fields[0]
-        inputs = format_column(table.column(name), meta.feature(name), options=True)
-        empty_input = _blank(inputs)
+    names = input_fields(task)
+    parts = [pc.fill_null(format_column(table.column(n), meta.feature(n), options=True), "") for n in names]
+    empty_input = _blank(parts[0])
+    for part in parts[1:]:
+        empty_input = pc.and_(empty_input, _blank(part))
+    labels = [readable(n) for n in names] if len(names) > 1 else None
+    if labels is None:
+        inputs = parts[0]
     else:
-        parts, blanks = [], []
-        for name in task.input_fields:
-            value = format_column(table.column(name), meta.feature(name), options=True)
-            blanks.append(_blank(value))
-            parts.append(
-                pc.binary_join_element_wise(pa.scalar(readable(name) + ":"), pc.fill_null(value, ""), " ")
-            )
-        inputs = pc.binary_join_element_wise(*parts, "\n")
-        empty_input = blanks[0]
-        for b in blanks[1:]:
-            empty_input = pc.and_(empty_input, b)
+        lines = [
+            pc.binary_join_element_wise(pa.scalar(f"{label}:"), p, " ")
+            for label, p in zip(labels, parts, strict=True)
+        ]
+        inputs = pc.binary_join_element_wise(*lines, "\n")
     outputs = format_column(table.column(task.output_field), meta.feature(task.output_field), options=False)
 
     drop_output = _blank(outputs)
-    usable = pc.invert(pc.or_(drop_output, empty_input))
+    drop_input = pc.and_(empty_input, pc.invert(drop_output))
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(outputs), params.max_output_chars), False)
+    long_output = pc.and_(too_long, pc.invert(pc.or_(drop_output, empty_input)))
+    usable = pc.invert(pc.or_(pc.or_(drop_output, empty_input), too_long))
     counts["rows_seen"] += table.num_rows
     counts["dropped_empty_output"] += pc.sum(drop_output).as_py() or 0
-    counts["dropped_empty_input"] += pc.sum(pc.and_(empty_input, pc.invert(drop_output))).as_py() or 0
-    inputs, outputs = pc.filter(inputs, usable), pc.filter(outputs, usable)
-    rows = rows[usable.to_numpy(zero_copy_only=False)]
-    inputs, n_in = _cap(inputs, params.max_input_chars)
-    outputs, n_out = _cap(outputs, params.max_output_chars)
-    counts["truncated_inputs"] += n_in
-    counts["truncated_outputs"] += n_out
+    counts["dropped_empty_input"] += pc.sum(drop_input).as_py() or 0
+    counts["dropped_long_output"] += pc.sum(long_output).as_py() or 0
+    positions = np.flatnonzero(usable.to_numpy(zero_copy_only=False))
+    inputs, outputs, rows = pc.filter(inputs, usable), pc.filter(outputs, usable), rows[positions]
+
+    inputs, fits, cut = _fit_inputs(inputs, parts, labels, positions, params.max_input_chars)
+    counts["truncated_inputs"] += cut
+    counts["dropped_long_input"] += int((~fits).sum())
+    if evalset is not None:
+        overlap = evalset.mask(inputs, outputs)
+        counts["dropped_contaminated"] += int((overlap & fits).sum())
+        fits &= ~overlap
+    if not fits.all():
+        mask = pa.array(fits)
+        inputs, outputs, rows = pc.filter(inputs, mask), pc.filter(outputs, mask), rows[fits]
 
     n = len(rows)
 
@@ -182,6 +306,40 @@ def build_instances(
     return pa.Table.from_pydict(columns, schema=SCHEMA), counts
 
 
+class DuplicateFilter:
+    """Drops instances whose input and output an earlier instance of the same task had, across batches.
+
+    Each instance is kept as a 64-bit xxh3 hash of its input and output in one sorted array: 8 bytes per
+    instance, and two different instances pass for one with odds of about n²/2⁶⁵."""
+
+    def __init__(self) -> None:
+        self._seen = np.zeros(0, np.uint64)
+
+    def __call__(self, instances: pa.Table) -> tuple[pa.Table, int]:
+        """(the instances not seen before, how many were dropped)."""
+        import xxhash
+
+        n = instances.num_rows
+        if not n:
+            return instances, 0
+        pairs = pc.binary_join_element_wise(instances.column("input"), instances.column("output"), "\x1f")
+        texts = pc.cast(pc.fill_null(pairs, ""), pa.binary()).to_pylist()
+        keys = np.fromiter(map(xxhash.xxh3_64_intdigest, texts), np.uint64, n)
+        order = np.argsort(keys, kind="stable")  # equal keys keep their row order: the first one is kept
+        ranked = keys[order]
+        first = np.ones(n, bool)
+        first[1:] = ranked[1:] != ranked[:-1]
+        if len(self._seen):
+            at = np.minimum(np.searchsorted(self._seen, ranked), len(self._seen) - 1)
+            first &= self._seen[at] != ranked
+        new = ranked[first]
+        self._seen = np.insert(self._seen, np.searchsorted(self._seen, new), new)
+        fresh = np.zeros(n, bool)
+        fresh[order[first]] = True
+        dropped = n - len(new)
+        return (instances.filter(pa.array(fresh)) if dropped else instances), dropped
+
+
 def sample_rows(task: Task, meta: SourceMeta, params: OrganizeParams) -> dict[str, np.ndarray] | None:
     """Per split, the sorted row numbers a capped task keeps (seeded by the seed and the task id)."""
     if params.max_instances_per_task is None:
@@ -202,8 +360,12 @@ def sample_rows(task: Task, meta: SourceMeta, params: OrganizeParams) -> dict[st
 # --- I/O -------------------------------------------------------------------------------------------------
 
 
-def shard_fingerprint(task: Task, params: OrganizeParams) -> str:
-    return digest([task.model_dump(mode="json"), params.model_dump(mode="json"), FORMAT_VERSION])
+def shard_fingerprint(task: Task, params: OrganizeParams, evalset: str | None = None) -> str:
+    """What a shard is made of: the task, the evaluation sets (`decontaminate.eval_fingerprint`), the organize
+    params that shape instances (not the tuning ones: batch size, allow_failures) and FORMAT_VERSION."""
+    return stage_fingerprint(
+        inputs=[task.model_dump(mode="json"), evalset], params=params, version=FORMAT_VERSION
+    )
 
 
 def existing_fingerprint(path: Path) -> str | None:
@@ -215,76 +377,148 @@ def existing_fingerprint(path: Path) -> str | None:
     return value.decode() if value else None
 
 
-def organize_source(meta: SourceMeta, tasks: list[Task], out_dir: Path, params: OrganizeParams) -> Counter:
-    """Write the shards of `tasks` (all of one source), reading the source once for all of them."""
-    counts: Counter = Counter()
+@dataclass
+class SourceResult:
+    """What organizing one source did: counts over the tasks written, and the tasks that failed (id → why)."""
+
+    counts: Counter = field(default_factory=Counter)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def organize_source(
+    meta: SourceMeta,
+    tasks: list[Task],
+    out_dir: Path,
+    params: OrganizeParams,
+    evalset: EvalIndex | None = None,
+    evalset_fingerprint: str | None = None,
+) -> SourceResult:
+    """Write the shards of `tasks` (all of one source), reading the source once for all of them.
+
+    A task whose rows can't be formatted is recorded in `failed` and gets no shard; the others go on. An error
+    reading the source itself propagates (the caller records the whole source as failed)."""
+    result = SourceResult()
     tmp_dir = out_dir / ".tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    writers, samples, digests = {}, {}, {}
+    writers, samples, digests, dupes, counts = {}, {}, {}, {}, {}
     try:
         for task in tasks:
-            schema = SCHEMA.with_metadata({FINGERPRINT_KEY: shard_fingerprint(task, params).encode()})
+            fingerprint = shard_fingerprint(task, params, evalset_fingerprint)
+            schema = SCHEMA.with_metadata({FINGERPRINT_KEY: fingerprint.encode()})
             writers[task.task_id] = pq.ParquetWriter(
                 tmp_dir / f"{task.task_id}.parquet", schema, compression="zstd"
             )
             samples[task.task_id] = sample_rows(task, meta, params)
             digests[task.task_id] = InstanceDigest()
+            dupes[task.task_id] = DuplicateFilter()
+            counts[task.task_id] = Counter({k: 0 for k in COUNTS})
         for split in meta.splits:
             first = 0
             for batch in iter_batches(meta, split.name, params.batch_rows):
                 for task in tasks:
+                    if task.task_id in result.failed:
+                        continue
                     keep = None
-                    if samples[task.task_id] is not None:
-                        wanted = samples[task.task_id][split.name]
+                    if (sample := samples[task.task_id]) is not None:
+                        wanted = sample[split.name]
                         local = wanted[(wanted >= first) & (wanted < first + batch.num_rows)] - first
                         if not len(local):
                             continue
                         keep = np.zeros(batch.num_rows, bool)
                         keep[local] = True
-                    instances, c = build_instances(batch, task, meta, split.name, first, params, keep)
-                    counts.update(c)
-                    writers[task.task_id].write_table(instances)
+                    try:
+                        instances, c = build_instances(
+                            batch, task, meta, split.name, first, params, keep, evalset
+                        )
+                        instances, c["dropped_duplicate"] = dupes[task.task_id](instances)
+                        writers[task.task_id].write_table(instances)
+                    except Exception as exc:  # pyarrow raises many types for a value it can't format
+                        if os.environ.get("DYNO_DEBUG"):
+                            raise
+                        result.failed[task.task_id] = first_line(exc, typed=True)
+                        continue
+                    counts[task.task_id].update(c)
                     digests[task.task_id].update(instances)
                 first += batch.num_rows
         for task_id, writer in writers.items():
-            digest = digests[task_id]
-            writer.add_key_value_metadata({DIGEST_KEY: digest.hexdigest(), COUNT_KEY: str(digest.count)})
-            writer.close()
+            if task_id in result.failed:
+                continue  # its temporary file goes with tmp_dir
+            _finish(writer, digests[task_id], counts[task_id])
             (tmp_dir / f"{task_id}.parquet").replace(out_dir / f"{task_id}.parquet")
+            result.counts.update(counts[task_id])
     finally:
         for writer in writers.values():
             if writer.is_open:
                 writer.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return counts
+    return result
+
+
+def _finish(writer: pq.ParquetWriter, digest: InstanceDigest, counts: Counter) -> None:
+    writer.add_key_value_metadata(
+        {
+            DIGEST_KEY: digest.hexdigest(),
+            COUNT_KEY: str(digest.count),
+            COUNTS_KEY: canonical_json({k: counts[k] for k in COUNTS}),
+        }
+    )
+    writer.close()
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params().organize
+    everything = load_params()
+    params = everything.organize
+    files = eval_files(params.decontaminate, everything.evaluate.superni_dir)
+    evalset_fingerprint = eval_fingerprint(files, params.decontaminate.ngram)
+    evalset: EvalIndex | None = None
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     filtered = [read_model(p, FilteredSource) for p in sorted(args.tasks.glob("*.json"))]
     counts: Counter = Counter()
+    failures: dict[str, str] = {}
     live: dict[str, set[str]] = {}
     for source in progress(filtered, "organize"):
-        meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
         source_dir = out / source.source_id
         live[source.source_id] = {t.task_id for t in source.valid}
+        want = shard_fingerprint
         stale = [
             t
             for t in source.valid
-            if existing_fingerprint(source_dir / f"{t.task_id}.parquet") != shard_fingerprint(t, params)
+            if existing_fingerprint(source_dir / f"{t.task_id}.parquet")
+            != want(t, params, evalset_fingerprint)
         ]
         counts["tasks_reused"] += len(source.valid) - len(stale)
-        if stale:
-            counts.update(organize_source(meta, stale, source_dir, params))
-            counts["tasks_organized"] += len(stale)
+        if not stale:
+            continue
+        if files and evalset is None:
+            evalset = load_index(files, params.decontaminate.ngram)
+            log(
+                f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate against"
+            )
+        try:
+            meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
+            result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
+        except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
+            if os.environ.get("DYNO_DEBUG"):
+                raise
+            failures[source.source_id] = first_line(exc, typed=True)
+            result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
+        else:
+            failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
+        live[source.source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
+        counts.update(result.counts)
+        counts["tasks_organized"] += len(stale) - len(result.failed)
+        counts["tasks_failed"] += len(result.failed)
+    for key, reason in failures.items():
+        log(f"organize: {key}: failed: {reason}")
     removed = remove_stale(out, live)
 
     shards = sorted(out.glob("*/*.parquet"))
-    per_source = Counter()
+    per_source: Counter[str] = Counter()
+    contaminated: Counter[str] = Counter()
     for shard in shards:
         per_source[shard.parent.name] += pq.read_metadata(shard).num_rows
+        contaminated[shard.parent.name] += footer_counts(shard).get("dropped_contaminated", 0)
     write_metrics(
         args.metrics,
         {
@@ -292,21 +526,20 @@ def main(args: argparse.Namespace) -> None:
             "tasks": len(shards),
             "instances": sum(per_source.values()),
             "shards_removed": removed,
-            **{
-                k: counts.get(k, 0)
-                for k in (
-                    "tasks_organized",
-                    "tasks_reused",
-                    "rows_seen",
-                    "dropped_empty_output",
-                    "dropped_empty_input",
-                    "truncated_inputs",
-                    "truncated_outputs",
-                )
-            },
+            "sources_failed": len({key.split("/")[0] for key in failures}),
+            "failures": dict(sorted(failures.items())),
+            # every shard's footer, reused or not: what evaluation overlap removed from each source
+            "contaminated_per_source": {k: v for k, v in sorted(contaminated.items()) if v},
+            **{k: counts.get(k, 0) for k in ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)},
         },
     )
     log(f"organize: {sum(per_source.values())} instances in {len(shards)} task shards")
+    if failures and not params.allow_failures:
+        key, reason = next(iter(sorted(failures.items())))
+        raise StageFailed(
+            f"{len(failures)} source(s) or task(s) failed, first {key}: {reason}"
+            " (recorded in the organize metrics; fix or remove them, or set organize.allow_failures: true)"
+        )
 
 
 def remove_stale(out: Path, live: dict[str, set[str]]) -> int:

@@ -4,6 +4,8 @@ A task's digest is sha256 over its instances in shard order, each as
 `instance_id \\x1f instruction \\x1f input \\x1f output \\x1e` (UTF-8). `organize` computes it while writing a
 shard and stores it, with the instance count, in the parquet footer (`dyno.digest`, `dyno.instances`), so a
 manifest of the working corpus reads footers only: its cost grows with the number of tasks, not instances.
+The footer also holds organize's counts for the shard (`dyno.counts`: rows seen, rows dropped per reason,
+such as `dropped_contaminated` for evaluation overlap), which a release can sum per source (`footer_counts`).
 `verify` and `pull` recompute digests from the shards' contents.
 """
 
@@ -18,6 +20,7 @@ from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, sha
 
 DIGEST_KEY = b"dyno.digest"
 COUNT_KEY = b"dyno.instances"
+COUNTS_KEY = b"dyno.counts"  # JSON: organize's counts for the shard (see dynosaur.pipeline.organize.COUNTS)
 DIGEST_COLUMNS = ("instance_id", "instruction", "input", "output")
 
 
@@ -77,6 +80,16 @@ def footer(path: Path) -> tuple[int, str] | None:
     if DIGEST_KEY not in meta or COUNT_KEY not in meta:
         return None
     return int(meta[COUNT_KEY]), meta[DIGEST_KEY].decode()
+
+
+def footer_counts(path: Path) -> dict[str, int]:
+    """organize's counts for one shard (`rows_seen`, `dropped_contaminated`, ...); {} when not recorded."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_metadata(path).metadata or {}).get(COUNTS_KEY)
+    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 def workspace_manifest(collected: Path, tasks: Path, corpus: Path) -> list[ManifestEntry]:

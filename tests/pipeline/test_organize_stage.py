@@ -1,0 +1,258 @@
+"""The organize stage's `main()`: per-source and per-task isolation, footer counts, decontamination.
+
+Sources are local jsonl folders; their collect records are written by hand (no `datasets` import), so each
+test takes well under a second, the 50 MB cell included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from dynosaur.core.errors import ParamsError, StageFailed
+from dynosaur.core.io import read_json, write_json
+from dynosaur.core.records import FilteredSource, SplitInfo, instance_id, task_id
+from dynosaur.core.runner import run
+from dynosaur.pipeline import organize
+from dynosaur.registry.manifest import footer, footer_counts, shard_digest
+from tests.factories import label_feature, make_feature, make_meta, make_task
+
+SUPERNI = Path(__file__).resolve().parents[1] / "fixtures" / "superni"
+PASSAGE = (
+    "The committee met on a rainy Tuesday to decide whether the old lighthouse should be restored, "
+    "sold to a private buyer, or left to the sea and the gulls that had claimed it."
+)
+
+
+class Project:
+    """data/collected, data/tasks and a params.yaml in a temporary folder (the working directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.params: dict[str, Any] = {"organize": {}}
+        self.args = argparse.Namespace(
+            collected=root / "collected", tasks=root / "tasks", out=root / "corpus", metrics=root / "m.json"
+        )
+
+    def source(self, source_id: str, lines: list[str], features=None, tasks=None) -> list[str]:
+        """A jsonl source (raw lines) with its collect record and its valid tasks; returns the task ids."""
+        folder = self.root / "sources" / source_id
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "train.jsonl").write_text("".join(line + "\n" for line in lines))
+        meta = make_meta(
+            source_id=source_id,
+            location=str(folder),
+            features=features or [make_feature("text"), label_feature()],
+            splits=[SplitInfo(name="train", num_rows=len(lines), files=["data/train.jsonl"])],
+        )
+        write_json(self.args.collected / f"{source_id}.json", meta)
+        made = []
+        for i, (inputs, output) in enumerate(tasks or [(["text"], "label")]):
+            instruction = f"Classify the sentiment of the given review, variant {i}."
+            made.append(
+                make_task(
+                    task_id=task_id(source_id, meta.revision, instruction, inputs, output),
+                    source_id=source_id,
+                    instruction=instruction,
+                    input_fields=inputs,
+                    output_field=output,
+                )
+            )
+        write_json(
+            self.args.tasks / f"{source_id}.json",
+            FilteredSource(source_id=source_id, fingerprint="f", tasks=made),
+        )
+        return [t.task_id for t in made]
+
+    def run(self) -> dict[str, Any]:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params))
+        try:
+            organize.main(self.args)
+        finally:
+            metrics = read_json(self.args.metrics) if self.args.metrics.exists() else {}
+        return metrics
+
+    def shard(self, source_id: str, the_id: str) -> Path:
+        return self.args.out / source_id / f"{the_id}.parquet"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Project:
+    monkeypatch.chdir(tmp_path)
+    return Project(tmp_path)
+
+
+def rows(*pairs: tuple[str, int]) -> list[str]:
+    return [json.dumps({"text": text, "label": label}) for text, label in pairs]
+
+
+GOOD = rows(("good", 1), ("bad", 0), ("good", 1), ("fine", 1))
+
+
+def test_good_source_gets_its_shard_and_footer_counts(project):
+    (the_id,) = project.source("good", GOOD)
+    metrics = project.run()
+    shard = project.shard("good", the_id)
+    assert pq.read_table(shard).column("input").to_pylist() == ["good", "bad", "fine"]
+    assert footer(shard) == shard_digest(shard)
+    assert footer_counts(shard) == {k: 0 for k in organize.COUNTS} | {"rows_seen": 4, "dropped_duplicate": 1}
+    assert (metrics["instances"], metrics["dropped_duplicate"], metrics["failures"]) == (3, 1, {})
+
+
+# --- isolation (issue 9 §1, issue 11 item 2) -------------------------------------------------------------
+
+
+def bad_sources(project: Project) -> dict[str, list[str]]:
+    """The three inputs that took the whole stage down, and a good source next to them."""
+    big = json.dumps({"text": "word " * 10_500_000, "label": 1})  # a 50 MB cell
+    return {
+        "good": project.source("good", GOOD),
+        "big-cell": project.source("big-cell", [*GOOD, big]),
+        "type-change": project.source(
+            "type-change", rows(("a", 1), ("b", 0)) + ['{"text": 5, "label": "x"}']
+        ),
+        "list-struct": project.source(
+            "list-struct",
+            [json.dumps({"text": f"t{i}", "label": [{"a": i, "b": "x"}]}) for i in range(3)],
+            # collect flattens a list of objects into one list per key (dynosaur.pipeline.sources)
+            features=[make_feature("text"), make_feature("label.a", "list<int64>"), make_feature("label.b")],
+            tasks=[(["text"], "label.a")],
+        ),
+    }
+
+
+def test_one_bad_source_fails_alone_and_the_stage_says_so(project, capsys):
+    ids = bad_sources(project)
+    with pytest.raises(StageFailed, match="organize.allow_failures"):
+        project.run()
+    metrics = read_json(project.args.metrics)
+    assert set(metrics["failures"]) == {"big-cell", "type-change"}
+    assert all("\n" not in reason and reason for reason in metrics["failures"].values())
+    assert metrics["sources_failed"] == 2
+    assert project.shard("good", ids["good"][0]).exists()
+    # a list<struct> column is no longer a failure: flattened, each key is a field of its own
+    outputs = pq.read_table(project.shard("list-struct", ids["list-struct"][0])).column("output").to_pylist()
+    assert sorted(outputs) == ["0", "1", "2"]
+    assert not project.shard("big-cell", ids["big-cell"][0]).exists()
+    failed_lines = [line for line in capsys.readouterr().err.splitlines() if ": failed: " in line]
+    assert len(failed_lines) == 2
+
+
+def test_allowed_failures_let_the_stage_succeed(project):
+    bad_sources(project)
+    project.params["organize"]["allow_failures"] = True
+    metrics = project.run()
+    assert set(metrics["failures"]) == {"big-cell", "type-change"}
+    assert metrics["tasks"] == 2
+
+
+def test_a_failing_stage_ends_on_one_error_line(project, monkeypatch, capsys):
+    bad_sources(project)
+    (project.root / "params.yaml").write_text(yaml.safe_dump(project.params))
+    argv = [f"--{k}={v}" for k, v in vars(project.args).items()]
+    monkeypatch.setattr(sys, "argv", ["organize", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        run(organize.main, "collected", "tasks", "out", "metrics")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
+    assert "Traceback" not in err
+
+
+def test_a_failing_task_fails_alone_and_loses_its_old_shard(project):
+    good, missing = project.source("good", GOOD, tasks=[(["text"], "label"), (["text"], "no_such_column")])
+    stale = project.shard("good", missing)
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an old shard of the failing task")
+    project.params["organize"]["allow_failures"] = True
+    metrics = project.run()
+    assert list(metrics["failures"]) == [f"good/{missing}"]
+    assert metrics["failures"][f"good/{missing}"].startswith("KeyError")
+    assert project.shard("good", good).exists()
+    assert not stale.exists()
+    assert (metrics["tasks_organized"], metrics["tasks_failed"]) == (1, 1)
+
+
+def test_a_failed_source_is_tried_again_next_run(project):
+    (the_id,) = project.source("flaky", rows(("a", 1)) + ['{"text": 5, "label": "x"}'])
+    project.params["organize"]["allow_failures"] = True
+    assert project.run()["tasks_failed"] == 1
+    (project.root / "sources" / "flaky" / "data" / "train.jsonl").write_text("\n".join(rows(("a", 1))) + "\n")
+    metrics = project.run()
+    assert (metrics["tasks_organized"], metrics["failures"]) == (1, {})
+    assert project.shard("flaky", the_id).exists()
+
+
+# --- decontamination -------------------------------------------------------------------------------------
+
+
+def planted(project: Project) -> str:
+    """An evaluation file with PASSAGE; a source whose rows share 13, 12 and 0 of its words in a row."""
+    (project.root / "eval.jsonl").write_text(json.dumps({"passage": PASSAGE, "answer": "restored"}) + "\n")
+    project.params["organize"]["decontaminate"] = {"files": ["eval.jsonl"]}
+    words = PASSAGE.split()
+    (the_id,) = project.source(
+        "reviews",
+        rows(
+            ("I read that " + " ".join(words[3:16]) + " in the paper.", 1),  # 13 words shared
+            ("I read that " + " ".join(words[3:15]) + " in the paper.", 1),  # 12 words shared
+            ("Nothing in common here at all.", 0),
+        ),
+    )
+    return the_id
+
+
+def test_an_instance_sharing_13_words_with_an_eval_set_is_removed(project):
+    the_id = planted(project)
+    metrics = project.run()
+    shard = project.shard("reviews", the_id)
+    assert pq.read_table(shard).column("row").to_pylist() == [1, 2]
+    assert footer_counts(shard)["dropped_contaminated"] == 1
+    assert metrics["dropped_contaminated"] == 1
+    assert metrics["contaminated_per_source"] == {"reviews": 1}
+
+
+def test_contamination_counts_survive_reuse_and_follow_the_eval_set(project):
+    the_id = planted(project)
+    project.run()
+    again = project.run()
+    assert (again["tasks_reused"], again["contaminated_per_source"]) == (1, {"reviews": 1})
+    (project.root / "eval.jsonl").write_text(json.dumps({"passage": "something else entirely"}) + "\n")
+    changed = project.run()
+    assert (changed["tasks_organized"], changed["contaminated_per_source"]) == (1, {})
+    assert pq.read_table(project.shard("reviews", the_id)).num_rows == 3
+
+
+def test_superni_dir_is_an_eval_set(project):
+    # task001's instance "The blender is loud but crushes ice well." → positive, whole (shorter than 13 words)
+    (the_id,) = project.source(
+        "reviews", rows(("The blender is loud but crushes ice well.", 1), ("Loud blender.", 1))
+    )
+    project.params["evaluate"] = {"superni_dir": str(SUPERNI)}
+    metrics = project.run()
+    assert pq.read_table(project.shard("reviews", the_id)).column("input").to_pylist() == ["Loud blender."]
+    assert metrics["contaminated_per_source"] == {"reviews": 1}
+    project.params["organize"]["decontaminate"] = {"superni": False}
+    assert project.run()["contaminated_per_source"] == {}
+
+
+def test_a_missing_eval_file_stops_the_stage_before_anything_is_written(project):
+    project.source("good", GOOD)
+    project.params["organize"]["decontaminate"] = {"files": ["missing.jsonl"]}
+    with pytest.raises(ParamsError, match="missing.jsonl"):
+        project.run()
+    assert not project.args.out.exists()
+
+
+def test_ids_do_not_depend_on_what_was_dropped(project):
+    (the_id,) = project.source("good", GOOD)
+    project.run()
+    table = pq.read_table(project.shard("good", the_id))
+    assert table.column("instance_id").to_pylist() == [instance_id(the_id, "train", r) for r in (0, 1, 3)]
