@@ -218,7 +218,7 @@ def task_id(
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser: a bijection on uint64, so distinct rows of one (task, split) never collide."""
     with np.errstate(over="ignore"):
         x = x + np.uint64(0x9E3779B97F4A7C15)
@@ -235,7 +235,7 @@ def instance_ids(task: str, split: str, rows: np.ndarray) -> np.ndarray:
     """
     key = np.uint64(int.from_bytes(hashlib.sha256(f"{task}\x1f{split}".encode()).digest()[:8], "big"))
     with np.errstate(over="ignore"):
-        mixed = _splitmix64(rows.astype(np.uint64) + key)
+        mixed = splitmix64(rows.astype(np.uint64) + key)
     as_bytes = mixed.astype(">u8").view(np.uint8).reshape(-1, 8)
     return _HEX[as_bytes].view("S16").ravel()
 

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from dynosaur.core.errors import DynoError, ParamsError
 from dynosaur.core.params import DecontaminateParams, SourceSpec
-from dynosaur.core.records import digest
+from dynosaur.core.records import digest, splitmix64
 
 _NOT_WORD = r"[^\pL\pM\pN\pZ\s]"  # RE2 (pyarrow): anything but letters, marks, digits and spaces
 _UNKNOWN = np.uint64(0xFFFFFFFFFFFFFFFF)  # a word the evaluation texts don't have: no n-gram through it
@@ -80,20 +80,11 @@ def words(text: str) -> list[str]:
     return word_lists(pa.array([text], pa.string()))[0].as_py() or []
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64: a bijection on uint64 that scrambles every bit."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def _chain(columns: list[np.ndarray]) -> np.ndarray:
     """One 64-bit hash per row of word ids (one array per position), order-sensitive."""
     h = np.zeros(len(columns[0]), np.uint64)
     for column in columns:
-        h = _mix(h ^ column)
+        h = splitmix64(h ^ column)
     return h
 
 
