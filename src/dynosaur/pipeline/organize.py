@@ -41,11 +41,12 @@ from dynosaur.core.records import (
     digest,
     instance_ids,
 )
-from dynosaur.core.runner import log, progress, run, write_metrics
+from dynosaur.core.runner import log, progress, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.sources import iter_batches
 from dynosaur.registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
 
-FORMAT_VERSION = 4  # bump when instance formatting changes, so every shard is rebuilt
+FORMAT_VERSION = 5  # bump when instance formatting changes, so every shard is rebuilt (5: control chars)
 FINGERPRINT_KEY = b"dyno.fingerprint"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
 
@@ -132,21 +133,21 @@ def build_instances(
         rows = rows[keep]
     if len(task.input_fields) == 1:
         name = task.input_fields[0]
-        inputs = format_column(table.column(name), meta.feature(name), options=True)
+        inputs = clean_value_array(format_column(table.column(name), meta.feature(name), options=True))
         empty_input = _blank(inputs)
     else:
         parts, blanks = [], []
         for name in task.input_fields:
-            value = format_column(table.column(name), meta.feature(name), options=True)
+            value = clean_value_array(format_column(table.column(name), meta.feature(name), options=True))
             blanks.append(_blank(value))
-            parts.append(
-                pc.binary_join_element_wise(pa.scalar(readable(name) + ":"), pc.fill_null(value, ""), " ")
-            )
+            label = pa.scalar(clean_line(readable(name)) + ":")
+            parts.append(pc.binary_join_element_wise(label, pc.fill_null(value, ""), " "))
         inputs = pc.binary_join_element_wise(*parts, "\n")
         empty_input = blanks[0]
         for b in blanks[1:]:
             empty_input = pc.and_(empty_input, b)
-    outputs = format_column(table.column(task.output_field), meta.feature(task.output_field), options=False)
+    output_feature = meta.feature(task.output_field)
+    outputs = clean_value_array(format_column(table.column(task.output_field), output_feature, options=False))
 
     drop_output = _blank(outputs)
     usable = pc.invert(pc.or_(drop_output, empty_input))
@@ -167,7 +168,7 @@ def build_instances(
 
     columns = {
         "instance_id": pa.array(instance_ids(task.task_id, split, rows).astype(str)),
-        "instruction": const(task.final_instruction),
+        "instruction": const(clean_line(task.final_instruction)),
         "input": inputs,
         "output": outputs,
         "source_id": const(meta.source_id),
@@ -279,6 +280,8 @@ def main(args: argparse.Namespace) -> None:
         if stale:
             counts.update(organize_source(meta, stale, source_dir, params))
             counts["tasks_organized"] += len(stale)
+    if not live:  # no task records at all: never remove the whole corpus for that (issue 11)
+        refuse_to_remove_all(out, sum(p.is_dir() for p in out.glob("[!.]*")), args.collected)
     removed = remove_stale(out, live)
 
     shards = sorted(out.glob("*/*.parquet"))
