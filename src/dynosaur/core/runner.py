@@ -101,6 +101,6 @@ def refuse_to_remove_all(out_dir: Path, doomed: int, collected: Path | None = No
         if records and all(read_model(p, SourceMeta).status != "ok" for p in records):
             return
     raise EmptyInput(
-        f"no source to keep, so every one of the {doomed} outputs in {out_dir} would be removed: refusing"
-        f" (is params.yaml empty, or an input folder gone?); if every source is really gone, delete {out_dir}"
+        f"no source to keep: refusing to remove all {doomed} output(s) in {out_dir} (is params.yaml empty, or"
+        f" an input folder gone?); if every source is really gone, delete {out_dir} by hand"
     )
