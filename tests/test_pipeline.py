@@ -311,6 +311,7 @@ def test_bad_params_fail_with_one_line_and_write_nothing(project: Project, edit,
 def test_api_key_never_reaches_output_or_files(project: Project, server: FakeOpenAI, monkeypatch):
     secret = "sk-test-SECRET-4c1d9e"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
+    project.set("llm", api_key_env="OPENAI_API_KEY")  # a compatible server gets a key only when named
     project.add_source("alpha")
     server.enqueue(Fault.status(500), Fault.status(500), Fault.status(500))
     proc = project.repro(check=False)

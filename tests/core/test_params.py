@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 
 from dynosaur.core.errors import ParamsError
 from dynosaur.core.params import LLMParams, OrganizeParams, Params, Price, load_params, parse_params
@@ -190,3 +192,125 @@ def test_missing_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
     assert info.value.exit_code == 2
     assert str(tmp_path / "nope.yaml") in str(info.value)
+
+
+# --- numbers are bounded; the file is UTF-8 with unique keys (issue 11) ----------------------------------
+
+
+def _numeric_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every int or float field of a params model and the models inside it, with its pydantic FieldInfo."""
+    found = []
+    for name, field in model.model_fields.items():
+        for kind in (field.annotation, *get_args(field.annotation)):
+            for inner in (kind, *get_args(kind)):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    found += _numeric_fields(inner, f"{prefix}{name}.")
+        if {int, float} & {field.annotation, *get_args(field.annotation)}:
+            found.append((f"{prefix}{name}", field))
+    return found
+
+
+def test_every_number_has_a_lower_and_an_upper_bound():
+    unbounded = []
+    for path, field in _numeric_fields(Params):
+        kinds = {type(m).__name__ for m in field.metadata}
+        if not ({"Ge", "Gt"} & kinds and {"Le", "Lt"} & kinds):
+            unbounded.append(path)
+    assert len(_numeric_fields(Params)) > 50 and unbounded == []
+
+
+@pytest.mark.parametrize(
+    "data, key_path",
+    [
+        ({"organize": {"batch_rows": 10**20}}, "organize.batch_rows"),
+        ({"llm": {"timeout_s": 1e300}}, "llm.timeout_s"),
+        ({"llm": {"timeout_s": "1e300"}}, "llm.timeout_s"),  # YAML 1.1 reads `1e300` as a string
+        ({"llm": {"budget_usd": float("inf")}}, "llm.budget_usd"),
+        ({"llm": {"temperature": float("nan")}}, "llm.temperature"),
+        ({"llm": {"seed": 10**30}}, "llm.seed"),
+        ({"organize": {"seed": -1}}, "organize.seed"),
+        ({"train": {"seed": 2**40}}, "train.seed"),
+        ({"train": {"epochs": 1e300}}, "train.epochs"),
+        ({"llm": {"max_calls": 10**20}}, "llm.max_calls"),
+        ({"llm": {"prices": {"m": {"input_per_mtok": float("inf"), "output_per_mtok": 1}}}}, "llm.prices.m"),
+        ({"collect": {"stats_rows": 10**20}}, "collect.stats_rows"),
+    ],
+)
+def test_numbers_that_would_overflow_later_fail_here(data, key_path):
+    assert f": {key_path}" in str(params_error(data))
+
+
+def _load(tmp_path: Path, content: str | bytes) -> Params:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return load_params(path)
+
+
+def _load_error(tmp_path: Path, content: str | bytes) -> str:
+    with pytest.raises(ParamsError) as info:
+        _load(tmp_path, content)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_not_utf8_is_one_line(tmp_path):
+    assert "not UTF-8 text (byte 0xe9 at offset 17)" in _load_error(tmp_path, b"llm:\n  model: caf\xe9\n")
+
+
+def test_a_byte_order_mark_is_fine(tmp_path):
+    assert _load(tmp_path, "\ufeffllm: {seed: 3}\n").llm.seed == 3
+
+
+def test_a_folder_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").mkdir()
+    with pytest.raises(ParamsError, match="cannot be read"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "content, key",
+    [
+        ("llm:\n  seed: 1\nfilter: {}\nllm:\n  seed: 2\n", "'llm' on line 4 (first on line 1)"),
+        ("organize: {seed: 1, seed: 2}\n", "'seed' on line 1"),
+        ("sources:\n  - id: a\n    path: p\n    path: q\n", "'path' on line 4"),
+    ],
+    ids=["section", "flow-mapping", "in-a-list"],
+)
+def test_a_key_given_twice_is_an_error(tmp_path, content, key):
+    assert f"duplicate key {key}" in _load_error(tmp_path, content)
+
+
+def test_merge_keys_may_override(tmp_path):
+    params = _load(tmp_path, "llm: &base {seed: 1, concurrency: 3}\nfilter: {}\n")
+    assert params.llm.seed == 1
+    from dynosaur.core.params import read_params_file
+
+    (tmp_path / "m.yaml").write_text("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n")
+    assert read_params_file(tmp_path / "m.yaml") == {"a": {"b": 1}, "c": {"b": 2}}
+
+
+def test_nested_too_deep_is_one_line(tmp_path):
+    assert "params.yaml: " in _load_error(tmp_path, "llm: " + "[" * 50_000)
+
+
+@pytest.mark.parametrize("value", ["sk-abc123SECRET", "Bearer x", "A=B", "1ABC"])
+def test_api_key_env_must_name_a_variable_and_never_echoes_it(value):
+    error = str(params_error({"llm": {"api_key_env": value}}))
+    assert ": llm.api_key_env: " in error and value not in error
+
+
+@pytest.mark.parametrize(
+    "llm, variable",
+    [
+        ({"provider": "openai"}, "OPENAI_API_KEY"),
+        ({"provider": "openai", "api_key_env": "MY_KEY"}, "MY_KEY"),
+        ({"provider": "compatible", "base_url": "http://localhost:8000/v1"}, None),
+        (
+            {"provider": "compatible", "base_url": "http://x/v1", "api_key_env": "OPENAI_API_KEY"},
+            "OPENAI_API_KEY",
+        ),
+        ({"provider": "local", "api_key_env": "MY_KEY"}, None),
+    ],
+)
+def test_which_variable_holds_the_key(llm, variable):
+    assert LLMParams(**llm).key_variable() == variable

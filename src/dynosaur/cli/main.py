@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -19,8 +20,11 @@ import click
 from pydantic import BaseModel
 
 from dynosaur.core.errors import DynoError, error_line
+from dynosaur.core.text import printable
 
 ERR = None  # the stderr console, created on first use
+# What json.dumps leaves raw that a terminal acts on: DEL, C1 controls, bidi marks and overrides.
+JSON_UNSAFE = re.compile("[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _stderr():
@@ -45,16 +49,19 @@ def emit_json(obj: BaseModel | Sequence[BaseModel] | dict) -> None:
         data = obj
     else:
         data = [o.model_dump(mode="json") for o in obj]
-    click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+    # json escapes C0 controls itself; C1 controls and bidi overrides it leaves raw: escape them too (still
+    # the same JSON), so `--json` on a terminal is as safe as the tables.
+    text = json.dumps(data, indent=1, ensure_ascii=False)
+    click.echo(JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def table(
     title: str | None, columns: list[str], rows: list[list[Any]], justify_right: Collection[str] = frozenset()
 ):
-    from rich.markup import escape
     from rich.table import Table
 
-    # Cells hold data (LLM-written instructions, dataset text): escaped, so `[...]` is not rich markup.
+    # Cells hold data (LLM-written instructions, dataset text): escaped, so `[...]` is not rich markup and
+    # control characters are shown, not sent to the terminal.
     t = Table(title=None if title is None else escape(title), title_justify="left")
     for c in columns:
         t.add_column(c, justify="right" if c in justify_right else "left", overflow="fold")
@@ -145,7 +152,6 @@ def show(task_id: str, n: int, as_json: bool) -> None:
     rows = sample_instances(ws, task_id, n)
     if as_json:
         return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
-    from rich.markup import escape
     from rich.panel import Panel
 
     out = _stdout()
@@ -235,9 +241,10 @@ def release(message: str, as_json: bool) -> None:
 
 
 def escape(text: str) -> str:
+    """Data for a rich console: markup escaped, control characters shown as escapes (`\\x1b`), never raw."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text))
 
 
 @cli.command()

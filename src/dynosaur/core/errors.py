@@ -65,6 +65,17 @@ class StageFailed(DynoError):
     """A stage finished the sources it could, but some failed (each is recorded with its reason)."""
 
 
+class EmptyInput(DynoError):
+    """A stage's source list or input records are empty while it has outputs: it refuses to remove them all,
+    since that is what an empty or unreadable `params.yaml` looks like (issue 11)."""
+
+    exit_code = 2
+
+
+class RecordError(DynoError, ValueError):
+    """A record file (a stage's input or output) is not what its model says: damaged or hand-edited."""
+
+
 class LedgerError(DynoError):
     """A ledger record or manifest does not match its hash (tampered with, or damaged)."""
 
@@ -87,5 +98,8 @@ def first_line(exc: BaseException, *, typed: bool = False, limit: int = 300) -> 
 
 
 def error_line(exc: DynoError) -> str:
-    """What a user sees for a DynoError: one line, with the hint that shows the rest."""
-    return f"Error: {first_line(exc)} {DEBUG_HINT}"
+    """What a user sees for a DynoError: one line, with the hint that shows the rest. Control characters a
+    message may quote (from a file, a dataset, a model) are shown escaped, never sent raw to the terminal."""
+    from dynosaur.core.text import printable
+
+    return f"Error: {printable(first_line(exc))} {DEBUG_HINT}"

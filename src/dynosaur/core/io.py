@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from dynosaur.core.errors import RecordError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,7 +62,15 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_model(path: str | Path, model: type[M]) -> M:
-    return model.model_validate_json(Path(path).read_bytes())
+    """A record file as its model; a damaged or hand-edited one is one `RecordError` line, not a traceback."""
+    try:
+        return model.model_validate_json(Path(path).read_bytes())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(part) for part in err["loc"]) or "top level"
+        raise RecordError(
+            f"{path}: not a valid {model.__name__} record ({where}: {err['msg']}); rerun the stage that writes it"
+        ) from None
 
 
 def replace_dir(tmp_dir: Path, target: Path) -> None:

@@ -1,7 +1,10 @@
 """`params.yaml` as typed pydantic models: one per section, unknown keys forbidden, bounds checked.
 
 `load_params()` is the only reader of `params.yaml`; a mistake fails there with one line naming the key path
-(`ParamsError`, exit code 2), before any stage writes anything.
+(`ParamsError`, exit code 2), before any stage writes anything. The file must be UTF-8, and a key given twice
+in one mapping (a second `llm:` block) is an error, not a silent override. Every number has a lower and an
+upper bound (a test checks), so a value that validates can't overflow later: `organize.batch_rows: 1e20` or
+`llm.timeout_s: 1e300` fail here, not as a traceback in a stage (issue 11).
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ SCRATCH_MODELS: dict[str, dict[str, int]] = {
 }
 SCRATCH_PREFIX = "scratch:"
 HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+# Upper bounds for numbers that have no natural one: far beyond any real use, well inside every C type
+# and timer they end up in (int64 row counts, uint32 seeds, a timeout added to a clock).
+MAX_COUNT = 1_000_000_000
+MAX_CHARS = 10_000_000
+MAX_THREADS = 1024
+MAX_SEED = 2**31 - 1  # fits every provider (OpenAI, llama.cpp), numpy and torch
 # Evaluation benchmarks that may never be sources (`collect.eval_benchmarks`): an entry with an owner matches
 # that Hub id; one without matches any owner's dataset of that name, and a local source's id or folder name.
 # Case, `-` and `_` are ignored (dynosaur.pipeline.decontaminate.eval_benchmark).
@@ -105,9 +115,13 @@ class SourceSpec(Section):
 
 class CollectParams(Section):
     sample_rows: int = Field(default=2, ge=1, le=10)  # rows shown to the LLM
-    stats_rows: int = Field(default=1000, ge=10)  # rows scanned for field statistics (filter signals)
-    description_max_chars: int = Field(default=2000, ge=0)
-    max_field_chars: int = Field(default=300, ge=20)  # sample values are cut to this in the record
+    stats_rows: int = Field(
+        default=1000, ge=10, le=MAX_COUNT
+    )  # rows scanned for field statistics (filter signals)
+    description_max_chars: int = Field(default=2000, ge=0, le=MAX_CHARS)
+    max_field_chars: int = Field(
+        default=300, ge=20, le=MAX_CHARS
+    )  # sample values are cut to this in the record
     allow_failures: bool = False  # true: a source that fails to load is recorded and the pipeline goes on
     eval_benchmarks: list[str] = list(EVAL_BENCHMARKS)  # dataset ids never collected (`eval_benchmark`)
 
@@ -127,19 +141,19 @@ class GenerateParams(Section):
         "without_description",
     ]
     tasks_per_prompt: int = Field(default=3, ge=1, le=10)
-    limit: int | None = Field(default=None, ge=1)  # smoke runs: only the first N sources
+    limit: int | None = Field(default=None, ge=1, le=MAX_COUNT)  # smoke runs: only the first N sources
     allow_failures: bool = False  # true: a source whose calls failed is recorded and the pipeline goes on
 
 
 class Price(Section):
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
+    input_per_mtok: float = Field(ge=0, le=1e6)
+    output_per_mtok: float = Field(ge=0, le=1e6)
 
 
 class LocalServerParams(Section):
-    n_ctx: int = Field(default=4096, ge=512)
+    n_ctx: int = Field(default=4096, ge=512, le=1_048_576)
     n_parallel: int = Field(default=2, ge=1, le=64)
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=MAX_THREADS)
 
 
 class LLMParams(Section):
@@ -149,16 +163,22 @@ class LLMParams(Section):
     base_url: str | None = (
         None  # compatible provider: e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp)
     )
-    api_key_env: str = "OPENAI_API_KEY"  # the *name* of the variable; the key itself never enters params
+    # The *name* of the variable holding the key; the key itself never enters params. Unset: OPENAI_API_KEY
+    # for `openai`, and no key at all for `compatible` (such servers often need none, or another one).
+    api_key_env: str | None = Field(default=None, pattern=ENV_NAME)
+    # A key is never sent over plain http to a host that is not loopback, unless this says so.
+    allow_insecure_http: bool = False
     structured_output: bool = True  # response_format json_schema; false → the tolerant parser alone
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=512, ge=16, le=16384)
-    seed: int | None = 0
+    seed: int | None = Field(default=0, ge=0, le=MAX_SEED)
     concurrency: int = Field(default=4, ge=1, le=256)
-    timeout_s: float = Field(default=120, gt=0)
+    timeout_s: float = Field(default=120, gt=0, le=86_400)  # one call's own service time, not its wait
     max_retries: int = Field(default=5, ge=0, le=20)
-    max_calls: int | None = Field(default=None, ge=0)
-    budget_usd: float | None = Field(default=None, ge=0)
+    # A cut (finish_reason "length") or empty answer is asked again this many times, then the call fails.
+    retry_incomplete: int = Field(default=2, ge=0, le=10)
+    max_calls: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    budget_usd: float | None = Field(default=None, ge=0, le=1e6)
     prices: dict[str, Price] = {}
     local: LocalServerParams = LocalServerParams()
 
@@ -173,24 +193,31 @@ class LLMParams(Section):
     def price(self) -> Price:
         return self.prices.get(self.model, Price(input_per_mtok=0, output_per_mtok=0))
 
+    def key_variable(self) -> str | None:
+        """The environment variable whose value is sent as the API key, if any (issue 11): `api_key_env`
+        when it is set; else OPENAI_API_KEY for `openai` and none for `compatible`. `local` never sends one."""
+        if self.provider == "local":
+            return None
+        return self.api_key_env or ("OPENAI_API_KEY" if self.provider == "openai" else None)
+
 
 class FilterParams(Section):
-    min_instruction_words: int = Field(default=4, ge=1)
-    max_instruction_chars: int = Field(default=600, ge=20)
+    min_instruction_words: int = Field(default=4, ge=1, le=10_000)
+    max_instruction_chars: int = Field(default=600, ge=20, le=MAX_CHARS)
     max_label_options: int = Field(
-        default=10, ge=2
+        default=10, ge=2, le=10_000
     )  # at most this many distinct values → classification-like
     max_options_chars: int = Field(
-        default=200, ge=10
+        default=200, ge=10, le=MAX_CHARS
     )  # append the options to the instruction only when this short
     degenerate_top_share: float = Field(default=0.95, gt=0.5, le=1.0)
     max_empty_share: float = Field(default=0.5, ge=0, le=1.0)
     # quotes_sample: this many consecutive words of a sample row's high-cardinality value in the instruction
-    quote_min_words: int = Field(default=4, ge=2)
+    quote_min_words: int = Field(default=4, ge=2, le=10_000)
     # underdetermined_output: every input has at most this share of the free-form output's distinct values
     underdetermined_ratio: float = Field(default=0.1, gt=0, le=1.0)
     # ... unless the instruction asks to write/generate/compose and outputs average at least this many chars
-    generative_min_chars: int = Field(default=20, ge=0)
+    generative_min_chars: int = Field(default=20, ge=0, le=MAX_CHARS)
     # near_duplicate: same inputs (as a set) and output within a source, and instructions this similar (ROUGE-L
     # F1). Self-Instruct's 0.7 leaves 26% of the paper's kept tasks repeating another's fields; read by hand,
     # such pairs below 0.7 were paraphrases or misdescribed the data, never two valid tasks: 0 merges them all.
@@ -216,14 +243,16 @@ class DecontaminateParams(Section):
 
 
 class OrganizeParams(Section):
-    max_instances_per_task: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    max_instances_per_task: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     splits: list[str] = ["train", "validation"]
     max_input_chars: int = Field(
-        default=4000, ge=16
+        default=4000, ge=16, le=MAX_CHARS
     )  # longer inputs are cut at a word boundary, with a marker
-    max_output_chars: int = Field(default=2000, ge=1)  # a longer target is never cut: its row is dropped
-    batch_rows: int = tuning(default=65536, ge=1)  # memory, not output
+    max_output_chars: int = Field(
+        default=2000, ge=1, le=MAX_CHARS
+    )  # a longer target is never cut: its row is dropped
+    batch_rows: int = tuning(default=65536, ge=1, le=10_000_000)  # memory, not output
     # true: a source or task that fails is recorded and the pipeline goes on
     allow_failures: bool = tuning(default=False)
     decontaminate: DecontaminateParams = DecontaminateParams()
@@ -241,15 +270,15 @@ class LoRAParams(Section):
 
     enabled: bool = False
     r: int = Field(default=8, ge=1, le=1024)
-    alpha: int = Field(default=16, ge=1)
+    alpha: int = Field(default=16, ge=1, le=1_000_000)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | None = None  # None: peft's default for the architecture
 
 
 class ReplayParams(Section):
     strategy: str = "none"  # one of STRATEGIES
-    tasks: int = Field(default=0, ge=0)  # earlier tasks replayed per stage
-    instances_per_task: int = Field(default=50, ge=1)
+    tasks: int = Field(default=0, ge=0, le=MAX_COUNT)  # earlier tasks replayed per stage
+    instances_per_task: int = Field(default=50, ge=1, le=MAX_COUNT)
 
     @field_validator("strategy")
     @classmethod
@@ -284,28 +313,28 @@ class TrainParams(Section):
         default=256, ge=16, le=32768
     )  # tokens per example (prompt + response), cut beyond
     max_steps: int | None = Field(
-        default=1000, ge=1
+        default=1000, ge=1, le=MAX_COUNT
     )  # optimizer steps; with `epochs` too, the smaller count wins
-    epochs: float | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0, le=100_000)
     lr: float = Field(default=2e-3, gt=0, le=1)
     schedule: Literal["linear", "constant"] = "linear"  # after warmup: linear decay to 0, or constant
-    warmup_steps: int = Field(default=10, ge=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip: float | None = Field(default=1.0, gt=0)
-    batch_size: int = Field(default=16, ge=1)
+    warmup_steps: int = Field(default=10, ge=0, le=MAX_COUNT)
+    weight_decay: float = Field(default=0.0, ge=0, le=100)
+    grad_clip: float | None = Field(default=1.0, gt=0, le=1e6)
+    batch_size: int = Field(default=16, ge=1, le=1_000_000)
     grad_accum: int = Field(
-        default=1, ge=1
+        default=1, ge=1, le=1_000_000
     )  # micro-batches per optimizer step (effective batch = batch_size × this)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     max_per_task: int | None = Field(
-        default=2000, ge=1
+        default=2000, ge=1, le=MAX_COUNT
     )  # a seeded sample of each task's instances; null: all
     holdout_fraction: float = Field(default=0.05, ge=0, lt=1)  # per task, held out of training for evaluation
     vocab_size: int = Field(
         default=2000, ge=300, le=65536
     )  # scratch models: the BPE vocabulary trained offline
     threads: int | None = Field(
-        default=None, ge=1
+        default=None, ge=1, le=MAX_THREADS
     )  # CPU threads for torch; null: torch's default (every core)
     lora: LoRAParams = LoRAParams()
     continual: ContinualParams | None = None
@@ -340,12 +369,14 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     holdout_sources: list[str] = []  # never trained on: their tasks are the unseen tasks
-    max_instances_per_task: int | None = Field(default=20, ge=1)  # per task and suite; null: all
+    max_instances_per_task: int | None = Field(
+        default=20, ge=1, le=MAX_COUNT
+    )  # per task and suite; null: all
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
     superni_dir: str | None = None  # a folder of Super-NaturalInstructions task files (taskNNN_*.json)
     threads: int | None = Field(
-        default=None, ge=1
+        default=None, ge=1, le=MAX_THREADS
     )  # CPU threads for torch; null: torch's default (every core)
 
     @field_validator("holdout_sources")
@@ -416,12 +447,58 @@ def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
         raise ParamsError(f"{origin}: {_key_path(err['loc'], data)}: {msg}{more}") from None
 
 
-def load_params(path: str | Path | None = None) -> Params:
-    path = Path(path or os.environ.get("DYNO_PARAMS", PARAMS_FILE))
+class DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error: YAML says keys are unique,
+    and PyYAML silently keeps the last (a second `llm:` block would replace the first)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; explicit keys override it
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            if key in seen:
+                raise DuplicateKey(
+                    None, None, f"duplicate key {key!r} on line {line} (first on line {seen[key]})"
+                )
+            seen[key] = line
+        except TypeError:  # an unhashable key: construct_mapping below says so
+            continue
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_params_file(path: Path) -> Any:
+    """The parsed YAML of a params file; every way it can't be read is one `ParamsError` line."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the project root)") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKey as exc:
+        raise ParamsError(f"{path}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({first_line(exc)})") from None
-    return parse_params(data, str(path))
+    except RecursionError:
+        raise ParamsError(f"{path}: not valid YAML (nested too deeply)") from None
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    path = Path(path or os.environ.get("DYNO_PARAMS", PARAMS_FILE))
+    return parse_params(read_params_file(path), str(path))

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dynosaur.core.io import canonical_json
+from dynosaur.core.text import clean_line, clean_value, clean_values
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +55,12 @@ class Feature(Record):
     dtype: str  # "string", "int64", "float64", "bool", "class_label", "list<string>", "image", "audio", ...
     class_names: list[str] | None = None
     stats: FeatureStats | None = None
+
+    @field_validator("class_names")
+    @classmethod
+    def _clean_names(cls, v: list[str] | None) -> list[str] | None:
+        # From a dataset card: untrusted. They become label options in instructions (issue 11).
+        return None if v is None else [clean_line(name) for name in v]
 
     @property
     def is_media(self) -> bool:
@@ -94,6 +101,22 @@ class SourceMeta(Record):
         ""  # over (source spec, revision, collect params): unchanged → collect reuses the record
     )
 
+    # Card text and sample rows are untrusted: control characters never enter the record (issue 11).
+    @field_validator("pretty_name", "license")
+    @classmethod
+    def _clean_line(cls, v: str | None) -> str | None:
+        return None if v is None else clean_line(v)
+
+    @field_validator("description")
+    @classmethod
+    def _clean_description(cls, v: str) -> str:
+        return clean_value(v)
+
+    @field_validator("samples")
+    @classmethod
+    def _clean_samples(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [clean_values(row) for row in v]
+
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.features if f.name == name), None)
 
@@ -114,6 +137,12 @@ class TaskSpec(BaseModel):
     instruction: str = ""
     input_fields: list[str] = []
     output_field: str | list[str] = ""
+
+    @field_validator("instruction")
+    @classmethod
+    def _clean(cls, v: str) -> str:
+        # Model text: no escape sequence, NUL or bidi override reaches a record or an instance (issue 11).
+        return clean_line(v)
 
 
 class Usage(Record):

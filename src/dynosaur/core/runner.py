@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from dynosaur.core.errors import DynoError, error_line
-from dynosaur.core.io import write_json
+from dynosaur.core.errors import DynoError, EmptyInput, error_line
+from dynosaur.core.io import read_model, write_json
+from dynosaur.core.records import SourceMeta
+from dynosaur.core.text import printable
 
 T = TypeVar("T")
 
@@ -40,7 +42,7 @@ def run(main: Callable[[argparse.Namespace], None], *paths: str, flags: tuple[st
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -71,11 +73,34 @@ def write_metrics(path: Path, metrics: dict) -> None:
     write_json(path, metrics)
 
 
-def prune(out_dir: Path, keep: set[str], suffix: str = ".json") -> list[str]:
-    """Remove per-source outputs whose source is gone; return the removed ids."""
-    removed = []
-    for path in sorted(out_dir.glob(f"*{suffix}")):
-        if path.name[: -len(suffix)] not in keep:
-            path.unlink()
-            removed.append(path.name[: -len(suffix)])
-    return removed
+def prune(
+    out_dir: Path, keep: set[str], suffix: str = ".json", *, collected: Path | None = None
+) -> list[str]:
+    """Remove per-source outputs whose source is gone; return the removed ids. Never all of them on an empty
+    `keep`, unless `collected` records say every source is gone (`refuse_to_remove_all`)."""
+    doomed = [p for p in sorted(out_dir.glob(f"*{suffix}")) if p.name[: -len(suffix)] not in keep]
+    if not keep:
+        refuse_to_remove_all(out_dir, len(doomed), collected)
+    for path in doomed:
+        path.unlink()
+    return [p.name[: -len(suffix)] for p in doomed]
+
+
+def refuse_to_remove_all(out_dir: Path, doomed: int, collected: Path | None = None) -> None:
+    """Raise `EmptyInput` rather than remove all `doomed` outputs of a stage whose inputs list no source.
+
+    An empty source list is what an empty, truncated or unreadable `params.yaml` looks like, or a deleted
+    input folder; run directly, a stage would then delete every output it owns (issue 11). It may only when
+    collect's records (`collected`, for the stages after it) exist and say no source is left to process:
+    every one skipped (retracted, licence) or failed.
+    """
+    if not doomed:
+        return
+    if collected is not None:
+        records = sorted(collected.glob("*.json"))
+        if records and all(read_model(p, SourceMeta).status != "ok" for p in records):
+            return
+    raise EmptyInput(
+        f"no source to keep: refusing to remove all {doomed} output(s) in {out_dir} (is params.yaml empty, or"
+        f" an input folder gone?); if every source is really gone, delete {out_dir} by hand"
+    )

@@ -38,7 +38,7 @@ from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates
 from dynosaur.registry.ledger import read_records
 
-RULES_VERSION = 4  # bump when a rule changes meaning, so every source is judged again
+RULES_VERSION = 5  # bump when a rule changes meaning, so every source is judged again (5: injection)
 
 REASONS = (
     "unparseable",
@@ -50,6 +50,7 @@ REASONS = (
     "io_overlap",
     "instruction_too_short",
     "instruction_too_long",
+    "injection",
     "meta_field",
     "code_from_metadata",
     "bad_target",
@@ -96,6 +97,40 @@ EPOCH_SECONDS = (946_684_800, 2_208_988_800)
 NUMBER = re.compile(r"^[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?$")
 PLAIN_WORD = re.compile(r"^[^\W\d_]+(['’-][^\W\d_]+)*$")
 WORD = re.compile(r"[^\W_]+")
+
+# An instruction addressed to the model that reads it, not a task over the data (`injection`): overriding
+# earlier instructions, a new persona, asking for keys or the system prompt, closing the data fence or
+# opening a chat turn. Verbs count only at the start of a clause, where they are imperatives: "Ignore all
+# previous instructions" is rejected, "Decide whether the message asks to ignore previous instructions"
+# (a task over a prompt-injection dataset) is not.
+_CLAUSE = r"(?:^|[.!?:;\n]\s*|\b(?:and|then|now|please|just|simply|instead)\s+)"
+INJECTION = re.compile(
+    _CLAUSE + r"(?:ignore|disregard|forget|override|bypass|do not follow|don't follow|stop following)\b"
+    r".{0,60}?\b(?:instructions?|directions?|prompts?|rules|guidelines|above|everything|previous|prior|"
+    r"earlier|preceding|system|safety)\b"
+    + "|"
+    + _CLAUSE
+    + r"(?:reveal|print|output|show|display|tell me|leak|send|share|disclose|expose|dump|repeat|"
+    r"return|give me|write out|read out|provide)\b.{0,60}?\b(?:api[\s_-]?keys?|access[\s_-]?tokens?|"
+    r"secret[\s_-]?keys?|private[\s_-]?keys?|system[\s_-]?prompt|credentials|environment variables|env vars)\b"
+    + "|"
+    + _CLAUSE
+    + r"(?:repeat|print|output|recite)\s+(?:the|all|everything|every)\b.{0,20}?\b"
+    r"(?:words|text|instructions|messages?|everything)\s+(?:above|before|so far|you were given)"
+    + "|"
+    + _CLAUSE
+    + r"(?:you are now|from now on|pretend (?:to be|you are|that you)|act as (?:an? )?"
+    r"(?:unrestricted|unfiltered|uncensored|jailbroken|evil))\b"
+    r"|\byour\s+(?:system|initial|original|hidden|secret|internal)\s+(?:prompt|instructions|message|rules)\b"
+    r"|\byour\s+(?:api[\s_-]?key|password|credentials|secrets?|access[\s_-]?token)\b"
+    r"|\b(?:admin|administrator|root)(?:'s)?\s+password\b"
+    r"|\b(?:developer|god|jailbreak|dan)\s+mode\b|\bjailbr(?:ea|o)k|\bdo anything now\b|\bpwned\b"
+    r"|</?\s*(?:dataset|system|instructions?|prompt)\s*>|<\|[a-z_]+\|>|\[/?inst\]|<</?sys>>"
+    r"|^\s*(?:system|assistant|developer)\s*:",
+    re.IGNORECASE,
+)
+# Names of environment variables holding secrets (OPENAI_API_KEY, HF_TOKEN): upper case, so matched apart.
+SECRET_VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:KEY|TOKEN|SECRET|PASSWORD)\b")
 
 Rule = Callable[[TaskSpec, SourceMeta, FilterParams], str | None]
 
@@ -145,6 +180,13 @@ def instruction_too_short(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> 
 
 def instruction_too_long(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     return "instruction_too_long" if len(spec.instruction) > p.max_instruction_chars else None
+
+
+def injection(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """The instruction speaks to the model (override its instructions, take a persona, reveal a key or its
+    prompt) instead of describing a task over the data: never a training instruction (issue 11)."""
+    text = spec.instruction
+    return "injection" if INJECTION.search(text) or SECRET_VARIABLE.search(text) else None
 
 
 def snake_name(name: str) -> str:
@@ -357,6 +399,7 @@ RULES: tuple[Rule, ...] = (
     io_overlap,
     instruction_too_short,
     instruction_too_long,
+    injection,
     meta_field,
     code_from_metadata,
     bad_target,
@@ -488,7 +531,7 @@ def main(args: argparse.Namespace) -> None:
         )
         write_json(path, result)
         results.append(result)
-    prune(out, {r.source_id for r in results})
+    prune(out, {r.source_id for r in results}, collected=args.collected)
 
     reasons = Counter(t.reason for r in results for t in r.tasks if t.reason)
     write_metrics(

@@ -115,13 +115,15 @@ def main(args: argparse.Namespace) -> None:
                 "calls_not_made" if result.skipped else "cache_hits" if result.cached else "calls_made"
             ] += 1
             counts["failed_calls"] += result.error is not None
+            counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
+            counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
             for sid, variant in waiting[request.cache_key]:
                 answers[sid].append((variant, request, result))
                 pending[sid] -= 1
                 if pending[sid] == 0:
                     failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
 
-    removed = prune(out, set(metas))
+    removed = prune(out, set(metas), collected=args.collected)
     generated = [read_model(p, GeneratedSource) for p in sorted(out.glob("*.json"))]
     proposals = [p for g in generated for p in g.proposals]
     write_metrics(
@@ -135,6 +137,8 @@ def main(args: argparse.Namespace) -> None:
             "calls_made": counts["calls_made"],
             "cache_hits": counts["cache_hits"],
             "failed_calls": counts["failed_calls"],
+            "incomplete_retries": counts["incomplete_retries"],
+            "incomplete_answers": counts["incomplete_answers"],
             "calls_not_made": counts["calls_not_made"],
             "run_cost_usd": round(llm.budget.spent_usd, 6),
             "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),

@@ -3,9 +3,15 @@
 Providers differ only in where the client points:
 - `local`: llama.cpp's OpenAI-compatible server, started in-process by xllamacpp on 127.0.0.1, and only
   when a call misses the cache (a fully cached run never loads the model);
-- `openai`: the OpenAI API, key from the environment variable named by `llm.api_key_env`;
-- `compatible`: any OpenAI-compatible server at `llm.base_url` (vLLM, Ollama, a llama.cpp server).
-Retries with backoff on 429/5xx/timeouts are the openai client's own (`max_retries`).
+- `openai`: the OpenAI API, key from the environment variable named by `llm.api_key_env` (OPENAI_API_KEY);
+- `compatible`: any OpenAI-compatible server at `llm.base_url` (vLLM, Ollama, a llama.cpp server), sent a
+  key only when `llm.api_key_env` names its variable: `$OPENAI_API_KEY` never goes to another server unasked.
+A key never travels over plain http to a host that is not loopback unless `llm.allow_insecure_http` says so
+(a `ParamsError` naming `llm.base_url`, before anything is sent). Retries with backoff on 429/5xx/timeouts are
+the openai client's own (`max_retries`). `llm.timeout_s` bounds a call's own service time: the local server
+answers `llm.local.n_parallel` calls at once, so a call takes a slot before its clock starts and never times
+out while queued behind others. An answer cut at `max_tokens` (finish_reason "length") or empty is asked
+again up to `llm.retry_incomplete` times and then fails the call; it is never cached as an answer.
 
 Call cache (content-addressed): the key is sha256 over the canonical request (model identity, messages,
 sampling parameters, response schema, prompt_version). Each answer is written atomically to
@@ -21,6 +27,7 @@ case (estimated prompt tokens + `max_tokens` of output) still fits; the rest are
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import threading
@@ -31,7 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from dynosaur.core.errors import BudgetExceeded, LLMError, first_line
+from dynosaur.core.errors import BudgetExceeded, LLMError, ParamsError, first_line
 from dynosaur.core.io import read_json, write_json
 from dynosaur.core.params import LLMParams
 from dynosaur.core.records import Usage, digest
@@ -65,6 +72,21 @@ class ChatResult(BaseModel):
     cached: bool = False
     error: str | None = None  # the call failed after retries (not cached; tried again next run)
     skipped: str | None = None  # not made: the cap would have been exceeded
+    retries: int = 0  # cut or empty answers asked again (`llm.retry_incomplete`); not cached
+    incomplete: bool = False  # failed because every answer was cut or empty
+
+
+def incomplete_answer(result: ChatResult, max_tokens: int) -> str | None:
+    """Why an answer that arrived is not a whole answer (cut at max_tokens, empty), or None."""
+    if result.error is not None or result.skipped is not None:
+        return None
+    if result.finish_reason == "length":
+        return f"answer cut at llm.max_tokens ({max_tokens}): raise llm.max_tokens"
+    if result.finish_reason == "content_filter":
+        return "answer stopped by the provider's content filter"
+    if not (result.content or "").strip():
+        return "empty answer"
+    return None
 
 
 def estimate_tokens(text: str) -> int:
@@ -84,12 +106,16 @@ class CallCache:
         if not path.exists():
             return None
         try:
-            return ChatResult.model_validate(read_json(path)).model_copy(update={"cached": True})
+            result = ChatResult.model_validate(read_json(path)).model_copy(update={"cached": True})
         except ValueError:  # a damaged entry is a miss, not a crash; the call is made again
             return None
+        # A cut or empty answer cached before issue 11 is a miss: asked again, never final.
+        return None if incomplete_answer(result, 0) else result
 
     def put(self, key: str, request: ChatRequest, result: ChatResult) -> None:
-        entry = result.model_dump(mode="json", exclude={"cached", "error", "skipped"})
+        entry = result.model_dump(
+            mode="json", exclude={"cached", "error", "skipped", "retries", "incomplete"}
+        )
         write_json(self.path(key), {**entry, "request_digest": key, "model_identity": request.model_identity})
         with contextlib.suppress(FileNotFoundError):
             self.failure_path(key).unlink()
@@ -151,6 +177,11 @@ class LLM:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._api_key = ""
+        # The local server answers n_parallel calls at once and queues the rest; a call waits for a slot
+        # here, before the client's clock (llm.timeout_s) starts, so queueing never times it out.
+        self._slots = (
+            threading.BoundedSemaphore(params.local.n_parallel) if params.provider == "local" else None
+        )
 
     def __enter__(self) -> LLM:
         return self
@@ -193,13 +224,11 @@ class LLM:
                 import openai
 
                 base_url = self._base_url
-                if self.params.provider == "openai":
-                    self._api_key = os.environ.get(self.params.api_key_env, "")
-                    if not self._api_key:
-                        raise LLMError(
-                            f"provider openai needs the environment variable {self.params.api_key_env}"
-                        )
-                elif self.params.provider == "local" and base_url is None:
+                key_variable = self.params.key_variable()
+                self._api_key = os.environ.get(key_variable, "") if key_variable else ""
+                if self.params.provider == "openai" and not self._api_key:
+                    raise LLMError(f"provider openai needs the environment variable {key_variable}")
+                if self.params.provider == "local" and base_url is None:
                     from dynosaur.pipeline import local_model
 
                     model_path = local_model.resolve_model_path(self.params.model_path)
@@ -212,14 +241,15 @@ class LLM:
                         seed=self.params.seed or 0,
                     )
                     base_url = self._stack.enter_context(server).base_url
-                else:
-                    self._api_key = os.environ.get(self.params.api_key_env, "")
-                self._client = openai.OpenAI(
+                client = openai.OpenAI(
                     base_url=base_url,
                     api_key=self._api_key or "not-needed",
                     max_retries=self.params.max_retries,
                     timeout=self.params.timeout_s,
                 )
+                if self._api_key:  # where the client really points (OPENAI_BASE_URL included)
+                    check_key_transport(str(client.base_url), self.params.allow_insecure_http, key_variable)
+                self._client = client
             return self._client
 
     def _redact(self, text: str) -> str:
@@ -241,37 +271,54 @@ class LLM:
                 "type": "json_schema",
                 "json_schema": {"name": "tasks", "strict": True, "schema": request.response_schema},
             }
+        client = self._openai()
         try:
-            response = self._openai().chat.completions.create(**kwargs)
+            with self._slots or contextlib.nullcontext():
+                response = client.chat.completions.create(**kwargs)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
         except openai.APIError as exc:
             return ChatResult(error=self._redact(first_line(exc, typed=True)))
         except ValueError as exc:  # a body that is not JSON at all
             return ChatResult(error=f"bad response: {type(exc).__name__}")
-        if not getattr(response, "choices", None):
+        choices = getattr(response, "choices", None)
+        if not choices or not isinstance(choices, list):
             return ChatResult(error="bad response: no choices")
-        choice = response.choices[0]
+        # A hostile or broken server can send any shape: read only what has the expected type.
+        content = getattr(getattr(choices[0], "message", None), "content", None)
+        finish_reason = getattr(choices[0], "finish_reason", None)
         usage = Usage(
-            prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(response.usage, "completion_tokens", 0) or 0,
+            prompt_tokens=_count(getattr(response, "usage", None), "prompt_tokens"),
+            completion_tokens=_count(getattr(response, "usage", None), "completion_tokens"),
         )
         return ChatResult(
-            content=choice.message.content or "",
-            finish_reason=choice.finish_reason,
+            content=content if isinstance(content, str) else "",
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
             usage=usage,
             cost_usd=round(self.budget.cost(usage.prompt_tokens, usage.completion_tokens), 8),
         )
 
     def _complete_uncached(self, request: ChatRequest) -> ChatResult:
-        reserved = self.budget.reserve(request)
-        if reserved is None:
-            return ChatResult(skipped="cap reached (llm.max_calls / llm.budget_usd)")
-        result = ChatResult(error="interrupted")
-        try:
-            result = self._call(request)
-        finally:
-            self.budget.settle(reserved, result.cost_usd)
+        tries = 0
+        while True:
+            reserved = self.budget.reserve(request)
+            if reserved is None:
+                skipped = "cap reached (llm.max_calls / llm.budget_usd)"
+                return ChatResult(skipped=skipped, retries=max(tries - 1, 0))
+            tries += 1
+            result = ChatResult(error="interrupted")
+            try:
+                result = self._call(request)
+            finally:
+                self.budget.settle(reserved, result.cost_usd)
+            problem = incomplete_answer(result, request.max_tokens)
+            if problem is None:
+                break
+            if tries > self.params.retry_incomplete:  # never cached: the next run asks again
+                said = f"{tries} tr{'y' if tries == 1 else 'ies'}"
+                result = result.model_copy(update={"error": f"{problem} ({said})", "incomplete": True})
+                break
+        result = result.model_copy(update={"retries": tries - 1})
         key = request.cache_key
         if result.error is None:
             self.cache.put(key, request, result)
@@ -315,6 +362,36 @@ class LLM:
             max_cost_usd=round(self.budget.cost(prompt, completion), 6),
             calls_within_caps=calls,
         )
+
+
+def _count(usage: Any, name: str) -> int:
+    value = getattr(usage, name, 0)
+    return value if isinstance(value, int) and 0 <= value < 2**53 else 0
+
+
+def check_key_transport(base_url: str, allow_insecure_http: bool, key_variable: str | None = None) -> None:
+    """Refuse (`ParamsError`) to send an API key over plain http to a host that is not loopback: anyone on the
+    path reads it. `llm.allow_insecure_http: true` is the explicit opt-in (a trusted private network)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or allow_insecure_http or is_loopback(parts.hostname or ""):
+        return
+    raise ParamsError(
+        f"llm.base_url {parts.scheme}://{parts.hostname}: the API key (${key_variable or 'key'}) would go in"
+        " clear to a host that is not loopback; use https, unset llm.api_key_env, or set"
+        " llm.allow_insecure_http: true"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _unique(requests: list[ChatRequest]) -> list[ChatRequest]:

@@ -57,12 +57,15 @@ from dynosaur.core.records import (
     Task,
     instance_ids,
 )
-from dynosaur.core.runner import log, progress, run, write_metrics
+from dynosaur.core.runner import log, progress, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
 from dynosaur.registry.manifest import COUNT_KEY, COUNTS_KEY, DIGEST_KEY, InstanceDigest, footer_counts
 
-FORMAT_VERSION = 5  # bump when instance formatting changes, so every shard is rebuilt
+# bump when instance formatting changes, so every shard is rebuilt (6: word-boundary cuts, plain dates,
+# no duplicates, control characters stripped)
+FORMAT_VERSION = 6
 FINGERPRINT_KEY = b"dyno.fingerprint"
 TRUNCATION_MARKER = " …[truncated]"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
@@ -246,11 +249,14 @@ def build_instances(
         table = table.filter(pa.array(keep))
         rows = rows[keep]
     names = input_fields(task)
-    parts = [pc.fill_null(format_column(table.column(n), meta.feature(n), options=True), "") for n in names]
+    parts = [
+        pc.fill_null(clean_value_array(format_column(table.column(n), meta.feature(n), options=True)), "")
+        for n in names
+    ]
     empty_input = _blank(parts[0])
     for part in parts[1:]:
         empty_input = pc.and_(empty_input, _blank(part))
-    labels = [readable(n) for n in names] if len(names) > 1 else None
+    labels = [clean_line(readable(n)) for n in names] if len(names) > 1 else None
     if labels is None:
         inputs = parts[0]
     else:
@@ -259,7 +265,8 @@ def build_instances(
             for label, p in zip(labels, parts, strict=True)
         ]
         inputs = pc.binary_join_element_wise(*lines, "\n")
-    outputs = format_column(table.column(task.output_field), meta.feature(task.output_field), options=False)
+    output_feature = meta.feature(task.output_field)
+    outputs = clean_value_array(format_column(table.column(task.output_field), output_feature, options=False))
 
     drop_output = _blank(outputs)
     drop_input = pc.and_(empty_input, pc.invert(drop_output))
@@ -291,7 +298,7 @@ def build_instances(
 
     columns = {
         "instance_id": pa.array(instance_ids(task.task_id, split, rows).astype(str)),
-        "instruction": const(task.final_instruction),
+        "instruction": const(clean_line(task.final_instruction)),
         "input": inputs,
         "output": outputs,
         "source_id": const(meta.source_id),
@@ -511,6 +518,8 @@ def main(args: argparse.Namespace) -> None:
         counts["tasks_failed"] += len(result.failed)
     for key, reason in failures.items():
         log(f"organize: {key}: failed: {reason}")
+    if not live:  # no task records at all: never remove the whole corpus for that (issue 11)
+        refuse_to_remove_all(out, sum(p.is_dir() for p in out.glob("[!.]*")), args.collected)
     removed = remove_stale(out, live)
 
     shards = sorted(out.glob("*/*.parquet"))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import NotFound
+from dynosaur.core.errors import NotFound, ParamsError
 from dynosaur.core.io import read_model
+from dynosaur.core.params import SOURCE_ID
 from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task, shard_path
 from dynosaur.registry.workspace import Workspace
 
@@ -76,6 +77,8 @@ def status(ws: Workspace) -> StatusReport:
 
 
 def tasks(ws: Workspace, source: str | None = None, rejected: bool = False) -> list[Task]:
+    if source is not None and not SOURCE_ID.match(source):  # `--source ../collected/x` names no source
+        raise ParamsError(f"--source {source!r} is not a source id ([a-z0-9._-])")
     paths = [ws.tasks / f"{source}.json"] if source else sorted(ws.tasks.glob("*.json"))
     if source and not paths[0].exists():
         raise NotFound(f"no tasks for source {source!r} (is it in params.yaml, and has dvc repro run?)")

@@ -3,8 +3,12 @@
 Use it in-process::
 
     with FakeOpenAI(latency=0.2) as srv:
-        srv.enqueue('{"tasks": []}', Fault.status(429))
+        srv.enqueue('{"tasks": []}', Fault.status(429), Reply('{"tas', finish_reason="length"))
         client = openai.OpenAI(base_url=srv.base_url, api_key="sk-test")
+
+A responder answers whatever the script doesn't; `by_dataset({"Alpha": hostile})` answers per dataset (the
+`Dataset: <name>` line of the prompt), with a string, a `Reply`, a `Fault` or a function of the request.
+`slots=n` makes it answer at most n requests at once and queue the rest, as llama.cpp's server does.
 
 or as a separate process (for benchmarks and subprocess tests)::
 
@@ -16,6 +20,7 @@ Only the standard library is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], "str | Reply | Fault"]
 
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_request"),
@@ -48,12 +53,14 @@ class Fault:
 
     kind: "status" (answer with `http_status` and an OpenAI-shaped error body),
     "timeout" (hang `seconds`, then drop the connection without answering),
-    or "malformed" (HTTP 200 whose body is not JSON).
+    "malformed" (HTTP 200 whose body is not JSON), or "body" (HTTP 200 with `body`, any JSON: a broken or
+    hostile server's shape).
     """
 
     kind: str
     http_status: int = 200
     seconds: float = 0.0
+    body: Any = None
 
     @classmethod
     def status(cls, code: int) -> Fault:
@@ -67,8 +74,41 @@ class Fault:
     def malformed(cls) -> Fault:
         return cls("malformed")
 
+    @classmethod
+    def raw(cls, body: Any) -> Fault:
+        return cls("body", body=body)
 
-Item = str | Fault
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted 200 answer with its `finish_reason` ("length": cut at max_tokens)."""
+
+    content: str
+    finish_reason: str = "stop"
+
+
+Item = str | Reply | Fault
+
+
+def dataset_name(request_json: dict[str, Any]) -> str | None:
+    """The dataset a generate prompt is about: its `Dataset: <name>` line."""
+    for message in request_json.get("messages") or []:
+        for line in _content_text(message.get("content")).splitlines():
+            if line.startswith("Dataset: "):
+                return line.removeprefix("Dataset: ").strip()
+    return None
+
+
+def by_dataset(answers: dict[str, Item | Responder], default: Responder | None = None) -> Responder:
+    """A responder answering per dataset name; other datasets get `default` (tasks from the schema)."""
+
+    def respond(request_json: dict[str, Any]) -> str | Reply | Fault:
+        answer = answers.get(dataset_name(request_json) or "")
+        if answer is None:
+            return (default or tasks_from_schema)(request_json)
+        return answer(request_json) if callable(answer) else answer
+
+    return respond
 
 
 def _content_text(content: Any) -> str:
@@ -133,9 +173,11 @@ class FakeOpenAI:
         model: str = "fake-model",
         port: int = 0,
         retry_after_ms: int = 10,
+        slots: int | None = None,
     ) -> None:
         self.responder: Responder = responder or default_responder
         self.latency = latency
+        self._slots = threading.BoundedSemaphore(slots) if slots else None
         self.model = model
         self.retry_after_ms = retry_after_ms
         self._port = port
@@ -207,7 +249,9 @@ class FakeOpenAI:
                 self.auth_headers.append(auth)
             return self._queue.popleft() if self._queue else None
 
-    def _completion(self, request_json: dict[str, Any], content: str) -> dict[str, Any]:
+    def _completion(
+        self, request_json: dict[str, Any], content: str, finish_reason: str = "stop"
+    ) -> dict[str, Any]:
         prompt = "".join(_content_text(m.get("content")) for m in request_json.get("messages") or [])
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
         return {
@@ -219,7 +263,7 @@ class FakeOpenAI:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "logprobs": None,
                 }
             ],
@@ -284,13 +328,16 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return self._error(400, "Request body is not a JSON object")
             if request_json.get("stream"):
                 return self._error(400, "FakeOpenAI does not support streaming")
+            if item is None:
+                item = srv.responder(request_json)
             if isinstance(item, Fault):
                 return self._fault(item)
-            if srv.latency > 0 and srv._stopping.wait(srv.latency):
-                self.close_connection = True
-                return
-            content = item if isinstance(item, str) else srv.responder(request_json)
-            body = srv._completion(request_json, content)
+            reply = item if isinstance(item, Reply) else Reply(item)
+            with srv._slots or contextlib.nullcontext():  # queued here while every slot is busy
+                if srv.latency > 0 and srv._stopping.wait(srv.latency):
+                    self.close_connection = True
+                    return
+            body = srv._completion(request_json, reply.content, reply.finish_reason)
             with srv._lock:  # counted before the client can see the answer, so tests never race it
                 srv.answered += 1
             self._json(200, body)
@@ -301,6 +348,8 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True  # hang up without an answer
             elif fault.kind == "malformed":
                 self._send(200, b"this is not JSON {")
+            elif fault.kind == "body":
+                self._json(200, fault.body)
             else:
                 retry = {"retry-after": "0", "retry-after-ms": str(srv.retry_after_ms)}
                 headers = retry if fault.http_status in (429, 500, 502, 503) else None
