@@ -19,6 +19,7 @@ import string
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import read_model, write_json
@@ -136,11 +137,9 @@ Rule = Callable[[TaskSpec, SourceMeta, FilterParams], str | None]
 
 
 def output_name(spec: TaskSpec) -> str:
-    return (
-        spec.output_field[0]
-        if isinstance(spec.output_field, list) and spec.output_field
-        else spec.output_field or ""
-    )
+    if isinstance(spec.output_field, list):
+        return spec.output_field[0] if spec.output_field else ""
+    return spec.output_field or ""
 
 
 def multi_output(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
@@ -424,7 +423,7 @@ def judge(
     tasks: list[Task] = []
     seen: set[str] = set()
     retracted = retracted or RetractionIndex()
-    base = dict(
+    base: dict[str, Any] = dict(
         source_id=meta.source_id,
         source_revision=meta.revision,
         prompt_version=generated.prompt_version,
@@ -498,7 +497,7 @@ def _dedupe_ids(tasks: list[Task]) -> list[Task]:
     for t in tasks:
         copies[t.task_id] += 1
         if copies[t.task_id] > 1:
-            update = {"task_id": f"{t.task_id}#{copies[t.task_id]}"}
+            update: dict[str, Any] = {"task_id": f"{t.task_id}#{copies[t.task_id]}"}
             if t.verdict == "valid":
                 update |= {"verdict": "rejected", "reason": "duplicate_instruction", "label_options": None}
             t = t.model_copy(update=update)

@@ -162,7 +162,7 @@ def finish_source(
     """Write one source's output once all its answers are in; return {source_id: reason} if it failed."""
     if any(result.skipped for _, _, result in answers):
         return {}  # not written: the next run (with a higher cap) completes it
-    order = {v: i for i, v in enumerate(params.generate.variants)}
+    order: dict[str, int] = {v: i for i, v in enumerate(params.generate.variants)}
     answers.sort(key=lambda a: order[a[0]])
     errors = [result.error for _, _, result in answers if result.error]
     record = GeneratedSource(
