@@ -12,18 +12,24 @@ import signal
 import subprocess
 import sys
 import time
+from argparse import Namespace
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from dynosaur.core.errors import LLMError
+from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import LLMParams, Price
+from dynosaur.core.records import GeneratedSource
+from dynosaur.pipeline import generate
 from dynosaur.pipeline.batch import WAITING, BatchRunner, Tracker, load_tracker, split_chunks
 from dynosaur.pipeline.llm import LLM, ChatRequest
 from dynosaur.testing.fake_batch import BatchOutcome, FakeBatchOpenAI
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
+from tests.factories import make_meta
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -307,3 +313,76 @@ def test_a_damaged_tracker_is_a_one_line_error(tmp_path: Path):
 def test_batch_mode_needs_a_server_with_the_batch_api():
     with pytest.raises(ValueError, match="mode: batch"):
         LLMParams(provider="local", mode="batch")
+
+
+# --- the generate stage in batch mode --------------------------------------------------------------------
+
+
+@pytest.fixture
+def stage(tmp_path: Path, srv: FakeBatchOpenAI, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Namespace]:
+    """generate's paths under tmp_path; call it with llm params to (re)write params.yaml."""
+
+    def configure(**llm: Any) -> Namespace:
+        params = {
+            "llm": {
+                "provider": "compatible",
+                "base_url": srv.base_url,
+                "model": "fake-model",
+                "max_retries": 0,
+                **llm,
+            }
+        }
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        monkeypatch.setenv("DYNO_PARAMS", str(tmp_path / "params.yaml"))
+        return Namespace(
+            collected=tmp_path / "collected",
+            cache=tmp_path / "cache",
+            batches=tmp_path / "batches.json",
+            out=tmp_path / "generated",
+            metrics=tmp_path / "metrics.json",
+            dry_run=False,
+        )
+
+    return configure
+
+
+def collect(args: Namespace, *source_ids: str) -> None:
+    for sid in source_ids:
+        write_json(args.collected / f"{sid}.json", make_meta(source_id=sid, pretty_name=sid, description=sid))
+
+
+def test_generate_writes_what_it_has_and_says_when_to_come_back(
+    stage: Callable[..., Namespace], srv: FakeBatchOpenAI, capsys: pytest.CaptureFixture[str]
+):
+    batch = {"mode": "batch", "batch": {"wait_s": 0, "poll_s": 0.02}}
+    args = stage(mode="sync")
+    collect(args, "alpha")
+    generate.main(args)  # alpha's answers into the call cache, synchronously
+    assert srv.calls == 2 and load_tracker(args.batches) == Tracker()  # the tracker exists in sync mode too
+    (args.out / "alpha.json").unlink()
+
+    args = stage(**batch)
+    collect(args, "beta")
+    srv.hold = True
+    capsys.readouterr()
+    generate.main(args)  # no exception: exit 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("generate: waiting for 1 batch(es) at the provider (2 requests, 1 source(s)")
+    assert (args.out / "alpha.json").exists() and not (args.out / "beta.json").exists()
+    metrics = json.loads(args.metrics.read_text())
+    assert (metrics["cache_hits"], metrics["calls_waiting"], metrics["calls_made"]) == (2, 2, 0)
+
+    report = generate.dry_run(args.collected, args.cache, args.out, args.batches)
+    assert (report.mode, report.requests, report.in_flight, report.calls) == ("batch", 2, 2, 0)
+
+    generate.main(args)  # still held: polls the same batch
+    assert srv.batches_created == 1
+
+    srv.hold = False
+    args = stage(mode="batch", batch={"wait_s": 10, "poll_s": 0.02})
+    generate.main(args)
+    metrics = json.loads(args.metrics.read_text())
+    assert (metrics["calls_made"], metrics["calls_waiting"], metrics["sources_failed"]) == (2, 0, 0)
+    assert read_model(args.out / "beta.json", GeneratedSource).status == "ok"
+    assert srv.batches_created == 1 and srv.duplicates() == 0
+    assert load_tracker(args.batches) == Tracker()
