@@ -38,6 +38,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,7 @@ WAITING = "waiting_for_batch"  # ChatResult.skipped of a request whose batch is 
 METADATA_KEY = "dynosaur_chunk"
 CLOCK_SKEW_S = 600  # a provider's created_at may be this far behind our clock when we look for a batch
 FALLBACK_WAIT_S = 3600  # "run again after" when a batch shows no progress yet
+CACHE_WRITERS = 16  # threads writing a finished batch's answers into the call cache
 
 BatchState = Literal[
     "submitting",  # ours: recorded before upload; the provider may or may not have the batch
@@ -220,19 +222,18 @@ class BatchRunner:
 
     def complete_many(self, requests: list[ChatRequest]) -> Iterator[tuple[ChatRequest, ChatResult]]:
         """Cache hits, then answers from batches (this run's and earlier runs'), then the ones still waiting."""
-        self._known = {r.cache_key: r for r in requests}
+        self._known = {r.cache_key: r for r in requests}  # a digest each: computed once
         misses = []
-        for key, request in self._known.items():
+        for key in self._known:
             hit = self.llm.cache.get(key)
             if hit is not None:
-                yield from self._emit(request, hit)
+                yield from self._emit(key, hit)
             else:
-                misses.append(request)
+                misses.append(key)
         self._resume_intents()
         in_flight = {cid for b in self.tracker.batches for cid in b.custom_ids}
-        new = [r for r in misses if r.cache_key not in in_flight]
-        self.counts["resumed"] = len([r for r in misses if r.cache_key in in_flight])
-        yield from self._submit(new, attempt=1)
+        self.counts["resumed"] = sum(key in in_flight for key in misses)
+        yield from self._submit([key for key in misses if key not in in_flight], attempt=1)
 
         deadline = self.clock() + self.params.wait_s
         while True:
@@ -246,37 +247,36 @@ class BatchRunner:
         waiting = [cid for b in self.tracker.batches for cid in b.custom_ids]
         for cid in waiting:
             if cid in self._known:
-                yield from self._emit(self._known[cid], ChatResult(skipped=WAITING))
+                yield from self._emit(cid, ChatResult(skipped=WAITING))
         self.counts["waiting"] = len(waiting)
         self.waiting = self._waiting() if self.tracker.batches else None
 
-    def _emit(self, request: ChatRequest, result: ChatResult) -> Iterator[tuple[ChatRequest, ChatResult]]:
-        if request.cache_key not in self._yielded:
-            self._yielded.add(request.cache_key)
-            yield request, result
+    def _emit(self, key: str, result: ChatResult) -> Iterator[tuple[ChatRequest, ChatResult]]:
+        if key not in self._yielded:
+            self._yielded.add(key)
+            yield self._known[key], result
 
     def _save(self) -> None:
         write_json(self.path, self.tracker)
 
     # --- submission ------------------------------------------------------------------------------------
 
-    def _submit(self, requests: list[ChatRequest], attempt: int) -> Iterator[tuple[ChatRequest, ChatResult]]:
+    def _submit(self, keys: list[str], attempt: int) -> Iterator[tuple[ChatRequest, ChatResult]]:
         """Reserve, chunk, record the intents, then upload and create each batch."""
         accepted = []
-        for request in sorted(requests, key=lambda r: r.cache_key):
-            key = request.cache_key
+        for key in sorted(keys):
             if key not in self._reserved:
-                reserved = self.llm.budget.reserve(request)
+                reserved = self.llm.budget.reserve(self._known[key])
                 if reserved is None:
                     yield from self._emit(
-                        request, ChatResult(skipped="cap reached (llm.max_calls / llm.budget_usd)")
+                        key, ChatResult(skipped="cap reached (llm.max_calls / llm.budget_usd)")
                     )
                     continue
                 self._reserved[key] = reserved
-            accepted.append(request)
+            accepted.append(key)
         if not accepted:
             return
-        lines = [(r.cache_key, input_line(r.cache_key, self.llm.body(r))) for r in accepted]
+        lines = [(key, input_line(key, self.llm.body(self._known[key]))) for key in accepted]
         chunks = split_chunks(lines, self.params.max_requests, int(self.params.max_file_mb * 1_000_000))
         identity = self.llm.model_identity
         intents = []
@@ -378,25 +378,29 @@ class BatchRunner:
         if errors:
             reason += f": {errors[0].code}"
 
-        retry: list[ChatRequest] = []
+        retry: list[str] = []
+        answers: list[tuple[str, ChatResult]] = []
         for cid in tracked.custom_ids:
-            request = self._known.get(cid)
-            if request is None:
+            if cid not in self._known:
                 self.counts["orphaned_rows"] += 1  # no longer asked for: its answer is not needed
                 continue
             result = rows.get(cid) or ChatResult(error=f"{reason}: no result for this request")
             if result.error is None:
-                self.llm.cache.put(cid, request, result)
-                self.llm.budget.settle(self._reserved.pop(cid, 0.0), result.cost_usd)
-                self.counts["answered"] += 1
-                yield from self._emit(request, result)
+                answers.append((cid, result))
             elif tracked.attempt < self.params.max_attempts:
-                retry.append(request)
+                retry.append(cid)
             else:
                 self.llm.cache.record_failure(cid, result.error)
                 self.llm.budget.settle(self._reserved.pop(cid, 0.0), 0.0)
                 self.counts["failed"] += 1
-                yield from self._emit(request, result)
+                yield from self._emit(cid, result)
+        # Each cache entry is fsynced (~6 ms on a shared disk): written by a pool, 10,000 take seconds, not a minute.
+        with ThreadPoolExecutor(max_workers=CACHE_WRITERS, thread_name_prefix="batch-cache") as pool:
+            list(pool.map(lambda a: self.llm.cache.put(a[0], self._known[a[0]], a[1]), answers))
+        for cid, result in answers:
+            self.llm.budget.settle(self._reserved.pop(cid, 0.0), result.cost_usd)
+            self.counts["answered"] += 1
+            yield from self._emit(cid, result)
         self.tracker.batches.remove(tracked)
         self._save()  # answers are cached first: a kill here re-reads this batch, never resubmits twice
         self.counts["resubmitted"] += len(retry)
