@@ -170,6 +170,25 @@ def test_a_waiting_run_reports_and_the_next_one_polls_instead_of_submitting(
     assert load_tracker(tmp_path / "batches.json").batches == []
 
 
+def test_a_batch_no_longer_asked_for_does_not_hold_a_run_up(srv: FakeBatchOpenAI, tmp_path: Path):
+    srv.hold = True
+    run_batch(srv, tmp_path, 4, wait_s=0)  # its requests are then dropped from the plan
+    with LLM(batch_params(srv.base_url, wait_s=0), tmp_path / "cache") as llm:
+        runner = BatchRunner(llm, tmp_path / "batches.json")
+        other = [llm.request([("user", f"another question {i}")], None, "v1") for i in range(2)]
+        results = [res for _, res in runner.complete_many(other)]
+    assert [r.skipped for r in results] == [WAITING, WAITING]
+    assert runner.waiting is not None and (runner.waiting.batches, runner.waiting.requests) == (1, 2)
+    assert len(load_tracker(tmp_path / "batches.json").batches) == 2  # the first one is kept
+
+    srv.hold = False
+    runner, results = run_batch(srv, tmp_path, 4)  # asked again: the first batch's answers are used
+    assert all(r.error is None and r.skipped is None for r in results.values())
+    assert runner.counts["answered"] == 4 and runner.counts["orphaned_rows"] == 2
+    assert srv.batches_created == 2 and srv.duplicates() == 0
+    assert load_tracker(tmp_path / "batches.json").batches == []
+
+
 def start_driver(srv: FakeBatchOpenAI, root: Path, n: int, max_requests: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     argv = [sys.executable, "-c", DRIVER, srv.base_url, str(root), str(n), str(max_requests)]

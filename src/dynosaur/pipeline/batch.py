@@ -20,6 +20,10 @@ is recorded in the tracker (state `submitting`) *before* anything is uploaded, a
 - killed before the batch was created: nothing was submitted; the intent is dropped and its requests are
   chunked again (an uploaded input file may be left behind; files cost nothing to keep).
 
+A batch's answers are cached by the first run that finds it finished, for the requests that run asks for.
+A running batch none of whose requests a run asks for (its source was removed or changed) does not hold
+that run up; it stays tracked for a run that asks again, and when it has finished its rows are dropped.
+
 Rows that failed (a non-200 answer, or no answer) and rows of an expired, cancelled or failed batch are
 resubmitted in new batches, up to `llm.batch.max_attempts` in all; after that they fail like synchronous calls
 (recorded in the cache's failures, tried again next run).
@@ -240,16 +244,25 @@ class BatchRunner:
             self._refresh()
             for tracked in [b for b in self.tracker.batches if b.state in TERMINAL]:
                 yield from self._ingest(tracked)
-            if not self.tracker.batches or self.clock() >= deadline:
+            if not self._awaited() or self.clock() >= deadline:
                 break
             self.sleep(max(0.0, min(self.params.poll_s, deadline - self.clock())))
 
-        waiting = [cid for b in self.tracker.batches for cid in b.custom_ids]
+        awaited = self._awaited()
+        waiting = [cid for b in awaited for cid in b.custom_ids if cid in self._known]
         for cid in waiting:
-            if cid in self._known:
-                yield from self._emit(cid, ChatResult(skipped=WAITING))
+            yield from self._emit(cid, ChatResult(skipped=WAITING))
         self.counts["waiting"] = len(waiting)
-        self.waiting = self._waiting() if self.tracker.batches else None
+        self.waiting = self._waiting(awaited) if awaited else None
+
+    def _awaited(self) -> list[TrackedBatch]:
+        """The running batches this run asks something of. A batch none of whose rows are asked for any more
+        (its source removed or changed) does not hold a run up; it stays tracked, for a run that asks again."""
+        return [
+            b
+            for b in self.tracker.batches
+            if b.state not in TERMINAL and any(cid in self._known for cid in b.custom_ids)
+        ]
 
     def _emit(self, key: str, result: ChatResult) -> Iterator[tuple[ChatRequest, ChatResult]]:
         if key not in self._yielded:
@@ -406,10 +419,10 @@ class BatchRunner:
         self.counts["resubmitted"] += len(retry)
         yield from self._submit(retry, attempt=tracked.attempt + 1)
 
-    def _waiting(self) -> Waiting:
+    def _waiting(self, awaited: list[TrackedBatch]) -> Waiting:
         now = int(self.clock())
         etas, deadlines = [], []
-        for b in self.tracker.batches:
+        for b in awaited:
             if b.expires_at:
                 deadlines.append(b.expires_at)
             if b.in_progress_at and b.completed and b.total:
@@ -419,8 +432,8 @@ class BatchRunner:
         if deadline is not None:
             eta = min(eta, deadline)
         return Waiting(
-            batches=len(self.tracker.batches),
-            requests=sum(len(b.custom_ids) for b in self.tracker.batches),
+            batches=len(awaited),
+            requests=sum(cid in self._known for b in awaited for cid in b.custom_ids),
             eta=max(eta, now + 60),
             deadline=deadline,
         )
