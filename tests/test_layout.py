@@ -31,7 +31,9 @@ ALLOWED = {
 }
 # third-party modules that only one place may import (STYLE: one place for LLM calls and for the Hub)
 OWNERS = {
-    "openai": {"dynosaur.pipeline.llm", "dynosaur.testing.fake_openai"},
+    # batch: the Batch API's error types only (a missing /v1/files, refused credentials); it gets the client
+    # itself, with its key, base_url, retries and timeout, from dynosaur.pipeline.llm.LLM.client().
+    "openai": {"dynosaur.pipeline.llm", "dynosaur.pipeline.batch", "dynosaur.testing.fake_openai"},
 }
 
 

@@ -179,7 +179,7 @@ def generate(dry_run: bool, as_json: bool) -> None:
     from dynosaur.pipeline.generate import dry_run as plan
 
     ws = _workspace()
-    report = plan(ws.collected, ws.cache, ws.generated)
+    report = plan(ws.collected, ws.cache, ws.generated, ws.batches)
     if as_json:
         return emit_json(report)
     rows: list[list[Any]] = [
@@ -188,10 +188,14 @@ def generate(dry_run: bool, as_json: bool) -> None:
         ["requests", report.requests],
         ["cached", report.cached],
         ["calls", report.calls],
+        *([["in running batches", report.in_flight]] if report.mode == "batch" else []),
         ["calls within caps", report.calls_within_caps],
         ["prompt tokens (≈)", f"{report.prompt_tokens:,}"],
         ["completion tokens (max)", f"{report.max_completion_tokens:,}"],
-        ["cost (max, USD)", f"{report.max_cost_usd:.4f}"],
+        [
+            "cost (max, USD)",
+            f"{report.max_cost_usd:.4f}" + (" at batch prices" if report.mode == "batch" else ""),
+        ],
     ]
     _stdout().print(table(f"generate --dry-run · {report.model}", ["", "value"], rows, {"value"}))
 

@@ -156,8 +156,28 @@ class LocalServerParams(Section):
     threads: int | None = Field(default=None, ge=1, le=MAX_THREADS)
 
 
+class BatchParams(Section):
+    """`llm.mode: batch`: generate's requests go through the provider's Batch API (dynosaur.pipeline.batch)."""
+
+    max_requests: int = tuning(default=50_000, ge=1, le=50_000)  # per batch: OpenAI's limit
+    max_file_mb: float = tuning(default=190, gt=0, le=200)  # per input file: OpenAI's limit is 200 MB
+    wait_s: float = tuning(
+        default=60, ge=0, le=7 * 24 * 3600
+    )  # how long one run polls before it stops and says when to return
+    poll_s: float = tuning(default=10, gt=0, le=3600)  # seconds between polls of a batch's state
+    max_attempts: int = tuning(
+        default=3, ge=1, le=10
+    )  # a row that failed or expired is resubmitted until then
+    # Batch price = discount × the synchronous price (`llm.prices`): OpenAI, Anthropic and Gemini charge half.
+    discount: float = Field(default=0.5, gt=0, le=1)
+    prices: dict[str, Price] = {}  # per model, overrides the discount
+
+
 class LLMParams(Section):
     provider: Literal["local", "openai", "compatible"] = "local"
+    mode: Literal["sync", "batch"] = (
+        "sync"  # batch: the provider's Batch API (half price, answers within 24 h)
+    )
     model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
     model_path: str | None = None  # local provider: a GGUF file; default: the packaged Qwen2.5-Coder-0.5B
     base_url: str | None = (
@@ -181,6 +201,7 @@ class LLMParams(Section):
     budget_usd: float | None = Field(default=None, ge=0, le=1e6)
     prices: dict[str, Price] = {}
     local: LocalServerParams = LocalServerParams()
+    batch: BatchParams = BatchParams()
 
     @model_validator(mode="after")
     def _provider_needs(self) -> LLMParams:
@@ -188,10 +209,24 @@ class LLMParams(Section):
             raise ValueError("provider `compatible` needs `base_url` (e.g. http://localhost:8000/v1)")
         if self.provider != "compatible" and self.base_url:
             raise ValueError("`base_url` is for provider `compatible`")
+        if self.mode == "batch" and self.provider == "local":
+            raise ValueError(
+                "`mode: batch` needs provider `openai` or `compatible` (a server with /v1/batches)"
+            )
         return self
 
     def price(self) -> Price:
-        return self.prices.get(self.model, Price(input_per_mtok=0, output_per_mtok=0))
+        """USD per million tokens that this run's calls cost: in batch mode the batch price (`batch.prices`,
+        else `batch.discount` × `prices`), which the dry run and `budget_usd` then use."""
+        sync = self.prices.get(self.model, Price(input_per_mtok=0, output_per_mtok=0))
+        if self.mode == "sync":
+            return sync
+        if self.model in self.batch.prices:
+            return self.batch.prices[self.model]
+        return Price(
+            input_per_mtok=sync.input_per_mtok * self.batch.discount,
+            output_per_mtok=sync.output_per_mtok * self.batch.discount,
+        )
 
     def key_variable(self) -> str | None:
         """The environment variable whose value is sent as the API key, if any (issue 11): `api_key_env`

@@ -3,6 +3,10 @@
 A source's work is keyed by the cache keys of its requests: when neither its metadata, the prompts nor the
 model changed, its output is kept and no request is even looked up. New or changed sources go through the
 call cache, so only answers never seen before cost anything. `--dry-run` prints what a run would spend.
+
+`llm.mode: batch` sends the requests through the provider's Batch API instead (dynosaur.pipeline.batch): the
+run writes the sources whose answers are in, leaves the ones still waiting for a batch unwritten (a source
+written before keeps its old output), exits 0 and ends with one line saying when to run again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import Params, load_params
 from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.pipeline.batch import WAITING, BatchRunner, ensure_tracker, load_tracker
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
 from dynosaur.pipeline.prompts import build_messages, parse_tasks, response_schema
 
@@ -24,6 +29,8 @@ class DryRunReport(DryRun):
     sources: int
     sources_to_generate: int
     model: str
+    mode: str = "sync"
+    in_flight: int = 0  # batch mode: requests already submitted in a running batch (no new cost)
 
 
 def source_requests(meta: SourceMeta, params: Params, llm: LLM) -> list[tuple[str, ChatRequest]]:
@@ -56,6 +63,13 @@ def to_proposal(variant: str, request: ChatRequest, result: ChatResult) -> Propo
     )
 
 
+def outcome(result: ChatResult) -> str:
+    """The metrics counter an answer goes to."""
+    if result.skipped:
+        return "calls_waiting" if result.skipped == WAITING else "calls_not_made"
+    return "cache_hits" if result.cached else "calls_made"
+
+
 def load_ok_sources(collected: Path, limit: int | None) -> list[SourceMeta]:
     metas = [read_model(p, SourceMeta) for p in sorted(collected.glob("*.json"))]
     ok = [m for m in metas if m.status == "ok"]
@@ -79,26 +93,40 @@ def plan(
     return todo
 
 
-def dry_run(collected: Path, cache: Path, out: Path) -> DryRunReport:
-    """What `generate` would spend now: calls, estimated tokens and worst-case cost. Calls nothing."""
+def dry_run(collected: Path, cache: Path, out: Path, batches: Path | None = None) -> DryRunReport:
+    """What `generate` would spend now: calls, estimated tokens and worst-case cost (at batch prices in
+    batch mode, leaving out requests already in a running batch). Calls nothing."""
     params = load_params()
     metas = load_ok_sources(collected, params.generate.limit)
     with LLM(params.llm, cache) as llm:
         todo = plan(metas, params, llm, out)
-        estimate = llm.dry_run([r for reqs in todo.values() for _, r in reqs])
+        requests = [r for reqs in todo.values() for _, r in reqs]
+        in_flight: set[str] = set()
+        if params.llm.mode == "batch" and batches is not None:
+            tracked = {cid for b in load_tracker(batches).batches for cid in b.custom_ids}
+            in_flight = {r.cache_key for r in requests if r.cache_key in tracked}
+        estimate = llm.dry_run([r for r in requests if r.cache_key not in in_flight])
+    fields = estimate.model_dump() | {"requests": estimate.requests + len(in_flight)}
     return DryRunReport(
-        sources=len(metas), sources_to_generate=len(todo), model=params.llm.model, **estimate.model_dump()
+        sources=len(metas),
+        sources_to_generate=len(todo),
+        model=params.llm.model,
+        mode=params.llm.mode,
+        in_flight=len(in_flight),
+        **fields,
     )
 
 
 def main(args: argparse.Namespace) -> None:
     if args.dry_run:
-        print(dry_run(args.collected, args.cache, args.out).model_dump_json(indent=1))
+        print(dry_run(args.collected, args.cache, args.out, args.batches).model_dump_json(indent=1))
         return
     params = load_params()
     out: Path = args.out
     metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
+    ensure_tracker(args.batches)
     with LLM(params.llm, args.cache) as llm:
+        runner = BatchRunner(llm, args.batches) if params.llm.mode == "batch" else None
         todo = plan(list(metas.values()), params, llm, out)
         out.mkdir(parents=True, exist_ok=True)
         pending = {sid: len(reqs) for sid, reqs in todo.items()}
@@ -109,14 +137,16 @@ def main(args: argparse.Namespace) -> None:
         answers: dict[str, list[tuple[str, ChatRequest, ChatResult]]] = defaultdict(list)
         counts: dict[str, int] = defaultdict(int)
         failures: dict[str, str] = {}
+        unwritten: set[str] = set()  # batch mode: sources with a request in a batch still running
         requests = [r for reqs in todo.values() for _, r in reqs]
-        for request, result in progress(llm.complete_many(requests), "generate", total=len(waiting)):
-            counts[
-                "calls_not_made" if result.skipped else "cache_hits" if result.cached else "calls_made"
-            ] += 1
+        answered = runner.complete_many(requests) if runner else llm.complete_many(requests)
+        for request, result in progress(answered, "generate", total=len(waiting)):
+            counts[outcome(result)] += 1
             counts["failed_calls"] += result.error is not None
             counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
             counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
+            if result.skipped == WAITING:
+                unwritten.update(sid for sid, _ in waiting[request.cache_key])
             for sid, variant in waiting[request.cache_key]:
                 answers[sid].append((variant, request, result))
                 pending[sid] -= 1
@@ -140,6 +170,7 @@ def main(args: argparse.Namespace) -> None:
             "incomplete_retries": counts["incomplete_retries"],
             "incomplete_answers": counts["incomplete_answers"],
             "calls_not_made": counts["calls_not_made"],
+            "calls_waiting": counts["calls_waiting"],  # batch mode: in a batch still running
             "run_cost_usd": round(llm.budget.spent_usd, 6),
             "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
             "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
@@ -148,6 +179,8 @@ def main(args: argparse.Namespace) -> None:
             "unparseable_answers": sum(p.parse_error is not None for p in proposals),
         },
     )
+    if runner and runner.waiting:
+        log(runner.waiting.line(len(unwritten), args.batches))
     require_within_caps(llm.budget)
     if failures and not params.generate.allow_failures:
         sid, reason = next(iter(failures.items()))
@@ -182,4 +215,4 @@ def finish_source(
 
 
 if __name__ == "__main__":
-    run(main, "collected", "cache", "out", "metrics", flags=("dry-run",))
+    run(main, "collected", "cache", "batches", "out", "metrics", flags=("dry-run",))

@@ -258,19 +258,7 @@ class LLM:
     def _call(self, request: ChatRequest) -> ChatResult:
         import openai
 
-        kwargs: dict[str, Any] = dict(
-            model=self.params.model,
-            messages=[{"role": r, "content": c} for r, c in request.messages],
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-        )
-        if request.seed is not None:
-            kwargs["seed"] = request.seed
-        if request.response_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "tasks", "strict": True, "schema": request.response_schema},
-            }
+        kwargs = self.body(request)
         client = self._openai()
         try:
             with self._slots or contextlib.nullcontext():
@@ -345,6 +333,33 @@ class LLM:
         finally:
             # Ctrl-C: drop the calls not yet started; those in flight finish and are cached.
             pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- shared with the Batch API (dynosaur.pipeline.batch) -------------------------------------------
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        """The chat completion's body: what a synchronous call sends, and each line of a batch input file."""
+        body: dict[str, Any] = dict(
+            model=self.params.model,
+            messages=[{"role": r, "content": c} for r, c in request.messages],
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.response_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "tasks", "strict": True, "schema": request.response_schema},
+            }
+        return body
+
+    def client(self) -> Any:
+        """The one openai client (key, base_url, retries and timeout as for synchronous calls)."""
+        return self._openai()
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key blanked out."""
+        return self._redact(text)
 
     def dry_run(self, requests: list[ChatRequest]) -> DryRun:
         """What `complete_many` would spend, without calling anything."""

@@ -22,6 +22,7 @@ class Workspace(BaseModel):
     tasks: Path
     corpus: Path
     cache: Path
+    batches: Path | None = None  # generate's batch tracker (llm.mode: batch)
 
     @classmethod
     def load(cls, root: Path = Path(".")) -> Workspace:
@@ -42,6 +43,7 @@ class Workspace(BaseModel):
                 collected=root / args["collect"]["out"],
                 generated=root / args["generate"]["out"],
                 cache=root / args["generate"]["cache"],
+                batches=root / args["generate"]["batches"] if "batches" in args["generate"] else None,
                 tasks=root / args["filter"]["out"],
                 corpus=root / args["organize"]["out"],
             )

@@ -193,12 +193,16 @@ class FakeOpenAI:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(("127.0.0.1", self._port), _make_handler(self))
+        self._server = _Server(("127.0.0.1", self._port), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-openai", daemon=True
         )
         self._thread.start()
         return self
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler; subclasses that serve more endpoints extend it (see fake_batch)."""
+        return _make_handler(self)
 
     def stop(self) -> None:
         if self._server is None:
