@@ -6,6 +6,7 @@ test, remote included: the remote's URL in `.dvc/config` is relative, so a copy 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,14 +19,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.errors import DynoError, LedgerError, NotFound
 from dynosaur.core.io import canonical_json
-from dynosaur.core.records import ManifestEntry, Release, Totals
+from dynosaur.core.records import ManifestEntry, Release, Retraction, Totals
 from dynosaur.pipeline.organize import SCHEMA
-from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.ledger import Ledger, read_records
 from dynosaur.registry.manifest import InstanceDigest
 from dynosaur.registry.pull import pull_release
 from dynosaur.registry.verify import verify
+from tests.factories import make_retraction
 
 DVC = str(Path(sys.executable).parent / "dvc")
 V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
@@ -279,7 +281,10 @@ def test_verify_names_a_broken_chain(base: Path) -> None:
     relinked = relinked.sealed()
     path.write_text(first + "\n" + canonical_json(relinked.model_dump(mode="json")) + "\n")
     problems = verify(base / "repo").problems
-    assert len(problems) == 1 and problems[0].startswith("ledger/releases.jsonl:2: v2's parent sha256:000")
+    assert problems[0].startswith(
+        f"ledger/releases.jsonl:2: parent sha256:{'0' * 64} is not the hash of line 1 (sha256:"
+    )
+    assert problems[1].startswith("ledger/releases.jsonl:2: the line committed at tag v2 was rewritten")
 
 
 def test_verify_names_an_altered_manifest(base: Path) -> None:
@@ -325,3 +330,98 @@ def test_verify_without_a_remote_says_so_for_shards_not_in_the_cache(base: Path)
 def test_verify_names_a_missing_tag(base: Path) -> None:
     sh(base / "repo", "git", "tag", "-d", "v2")
     assert verify(base / "repo").problems == ["ledger/releases.jsonl:2: git tag v2 is missing"]
+
+
+# --- tampering with committed history: the ledger can only grow -------------------------------------------
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _committed_retractions(repo: Path, *targets: str) -> Path:
+    """Retractions appended and committed, as `dyno retract` does."""
+    ledger = Ledger(repo)
+    for target in targets:
+        ledger.append(Retraction, [make_retraction(kind="source", target=target)])
+        sh(repo, "git", "add", "ledger")
+        sh(repo, "git", "commit", "-qm", f"retract source {target}")
+    return ledger.path(Retraction)
+
+
+def _reseal(record: dict) -> dict:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return {**body, "hash": "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()}
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["uncommitted", "committed"])
+def test_verify_catches_the_last_release_record_deleted(base: Path, commit: bool) -> None:
+    repo = base / "repo"
+    path = repo / "ledger/releases.jsonl"
+    _rewrite(path, path.read_text().splitlines(keepends=True)[:1])
+    if commit:
+        sh(repo, "git", "commit", "-qam", "drop v2")
+    problems = verify(repo).problems
+    assert "ledger/releases.jsonl: git tag v2 has no release record (was it deleted?)" in problems
+    assert any(
+        p.startswith("ledger/releases.jsonl:2: the line committed at tag v2 is gone") for p in problems
+    )
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["uncommitted", "committed"])
+def test_a_deleted_retraction_stops_the_pipeline_reader_and_verify(base: Path, commit: bool) -> None:
+    """A committed tombstone deleted (and the deletion committed): the source must not quietly come back."""
+    repo = base / "repo"
+    path = _committed_retractions(repo, "alpha", "beta")
+    _rewrite(path, path.read_text().splitlines(keepends=True)[:1])
+    if commit:
+        sh(repo, "git", "commit", "-qam", "forget beta")
+    with pytest.raises(
+        LedgerError, match=r"^ledger/retractions.jsonl:2: the line committed at commit \w+ is gone"
+    ):
+        read_records(path, Retraction, repo)
+    assert any(p.startswith("ledger/retractions.jsonl:2: ") for p in verify(repo).problems)
+
+
+def test_reordered_retractions_fail_naming_the_line(base: Path) -> None:
+    repo = base / "repo"
+    path = _committed_retractions(repo, "alpha", "beta")
+    first, second = path.read_text().splitlines(keepends=True)
+    _rewrite(path, [second, first])
+    with pytest.raises(LedgerError, match=r"^ledger/retractions.jsonl:1: "):
+        read_records(path, Retraction, repo)
+    assert verify(repo).problems[0].startswith("ledger/retractions.jsonl:1: ")
+
+
+def test_a_consistent_forgery_is_caught_by_the_tags(base: Path) -> None:
+    """v1 edited, its hash recomputed, v2's parent and hash too: every line and link checks out."""
+    repo = base / "repo"
+    path = repo / "ledger/releases.jsonl"
+    v1, v2 = (json.loads(line) for line in path.read_text().splitlines())
+    v1 = _reseal({**v1, "message": "a better story"})
+    v2 = _reseal({**v2, "parent": v1["hash"]})
+    _rewrite(path, [canonical_json(v1) + "\n", canonical_json(v2) + "\n"])
+    sh(repo, "git", "commit", "-qam", "history, improved")
+    assert [r.message for r in read_records(path, Release, repo, history=False)] == ["a better story", ""]
+    problems = verify(repo).problems
+    assert problems[0] == (
+        "ledger/releases.jsonl:1: the line committed at tag v1 was rewritten or moved; committed ledger lines"
+        " are never changed or deleted (restore the file from git)"
+    )
+    assert "ledger/releases.jsonl: git tag v1 is not on the commit that recorded v1" in problems[-2]
+
+
+def test_a_tag_without_a_record_fails_verify(base: Path) -> None:
+    sh(base / "repo", "git", "tag", "-a", "v3", "-m", "v3")
+    assert verify(base / "repo").problems == [
+        "ledger/releases.jsonl: git tag v3 has no release record (was it deleted?)"
+    ]
+
+
+def test_an_older_checkout_is_not_tampering(base: Path) -> None:
+    """HEAD at v1 (to reproduce it): v2 lies ahead, not missing."""
+    repo = base / "repo"
+    sh(repo, "git", "checkout", "-q", "v1")
+    assert [r.tag for r in Ledger(repo).releases()] == ["v1"]
+    report = verify(repo)
+    assert report.ok, report.problems

@@ -3,11 +3,15 @@
 Checks run cheapest first and every problem is collected, in order, as one line naming the file and line,
 the release, or the shard (task id and md5); the CLI prints the first and exits 1.
 
-    records    each line of each ledger file parses and its `hash` recomputes (a bad line is reported and
-               skipped, so one altered record does not hide the rest)
-    chain      releases run v1..vN in order, each `parent` is the previous release's hash (None for v1)
+    records    each line of each ledger file parses, its `hash` recomputes and it names the previous line's
+               hash (a bad line is reported and skipped, so one altered record does not hide the rest)
+    history    every committed version of each ledger file (at each tag vN, at each commit of HEAD's
+               history) is a prefix of today's: no committed line deleted, reordered or rewritten, even
+               with every hash recomputed (see `dynosaur.registry.ledger`)
+    chain      releases run v1..vN in order
     manifests  each release's manifest matches its `manifest_digest`, and its totals
-    tags       each release's annotated git tag `vN` exists
+    tags       record → tag: each release's git tag `vN` exists; tag → record: each tag `vN` has a release
+               record, and the tagged commit's releases.jsonl ends with that very record
     shards     each manifest entry's DVC object (`shard_md5`), from the local DVC cache or else the default
                remote, read through DVC's object database so any remote type works; its (instances, digest),
                recomputed from the rows, must equal the entry's
@@ -24,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from dynosaur.core.errors import LedgerError, first_line
 from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
-from dynosaur.registry.ledger import FILES, Ledger, check_lines
+from dynosaur.registry.ledger import FILES, Ledger, check_history, check_lines
 from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.vcs import Git
 
@@ -46,8 +50,12 @@ def verify(root: Path) -> VerifyReport:
         if model is not Release:
             _read(ledger.path(model), model, root, problems)
     releases = _read(ledger.path(Release), Release, root, problems)
+    for model in FILES:
+        if problem := check_history(ledger.path(model), root):
+            problems.append(problem)
     _check_chain(releases, problems)
     git = Git(root)
+    _check_tags(git, ledger, releases, root, problems)
     manifests = [(release, _manifest(ledger, where, release, git, problems)) for where, release in releases]
     shards = _ShardChecker(root)
     try:
@@ -95,21 +103,47 @@ def _read(path: Path, model: type[R], root: Path, problems: list[str]) -> list[t
 
 
 def _check_chain(releases: list[tuple[str, Release]], problems: list[str]) -> None:
-    previous: Release | None = None
+    """Versions run 1..N (each release's `parent` link is checked with the other lines, in check_lines)."""
     for number, (where, release) in enumerate(releases, 1):
         if release.version != number or release.tag != f"v{number}":
             problems.append(
                 f"{where}: release {release.tag} (version {release.version}) is out of order:"
                 f" expected v{number}"
             )
-        if previous is None and release.parent is not None:
-            problems.append(f"{where}: {release.tag} is the first release but names parent {release.parent}")
-        elif previous is not None and release.parent != previous.hash:
+
+
+def _check_tags(
+    git: Git, ledger: Ledger, releases: list[tuple[str, Release]], root: Path, problems: list[str]
+) -> None:
+    """tag → record: each release tag names a commit whose releases.jsonl ends with that release's record."""
+    if not git.is_repo():
+        return
+    by_tag = {release.tag: release for _, release in releases}
+    path = ledger.path(Release)
+    name = path.relative_to(root).as_posix()
+    for tag, commit in git.release_tags().items():
+        release = by_tag.get(tag)
+        if release is None:
+            problems.append(f"{name}: git tag {tag} has no release record (was it deleted?)")
+            continue
+        at_tag = git.show(commit, f"./{name}") or ""
+        lines = [line for line in at_tag.split("\n") if line.strip()]
+        last = _stored_hash_of(lines[-1]) if lines else None
+        if last != release.hash:
             problems.append(
-                f"{where}: {release.tag}'s parent {release.parent} is not {previous.tag}'s hash"
-                f" {previous.hash}: the chain is broken"
+                f"{name}: git tag {tag} is not on the commit that recorded {tag}"
+                f" (its {name} ends with {last or 'nothing'}, not {release.hash})"
             )
-        previous = release
+
+
+def _stored_hash_of(line: str) -> str | None:
+    import json
+
+    try:
+        value = json.loads(line).get("hash")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 class _ShardChecker:
