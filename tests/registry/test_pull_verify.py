@@ -329,7 +329,9 @@ def test_verify_without_a_remote_says_so_for_shards_not_in_the_cache(base: Path)
 
 def test_verify_names_a_missing_tag(base: Path) -> None:
     sh(base / "repo", "git", "tag", "-d", "v2")
-    assert verify(base / "repo").problems == ["ledger/releases.jsonl:2: git tag v2 is missing"]
+    assert verify(base / "repo").problems == [
+        "ledger/releases.jsonl:2: git tag v2 is missing (an interrupted release? `dyno release` tags it)"
+    ]
 
 
 # --- tampering with committed history: the ledger can only grow -------------------------------------------

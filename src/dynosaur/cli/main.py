@@ -234,6 +234,17 @@ def release(message: str, as_json: bool) -> None:
         out.print(f"  {escape(line)}")
 
 
+def _settle(command: str) -> None:
+    """What readers run first: finish an interrupted release under the lock, as `dyno release` would."""
+    from dynosaur.registry.releases import settle
+
+    done, note = settle(_root(), command)
+    for line in done:
+        _stderr().print(f"[yellow]recovered:[/] {escape(line)}")
+    if note:
+        _stderr().print(f"[yellow]note:[/] {escape(note)}")
+
+
 def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
@@ -246,6 +257,7 @@ def releases(as_json: bool) -> None:
     """List the releases, with totals and messages."""
     from dynosaur.registry.releases import list_releases
 
+    _settle("releases")
     found = list_releases(_root())
     if as_json:
         return emit_json(found)
@@ -332,6 +344,7 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
 @json_option
 def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
     """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
+    _settle("pull")
     if repo_id:
         from dynosaur.registry.hub import pull_from_hub
 

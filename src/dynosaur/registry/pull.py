@@ -28,6 +28,7 @@ from dynosaur.core.errors import DynoError, first_line
 from dynosaur.core.records import ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.vcs import Git
 from dynosaur.registry.workspace import Workspace
 
 
@@ -48,6 +49,12 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     """
     ledger = Ledger(root)
     release = ledger.release(version)
+    git = Git(root)
+    if git.is_repo() and not git.tag_exists(release.tag):
+        raise DynoError(
+            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release):"
+            " run `dyno release` to finish it"
+        )
     entries = ledger.read_manifest(release)
     out = out.absolute()
     _check_target(out, release)

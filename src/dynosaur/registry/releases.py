@@ -9,12 +9,19 @@ new release or a complete one:
     commit  ledger/ and dvc.lock in one git commit
     tag     an annotated tag `vN` on that commit (never a tag without its record)
 
-`recover` (run first by every command that writes the ledger): uncommitted ledger changes can only come from
-an interrupted write, so they are discarded (no release); a committed release without its tag gets the tag.
+Release, retract and recovery run under the registry lock (`dynosaur.registry.lock`): one at a time.
+
+`recover` (run first, under the lock, by every command that writes the ledger, and by `dyno releases` and
+`dyno pull`): uncommitted ledger changes are discarded when the lock shows that its last holder died while
+holding it (they can only be that holder's unfinished records); without that evidence they are not ours to
+throw away, and a writing command refuses to run. A committed release without its tag gets the tag, on the
+commit that recorded it. A release is complete, and listed, once it is tagged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.errors import DynoError, LockHeld, NotFound
 from dynosaur.core.io import read_model
 from dynosaur.core.records import (
     Exclusion,
@@ -39,12 +46,14 @@ from dynosaur.core.records import (
 )
 from dynosaur.registry.diff import DiffReport, changelog, diff_manifests
 from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
 from dynosaur.registry.vcs import (
     Git,
     ObjectStore,
     default_remote,
     dir_listing,
+    ensure_on_remote,
     locked_out_md5,
     push,
     stale_stages,
@@ -64,19 +73,59 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def recover(root: Path) -> list[str]:
-    """Finish or undo what an interrupted release left behind; return what was done."""
+def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
+    """Finish or undo what an interrupted release or retract left behind (call it holding the lock);
+    return what was done.
+
+    Args:
+        strict: refuse (DynoError) when ledger/ has uncommitted changes that no crash explains; readers
+            pass False and leave them for `verify` to judge.
+    """
     git, ledger, done = Git(root), Ledger(root), []
-    if git.dirty("ledger", untracked=True):
+    dirty = git.dirty("ledger", untracked=True)
+    if dirty and lease.stale is not None:
         git("checkout", "HEAD", "--", "ledger")
         git("clean", "-fdq", "--", "ledger")
-        done.append("discarded the uncommitted records of an interrupted release")
-    releases = ledger.releases()
-    if releases and not git.tag_exists(releases[-1].tag):
-        last = releases[-1]
-        git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}")
+        done.append(f"discarded the uncommitted records of an interrupted {lease.stale.describe()}")
+    elif dirty and strict:
+        raise DynoError(
+            f"ledger/ has uncommitted changes ({dirty[0]}) that no interrupted dyno command left:"
+            " commit them, or restore the ledger with `git checkout -- ledger`"
+        )
+    lease.settle()
+    committed = _committed_releases(git, ledger, root)
+    if committed and not git.tag_exists(committed[-1][0].tag):
+        last, commit = committed[-1]
+        git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}", commit)
         done.append(f"tagged {last.tag}, committed by an interrupted release")
     return done
+
+
+def _committed_releases(git: Git, ledger: Ledger, root: Path) -> list[tuple[Release, str]]:
+    """The releases as committed at HEAD, the last one with the commit that recorded it."""
+    rel = "./" + ledger.path(Release).relative_to(root).as_posix()
+    commit = git("rev-list", "-1", "HEAD", "--", rel, check=False).strip()
+    if not commit:
+        return []
+    committed = set()
+    for line in (git.show(commit, rel) or "").split("\n"):
+        with contextlib.suppress(ValueError, AttributeError):
+            committed.add(json.loads(line).get("hash"))
+    releases = [r for r in ledger.releases() if r.hash in committed]
+    return [(r, commit if i == len(releases) - 1 else "") for i, r in enumerate(releases)]
+
+
+def settle(root: Path, command: str) -> tuple[list[str], str | None]:
+    """What a reader runs first: the same recovery as release, under the lock. Returns (what was done,
+    None), or ([], a note) when a live writer holds the lock; its unfinished release stays unlisted."""
+    git = Git(root)
+    if not git.is_repo():
+        return [], None
+    try:
+        with registry_lock(root, command, wait_s=READ_WAIT_S) as lease:
+            return recover(root, lease, strict=False), None
+    except LockHeld as exc:
+        return [], f"{exc}; showing the releases completed so far"
 
 
 def _exclusions(ws: Workspace) -> list[Exclusion]:
@@ -130,13 +179,23 @@ def _versions(
 
 
 def cut_release(
-    root: Path, message: str = "", *, on_step: Callable[[str], None] = lambda step: None
+    root: Path,
+    message: str = "",
+    *,
+    on_step: Callable[[str], None] = lambda step: None,
+    wait_s: float | None = None,
 ) -> ReleaseOutcome:
     """Release the working corpus as the next version, if anything changed since the last one."""
     on_step("check")
-    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git = Git(root)
     git.require_branch()
-    recovered = recover(root)
+    with registry_lock(root, "release", wait_s=wait_s) as lease:
+        return _cut_release(root, message, lease, on_step)
+
+
+def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str], None]) -> ReleaseOutcome:
+    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    recovered = recover(root, lease)
     default_remote(root)
     dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
     if dirty:
@@ -157,6 +216,11 @@ def cut_release(
         )
         for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)
     ]
+    if unlisted := [e.shard for e in entries if not e.shard_md5]:
+        raise DynoError(
+            f"shard {unlisted[0]} is not in the corpus that dvc.lock records ({corpus_md5}):"
+            " run `dvc repro` first"
+        )
     excluded = _exclusions(ws)
     releases = ledger.releases()
     last = releases[-1] if releases else None
@@ -177,6 +241,7 @@ def cut_release(
 
     on_step("push")
     push(root)
+    recovered += ensure_on_remote(root, [e.shard_md5 for e in entries if e.shard_md5] + [corpus_md5])
 
     on_step("write")
     manifest_digest = ledger.write_manifest(version, entries)
@@ -224,7 +289,9 @@ def _same(a: list[ManifestEntry], b: list[ManifestEntry]) -> bool:
 
 
 def list_releases(root: Path) -> list[Release]:
-    return Ledger(root).releases()
+    """The complete releases: recorded and tagged (an unfinished one is never listed)."""
+    tags = Git(root).release_tags() if Git(root).is_repo() else {}
+    return [r for r in Ledger(root).releases() if r.tag in tags]
 
 
 def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
@@ -287,9 +354,15 @@ def retract(root: Path, *, task: str | None = None, source: str | None = None, r
         raise DynoError("give exactly one of --task ID or --source ID")
     if not reason.strip():
         raise DynoError("a retraction needs a --reason")
-    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git = Git(root)
     git.require_branch()
-    recover(root)
+    with registry_lock(root, "retract") as lease:
+        recover(root, lease)
+        return _retract(root, git, task, source, reason)
+
+
+def _retract(root: Path, git: Git, task: str | None, source: str | None, reason: str) -> Retraction:
+    ledger, ws = Ledger(root), Workspace.load(root)
     existing = ledger.read(Retraction)
     if task is not None:
         found = _find_task(ws, ledger, task)

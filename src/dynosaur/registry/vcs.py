@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from dynosaur.core.errors import DynoError, LedgerError
+from dynosaur.core.errors import DynoError, LedgerError, first_line
 from dynosaur.core.records import DVC_OID
 
 
@@ -165,10 +165,74 @@ def stale_stages(root: Path, target: str = "organize") -> list[str]:
 
 def push(root: Path, target: str = "organize") -> int:
     """Push the outputs of the stages up to `target`: the corpus, and the call cache a clone reuses."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return repo.push(targets=[target], with_deps=True)
+        try:
+            return repo.push(targets=[target], with_deps=True)
+        except DvcException as exc:
+            raise DynoError(
+                f"dvc push failed ({first_line(exc)}); nothing was recorded: check the DVC remote, then"
+                " release again"
+            ) from exc
+
+
+def ensure_on_remote(root: Path, oids: list[str]) -> list[str]:
+    """Make sure every object in `oids` is on the default DVC remote, checked on the remote itself.
+
+    DVC's push decides what to send from indexes it keeps under its site cache; a push killed half way can
+    leave them saying that objects are on the remote that are not, and the next push then sends only part.
+    So the remote is listed directly (`oids_exist`, any remote type); what is missing is copied from the
+    local cache, directory listings after the files they name, DVC's index is dropped, and the remote is
+    listed again. Returns what had to be done; raises if anything is still missing (nothing is recorded).
+    """
+    from dvc.repo import Repo
+
+    for oid in oids:
+        if not DVC_OID.fullmatch(oid):
+            raise LedgerError(f"{oid!r} is not a DVC object id (32 hex digits, optionally .dir)")
+    with Repo(str(root)) as repo:
+        remote = repo.cloud.get_remote()
+        odb = repo.cloud.get_remote_odb(remote.name)
+        missing = _missing(odb, oids)
+        if not missing:
+            return []
+        local = repo.cache.local
+        absent = [oid for oid in missing if not local.exists(oid)]
+        if absent:
+            raise DynoError(
+                f"{len(absent)} objects of the release are on neither the DVC remote {remote.name!r} nor in"
+                f" the local cache (first: {absent[0]}): run `dvc repro` (or `dvc pull`), then release again"
+            )
+        failed: list[str] = []
+        ordered = sorted(missing, key=lambda oid: oid.endswith(".dir"))  # files before the listings
+        for batch in (
+            [o for o in ordered if not o.endswith(".dir")],
+            [o for o in ordered if o.endswith(".dir")],
+        ):
+            if batch:
+                odb.add(
+                    [local.oid_to_path(o) for o in batch],
+                    local.fs,
+                    batch,
+                    check_exists=False,
+                    on_error=lambda oid, exc: failed.append(oid),
+                )
+        repo.drop_data_index()
+        still = _missing(odb, oids)
+        if still:
+            raise DynoError(
+                f"{len(still)} objects of the release are still not on the DVC remote {remote.name!r} after"
+                f" pushing them again (first: {still[0]}); nothing was recorded: check the remote, then"
+                " release again"
+            )
+        return [f"pushed {len(missing)} objects that DVC's push had left off the remote {remote.name!r}"]
+
+
+def _missing(odb, oids: list[str]) -> list[str]:
+    present = set(odb.oids_exist(sorted(set(oids))))
+    return [oid for oid in dict.fromkeys(oids) if oid not in present]
 
 
 def locked_out_md5(root: Path, path: str) -> str:

@@ -1,5 +1,9 @@
 """Verifying the registry: every record, the release chain, every manifest, every tag, every shard.
 
+`verify` takes the registry lock (so it never judges a release half-way through being written) but
+finishes nothing: the records an interrupted release left uncommitted, or its missing tag, are reported
+with the command that finishes them (`dyno release`).
+
 Checks run cheapest first and every problem is collected, in order, as one line naming the file and line,
 the release, or the shard (task id and md5); the CLI prints the first and exits 1.
 
@@ -26,9 +30,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from dynosaur.core.errors import LedgerError, first_line
+from dynosaur.core.errors import LedgerError, LockHeld, first_line
 from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
 from dynosaur.registry.ledger import FILES, Ledger, check_history, check_lines
+from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.vcs import Git
 
@@ -44,8 +49,25 @@ class VerifyReport(BaseModel):
 
 def verify(root: Path) -> VerifyReport:
     """Check the registry at `root`; if anything is wrong, `ok` is False and `problems` names each fault."""
+    if not Git(root).is_repo():
+        return _verify(root, None)
+    try:
+        with registry_lock(root, "verify", wait_s=READ_WAIT_S) as lease:
+            return _verify(root, lease)
+    except LockHeld as exc:
+        return VerifyReport(ok=False, problems=[str(exc)])
+
+
+def _verify(root: Path, lease: Lease | None) -> VerifyReport:
     problems: list[str] = []
     ledger = Ledger(root)
+    if lease is not None and lease.stale is not None:
+        dirty = Git(root).dirty(ledger.dir.relative_to(root).as_posix(), untracked=True)
+        if dirty:
+            problems.append(
+                f"{dirty[0]}: uncommitted records of an interrupted {lease.stale.describe()}:"
+                " run `dyno release` to discard them"
+            )
     for model in FILES:
         if model is not Release:
             _read(ledger.path(model), model, root, problems)
@@ -56,7 +78,10 @@ def verify(root: Path) -> VerifyReport:
     _check_chain(releases, problems)
     git = Git(root)
     _check_tags(git, ledger, releases, root, problems)
-    manifests = [(release, _manifest(ledger, where, release, git, problems)) for where, release in releases]
+    last = releases[-1][1].tag if releases else None
+    manifests = [
+        (release, _manifest(ledger, where, release, git, problems, last)) for where, release in releases
+    ]
     shards = _ShardChecker(root)
     try:
         for release, entries in manifests:
@@ -68,7 +93,7 @@ def verify(root: Path) -> VerifyReport:
 
 
 def _manifest(
-    ledger: Ledger, where: str, release: Release, git: Git, problems: list[str]
+    ledger: Ledger, where: str, release: Release, git: Git, problems: list[str], last: str | None
 ) -> list[ManifestEntry] | None:
     """The release's manifest if it matches its digest; also checks the totals and the tag."""
     entries = None
@@ -87,7 +112,8 @@ def _manifest(
                 f" ({tasks} tasks, {instances} instances)"
             )
     if not git.tag_exists(release.tag):
-        problems.append(f"{where}: git tag {release.tag} is missing")
+        hint = " (an interrupted release? `dyno release` tags it)" if release.tag == last else ""
+        problems.append(f"{where}: git tag {release.tag} is missing{hint}")
     return entries
 
 
