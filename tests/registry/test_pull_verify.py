@@ -427,3 +427,43 @@ def test_an_older_checkout_is_not_tampering(base: Path) -> None:
     assert [r.tag for r in Ledger(repo).releases()] == ["v1"]
     report = verify(repo)
     assert report.ok, report.problems
+
+
+# --- the remote alone ------------------------------------------------------------------------------------
+
+
+def test_verify_remote_ignores_the_local_cache(base: Path) -> None:
+    gone = entry(base, 1, "a1" * 8)
+    remote_object(base, gone.shard_md5).unlink()
+    assert verify(base / "repo").ok  # the local cache has it
+    problems = verify(base / "repo", remote=True).problems
+    shard = f"shard alpha/{gone.task_id}.parquet (task {gone.task_id}, md5 {gone.shard_md5})"
+    assert problems == [f"ledger/manifests/v1.jsonl: {shard} is not in the DVC remote 'store'"]
+
+
+def test_verify_names_a_corpus_listing_missing_from_the_remote(base: Path) -> None:
+    listing = corpus_md5(base / "repo")
+    remote_object(base, listing).unlink()
+    assert verify(base / "repo").ok
+    assert verify(base / "repo", remote=True).problems == [
+        f"ledger/manifests/v2.jsonl: the corpus listing {listing} of v2 is not in the DVC remote 'store'"
+    ]
+
+
+def test_ensure_on_remote_pushes_what_the_remote_lacks(base: Path) -> None:
+    from dynosaur.registry.vcs import ensure_on_remote
+
+    repo = base / "repo"
+    wanted = [e.shard_md5 for e in Ledger(repo).read_manifest(Ledger(repo).release(2))] + [corpus_md5(repo)]
+    assert ensure_on_remote(repo, wanted) == []
+    for oid in wanted[:2] + wanted[-1:]:
+        remote_object(base, oid).unlink()
+    assert ensure_on_remote(repo, wanted) == [
+        "pushed 3 objects that DVC's push had left off the remote 'store'"
+    ]
+    assert all(remote_object(base, oid).exists() for oid in wanted)
+    assert verify(repo, remote=True).ok
+    cache_object(repo, wanted[0]).unlink()
+    remote_object(base, wanted[0]).unlink()
+    with pytest.raises(DynoError, match="on neither the DVC remote 'store' nor in the local cache"):
+        ensure_on_remote(repo, wanted)

@@ -179,3 +179,71 @@ def test_uncommitted_ledger_edits_no_crash_left_are_never_discarded(project: Pro
     )
     project.dyno("releases")
     assert path.read_text() == edited
+
+
+# --- kills inside DVC's push -----------------------------------------------------------------------------
+
+# (module, attribute, call number, before or after that call): a point inside `dvc push` to die at.
+KILLS = {
+    "collecting-1": ("dvc_data.index.collect", "_collect_from_index", 2, "before"),
+    "collecting-2": ("dvc_data.index.collect", "_collect_from_index", 3, "before"),
+    "collected": ("dvc_data.index.collect", "_collect_from_index", 1, "after"),
+    "transfer": ("dvc_data.hashfile.transfer", "_do_transfer", 1, "before"),
+    "files-sent": ("dvc_data.hashfile.transfer", "_add", 1, "after"),
+    "remote-index": ("dvc_data.hashfile.db.index", "ObjectDBIndex.update", 1, "before"),
+}
+
+
+def killed_in_push(project: Project, point: str) -> None:
+    module, attr, number, when = KILLS[point]
+    owner, _, name = attr.rpartition(".")
+    script = f"""
+import importlib, os
+from pathlib import Path
+from dynosaur.registry.releases import cut_release
+target = importlib.import_module({module!r})
+if {owner!r}:
+    target = getattr(target, {owner!r})
+original, calls = getattr(target, {name!r}), [0]
+def killer(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == {number} and {when!r} == "before":
+        os._exit(137)
+    result = original(*args, **kwargs)
+    if calls[0] == {number}:
+        os._exit(137)
+    return result
+setattr(target, {name!r}, killer)
+cut_release(Path(".").resolve(), "killed")
+"""
+    proc = project.run("python", "-c", script, check=False)
+    assert proc.returncode == 137, f"the push never reached {point}: {proc.stderr}"
+
+
+def fresh_clone(project: Project, name: str) -> Project:
+    """A clone beside the original (so the relative remote resolves), with an empty cache of its own."""
+    dest = project.root.parent / name
+    subprocess.run(["git", "clone", "-q", str(project.root), str(dest)], check=True)
+    clone = object.__new__(Project)
+    clone.root, clone.base_url, clone.params = dest, project.base_url, project.params
+    clone.run("dvc", "config", "--local", "core.site_cache_dir", str(project.root.parent / f"{name}-site"))
+    return clone
+
+
+@pytest.mark.parametrize("point", list(KILLS))
+def test_a_release_killed_inside_dvc_push_is_complete_on_the_remote_after_the_next(
+    project: Project, point: str, tmp_path: Path
+):
+    killed_in_push(project, point)
+    assert project.git("tag").split() == [] and release_lines(project) == []  # no record before the data
+    out = json.loads(project.dyno("release", "--json").stdout)
+    assert out["release"]["tag"] == "v1"
+    assert project.dyno("verify", "--remote").returncode == 0
+
+    clone = fresh_clone(project, "clone")
+    clone.dyno("pull", "v1", "--out", str(tmp_path / "v1"))
+    pulled = sorted(p.relative_to(tmp_path / "v1").as_posix() for p in (tmp_path / "v1").rglob("*.parquet"))
+    manifest = (project.root / "ledger/manifests/v1.jsonl").read_text().splitlines()
+    assert pulled == sorted(json.loads(line)["shard"] for line in manifest)
+    assert clone.dyno("verify", "--remote").returncode == 0
+    assert not (clone.root / ".dvc/cache").exists()  # everything came from the remote

@@ -409,12 +409,16 @@ def retract(task_id: str | None, source_id: str | None, reason: str, as_json: bo
 
 
 @cli.command()
+@click.option(
+    "--remote", "remote_only", is_flag=True, help="Read listings and shards from the DVC remote alone."
+)
 @json_option
-def verify(as_json: bool) -> None:
-    """Recompute the release hash chain and check every release's shards (local cache or remote)."""
+def verify(remote_only: bool, as_json: bool) -> None:
+    """Recompute the ledger's hash chains and history, and check every release's tag, listing and shards
+    (local cache or remote; with --remote, the remote alone)."""
     from dynosaur.registry.verify import verify as run_verify
 
-    report = run_verify(_root())
+    report = run_verify(_root(), remote=remote_only)
     if as_json:
         emit_json(report)
     elif report.ok:

@@ -16,9 +16,13 @@ the release, or the shard (task id and md5); the CLI prints the first and exits 
     manifests  each release's manifest matches its `manifest_digest`, and its totals
     tags       record → tag: each release's git tag `vN` exists; tag → record: each tag `vN` has a release
                record, and the tagged commit's releases.jsonl ends with that very record
+    listings   each release's corpus directory object (`corpus_md5`, what `dvc get` at the tag reads first)
     shards     each manifest entry's DVC object (`shard_md5`), from the local DVC cache or else the default
                remote, read through DVC's object database so any remote type works; its (instances, digest),
                recomputed from the rows, must equal the entry's
+
+With `remote=True` (`dyno verify --remote`) listings and shards are read from the default remote alone, the
+local cache ignored: what a fresh clone with an empty cache would get.
 
 Shards dominate the cost, so each distinct object is read once, however many releases share it.
 """
@@ -47,18 +51,18 @@ class VerifyReport(BaseModel):
     problems: list[str] = []
 
 
-def verify(root: Path) -> VerifyReport:
+def verify(root: Path, *, remote: bool = False) -> VerifyReport:
     """Check the registry at `root`; if anything is wrong, `ok` is False and `problems` names each fault."""
     if not Git(root).is_repo():
-        return _verify(root, None)
+        return _verify(root, None, remote)
     try:
         with registry_lock(root, "verify", wait_s=READ_WAIT_S) as lease:
-            return _verify(root, lease)
+            return _verify(root, lease, remote)
     except LockHeld as exc:
         return VerifyReport(ok=False, problems=[str(exc)])
 
 
-def _verify(root: Path, lease: Lease | None) -> VerifyReport:
+def _verify(root: Path, lease: Lease | None, remote: bool) -> VerifyReport:
     problems: list[str] = []
     ledger = Ledger(root)
     if lease is not None and lease.stale is not None:
@@ -82,9 +86,10 @@ def _verify(root: Path, lease: Lease | None) -> VerifyReport:
     manifests = [
         (release, _manifest(ledger, where, release, git, problems, last)) for where, release in releases
     ]
-    shards = _ShardChecker(root)
+    shards = _ShardChecker(root, remote_only=remote)
     try:
         for release, entries in manifests:
+            shards.check_listing(release, problems)
             for entry in entries or []:
                 shards.check(release, entry, problems)
     finally:
@@ -175,8 +180,9 @@ def _stored_hash_of(line: str) -> str | None:
 class _ShardChecker:
     """Reads each distinct DVC object once: the local cache first, then the default remote (opened lazily)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, remote_only: bool = False):
         self.root = root
+        self.remote_only = remote_only
         self.results: dict[str, tuple[int, str] | str] = {}  # md5 → (instances, digest) or why it failed
         self._repo: Any = None
         self._dbs: list[tuple[str, Any]] = []  # (where, DVC object database)
@@ -203,6 +209,20 @@ class _ShardChecker:
                 f" {entry.instances} ({entry.digest})"
             )
 
+    def check_listing(self, release: Release, problems: list[str]) -> None:
+        """The release's corpus directory object is where a pull looks for it."""
+        self._open()
+        oid = release.corpus_md5 if release.corpus_md5.endswith(".dir") else f"{release.corpus_md5}.dir"
+        try:
+            if any(odb.fs.exists(odb.oid_to_path(oid)) for _, odb in self._dbs):
+                return
+        except OSError as exc:
+            problems.append(
+                f"{release.manifest}: corpus listing {oid} of {release.tag} cannot be read: {exc}"
+            )
+            return
+        problems.append(f"{release.manifest}: the corpus listing {oid} of {release.tag} {self._absent()}")
+
     def close(self) -> None:
         if self._repo is not None:
             self._repo.close()
@@ -218,9 +238,15 @@ class _ShardChecker:
                     return shard_digest(fh)
             except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
                 return f"is damaged in {where} (not a readable parquet file: {first_line(exc)})"
+        return self._absent()
+
+    def _absent(self) -> str:
+        """Where an object was looked for in vain."""
         if len(self._dbs) > 1:
             return f"is in neither {self._dbs[0][0]} nor {self._dbs[1][0]}"
-        return f"is not in {self._dbs[0][0]}, and {self._unusable}" if self._dbs else f"{self._unusable}"
+        if not self._dbs:
+            return self._unusable
+        return f"is not in {self._dbs[0][0]}" + (f", and {self._unusable}" if self._unusable else "")
 
     def _open(self) -> None:
         if self._repo is not None or self._unusable:
@@ -234,7 +260,8 @@ class _ShardChecker:
         except DvcException as exc:
             self._unusable = f"cannot be checked: DVC cannot open {self.root} ({first_line(exc)})"
             return
-        self._dbs.append(("the local DVC cache", self._repo.cache.local))
+        if not self.remote_only:
+            self._dbs.append(("the local DVC cache", self._repo.cache.local))
         try:
             remote = self._repo.cloud.get_remote()
             odb = self._repo.cloud.get_remote_odb(remote.name)  # any remote type: an fsspec-backed object db
