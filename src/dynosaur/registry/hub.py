@@ -14,19 +14,24 @@ The token comes from `HF_TOKEN` or the usual `huggingface_hub` login; it is neve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict
+from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import shard_digest
+from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.pull import staging_dir
 from dynosaur.registry.vcs import ObjectStore
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -55,7 +60,7 @@ def _check_repo_id(repo_id: str) -> None:
         raise ParamsError(f"{repo_id!r} is not a Hub repo id of the form owner/name")
 
 
-def _hub_error(exc: Exception, repo_id: str, doing: str) -> DynoError:
+def _hub_error(exc: BaseException, repo_id: str, doing: str) -> DynoError:
     """A one-line error for a huggingface_hub exception (the token never appears in it)."""
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
@@ -73,7 +78,38 @@ def _hub_error(exc: Exception, repo_id: str, doing: str) -> DynoError:
         )
     if isinstance(exc, HfHubHTTPError) and status:
         return DynoError(f"{repo_id}: Hub error {status} while {doing}; nothing half-published: run again")
-    return DynoError(f"{repo_id}: Hub unreachable while {doing} ({type(exc).__name__}); run again")
+    from huggingface_hub import constants
+
+    return DynoError(
+        f"{repo_id}: cannot reach the Hub at {constants.ENDPOINT} while {doing} ({type(exc).__name__}):"
+        " check the network or HF_ENDPOINT, then run again"
+    )
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises for HTTP statuses and for connections that fail (its HTTP library's
+    base error: huggingface_hub's HfHubHTTPError derives from it)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    bases = {base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError"}
+    return (HfHubHTTPError, OSError, *bases)
+
+
+@contextlib.contextmanager
+def _hub_call(repo_id: str, doing: str) -> Iterator[None]:
+    """Turn what the Hub client raises into one line: an HTTP status, an unreachable endpoint, or an answer
+    that is not what the Hub's API returns (a missing key, a body that is not JSON)."""
+    try:
+        yield
+    except DynoError:
+        raise
+    except _transport_errors() as exc:
+        raise _hub_error(exc, repo_id, doing) from None
+    except (KeyError, TypeError, ValueError) as exc:  # a JSON body without the fields the client reads
+        raise DynoError(
+            f"{repo_id}: the Hub answered with a malformed response while {doing}"
+            f" ({first_line(exc, typed=True)}): check HF_ENDPOINT, then run again"
+        ) from None
 
 
 def size_category(n: int) -> str:
@@ -193,7 +229,6 @@ def publish(
 ) -> PublishOutcome:
     """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     _check_repo_id(repo_id)
     ledger = Ledger(root)
@@ -206,11 +241,9 @@ def publish(
     if not token:
         raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
-    try:
+    with _hub_call(repo_id, "creating the repo"):
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    except (HfHubHTTPError, OSError) as exc:
-        raise _hub_error(exc, repo_id, "creating the repo") from None
 
     tags = {t.name: t.target_commit for t in refs.tags if VERSION_TAG.match(t.name)}
     head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
@@ -227,7 +260,7 @@ def publish(
             f"{repo_id} already has {newest}; publishing the older {release.tag} after it is refused"
         )
 
-    try:
+    with _hub_call(repo_id, "reading the repo"):
         if head and _file_at(api, repo_id, head, MANIFEST) == manifest:
             # Our own commit of this release, made by a publish that stopped before tagging: finish it.
             api.create_tag(
@@ -244,8 +277,6 @@ def publish(
         existing = (
             set(api.list_repo_files(repo_id, repo_type="dataset", revision=parent)) if parent else set()
         )
-    except (HfHubHTTPError, OSError) as exc:
-        raise _hub_error(exc, repo_id, "reading the repo") from None
 
     staging = Path(tempfile.mkdtemp(prefix="dyno-publish-"))
     try:
@@ -253,12 +284,18 @@ def publish(
         ops: list[Any] = []
         reused = 0
         wanted = {f"data/{e.shard}" for e in entries}
+        upload = []
         for e in entries:
             path = f"data/{e.shard}"
             if published.get(e.task_id) == e.digest and path in existing:
                 reused += 1
                 continue
-            ops.append(CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(shards[e.shard])))
+            upload.append(e)
+        check_shards(release, upload, shards)
+        ops += [
+            CommitOperationAdd(path_in_repo=f"data/{e.shard}", path_or_fileobj=str(shards[e.shard]))
+            for e in upload
+        ]
         stale = sorted(
             p for p in existing if p.startswith("data/") and p.endswith(".parquet") and p not in wanted
         )
@@ -275,7 +312,7 @@ def publish(
                 path_or_fileobj=dataset_card(repo_id, release, entries, sources, releases).encode(),
             ),
         ]
-        try:
+        with _hub_call(repo_id, f"publishing {release.tag}"):
             commit = api.create_commit(
                 repo_id,
                 ops,
@@ -290,8 +327,6 @@ def publish(
                 tag_message=release.message,
                 repo_type="dataset",
             )
-        except (HfHubHTTPError, OSError) as exc:
-            raise _hub_error(exc, repo_id, f"publishing {release.tag}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     uploaded = len(entries) - reused
@@ -304,6 +339,32 @@ def publish(
         deleted=len(stale),
         message=f"published {release.tag} to {repo_id}",
     )
+
+
+def check_shards(release: Release, entries: list[ManifestEntry], files: dict[str, Path]) -> None:
+    """Each file is exactly the released shard: its sha256 as the manifest records it (or, for manifests
+    older than file hashes, its instances and digest recomputed). A DVC cache object replaced or damaged,
+    or a manifest naming some other file, is refused before anything is uploaded."""
+
+    def actual(e: ManifestEntry) -> str:
+        path = files[e.shard]
+        if e.shard_sha256:
+            return file_sha256(path)
+        try:
+            count, digest = shard_digest(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            return f"not a readable parquet file ({first_line(exc)})"
+        return f"{count} instances ({digest})"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        found = list(pool.map(actual, entries))
+    for e, got in zip(entries, found, strict=True):
+        expected = e.shard_sha256 or f"{e.instances} instances ({e.digest})"
+        if got != expected:
+            raise DynoError(
+                f"publish {release.tag}: shard {e.shard} (task {e.task_id}, md5 {e.shard_md5}) is not the"
+                f" released file: {got}, but {release.manifest} records {expected}; nothing was uploaded"
+            )
 
 
 def _file_at(api: Any, repo_id: str, revision: str, path: str) -> bytes | None:
@@ -359,16 +420,13 @@ def pull_from_hub(
 ) -> HubPullReport:
     """Download release VERSION from the Hub at its tag and check it against the ledger's manifest."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+    from huggingface_hub.errors import RevisionNotFoundError
 
     _check_repo_id(repo_id)
     ledger = Ledger(root)
     release = ledger.release(version)
     entries = ledger.read_manifest(release)
-    if out.exists() and any(out.iterdir()):
-        raise DynoError(f"{out} exists and is not empty: choose a new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_dir(out, release.tag)
     try:
         try:
             snapshot_download(
@@ -383,7 +441,7 @@ def pull_from_hub(
             raise NotFound(
                 f"{repo_id} has no {release.tag}: publish it first (`dyno publish {release.tag}`)"
             ) from None
-        except (HfHubHTTPError, OSError) as exc:
+        except _transport_errors() as exc:
             raise _hub_error(exc, repo_id, f"downloading {release.tag}") from None
         hub_manifest = (tmp / MANIFEST).read_bytes() if (tmp / MANIFEST).exists() else b""
         if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):
