@@ -39,13 +39,13 @@ def sh(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def shard_table(task_id: str, source_id: str, n: int) -> pa.Table:
+def shard_table(task_id: str, source_id: str, n: int, first_id: int = 0) -> pa.Table:
     rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in SCHEMA.names if c != "row"}
     rows.update(
         task_id=[task_id] * n,
         source_id=[source_id] * n,
         row=list(range(n)),
-        instance_id=[f"{task_id[:8]}{i:08x}" for i in range(n)],
+        instance_id=[f"{task_id[:8]}{i:08x}" for i in range(first_id, first_id + n)],
     )
     return pa.Table.from_pydict(rows, schema=SCHEMA)
 
@@ -61,13 +61,15 @@ def corpus_md5(repo: Path) -> str:
     return yaml.safe_load((repo / f"{CORPUS}.dvc").read_text())["outs"][0]["md5"]
 
 
-def cut(repo: Path, version: int, tasks: dict[str, dict[str, int]]) -> None:
+def cut(
+    repo: Path, version: int, tasks: dict[str, dict[str, int]], first_ids: dict[str, int] | None = None
+) -> None:
     """What `dyno release` does, by hand: shards, dvc add + push, manifest + release record, commit, tag."""
     for source_id, shards in tasks.items():
         for task_id, n in shards.items():
             path = repo / CORPUS / source_id / f"{task_id}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(shard_table(task_id, source_id, n), path)
+            pq.write_table(shard_table(task_id, source_id, n, (first_ids or {}).get(task_id, 0)), path)
     sh(repo, DVC, "add", "-q", CORPUS)
     sh(repo, DVC, "push", "-q")
     sh(repo, "git", "add", "-A")

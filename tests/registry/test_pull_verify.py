@@ -20,9 +20,11 @@ from tests.registry.dvc_repo import (
     CORPUS,
     DVC,
     V1,
+    V2,
     cache_object,
     clone,
     corpus_md5,
+    cut,
     entry,
     leftovers,
     overwrite,
@@ -318,3 +320,28 @@ def test_ensure_on_remote_pushes_what_the_remote_lacks(base: Path) -> None:
     remote_object(base, wanted[0]).unlink()
     with pytest.raises(DynoError, match="on neither the DVC remote 'store' nor in the local cache"):
         ensure_on_remote(repo, wanted)
+
+
+# --- diff churn from the shards ---------------------------------------------------------------------------
+
+
+def test_diff_counts_churn_from_instance_ids_locally_and_from_a_clone(base: Path) -> None:
+    """Task a1 re-made with 6 new instances in place of its 5: +6 −5, not a net +1."""
+    from dynosaur.registry.releases import diff
+
+    repo = base / "repo"
+    cut(repo, 3, {**V2, "alpha": {**V2["alpha"], "a1" * 8: 6}}, first_ids={"a1" * 8: 100})
+    for where in (repo, clone(base)):  # the local DVC cache, then the remote
+        report = diff(where, "v2", "v3")
+        [task] = report.tasks
+        assert (task.task_id, task.change, task.instances_added, task.instances_removed) == (
+            "a1" * 8,
+            "changed",
+            6,
+            5,
+        )
+        assert (report.totals.instances_added, report.totals.instances_removed) == (
+            6,
+            5,
+        ) and report.churn_from_ids
+    assert len(diff(repo, "v2", "v3", instances=True).instances["a1" * 8].added) == 6

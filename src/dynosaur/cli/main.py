@@ -312,21 +312,23 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
             t.tasks_changed,
             t.tasks_removed,
             t.tasks_retracted,
-            f"{t.instances_before:,} → {t.instances_after:,}",
-            "",
-            "",
+            f"+{t.instances_added:,}",
+            f"-{t.instances_removed:,}",
+            f"{t.instances_before:,} → {t.instances_after:,} instances",
         ]
     )
     cols = ["source", "added", "changed", "removed", "retracted", "instances +", "instances -", "licence"]
     out = _stdout()
-    out.print(
-        table(
-            f"{report.a} → {report.b}",
-            cols,
-            rows,
-            {"added", "changed", "removed", "retracted", "instances +", "instances -"},
-        )
-    )
+    right = {"added", "changed", "removed", "retracted", "instances +", "instances -"}
+    out.print(table(f"{report.a} → {report.b}", cols, rows, right))
+    if report.tasks:
+        task_rows = [
+            [c.task_id, c.source_id, c.change, f"+{c.instances_added:,}", f"-{c.instances_removed:,}"]
+            for c in report.tasks
+        ]
+        out.print(table(None, ["task", "source", "change", "instances +", "instances -"], task_rows, right))
+    if not report.churn_from_ids:
+        _stderr().print("[yellow]note:[/] some shards were not readable here: their churn is the net change")
     for task_id, delta in (report.instances or {}).items():
         out.print(f"{task_id}: +{len(delta.added)} -{len(delta.removed)}")
         for iid in delta.added:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -44,13 +45,12 @@ from dynosaur.core.records import (
     Totals,
     task_identity,
 )
-from dynosaur.registry.diff import DiffReport, changelog, diff_manifests
+from dynosaur.registry.diff import DiffReport, InstanceDelta, changelog, diff_manifests
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
 from dynosaur.registry.vcs import (
     Git,
-    ObjectStore,
     default_remote,
     dir_listing,
     ensure_on_remote,
@@ -304,6 +304,8 @@ def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
 
 
 def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
+    """What changed between two corpus states, instances counted as churn (ids read from the shards of
+    changed tasks only: the workspace, the local DVC cache, else the DVC remote)."""
     from dynosaur.registry.ledger import parse_version
 
     norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
@@ -311,38 +313,81 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     if a_name == b_name:
         raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
     before, after = corpus_state(root, a_name), corpus_state(root, b_name)
-    report = diff_manifests(a_name, before, b_name, after, Ledger(root).read(Retraction))
+    retractions = Ledger(root).read(Retraction)
+    report = diff_manifests(a_name, before, b_name, after, retractions)
+    changed = [c for c in report.tasks if c.change == "changed"]
+    if not changed:
+        return report
+    # Each side by its own ids: a task changed in place has one id and two shards.
+    old_by_id, new_by_id = {e.task_id: e for e in before}, {e.task_id: e for e in after}
+    deltas: dict[str, InstanceDelta] = {}
+    with _ShardFiles(root) as shards:
+        for c in changed:
+            old = shards.ids(old_by_id[c.previous_task_id or c.task_id], a_name)
+            new = shards.ids(new_by_id[c.task_id], b_name)
+            if old is not None and new is not None:
+                deltas[c.task_id] = InstanceDelta(added=sorted(new - old), removed=sorted(old - new))
+    if instances and len(deltas) < len(changed):
+        missing = next(c for c in changed if c.task_id not in deltas)
+        raise DynoError(
+            f"the shards of task {missing.task_id} are in neither the workspace, the local DVC cache nor the"
+            " DVC remote: run `dvc pull` first"
+        )
+    churn = {tid: (len(d.added), len(d.removed)) for tid, d in deltas.items()}
+    report = diff_manifests(a_name, before, b_name, after, retractions, churn)
     if instances:
-        report.instances = _instance_deltas(root, report, a_name, b_name, before, after)
+        report.instances = deltas
     return report
 
 
-def _instance_deltas(root, report, a_name, b_name, before, after):
-    """Instance ids of changed tasks: needs the shards of both sides (workspace, or the local DVC cache)."""
-    from dynosaur.registry.diff import instance_delta
+class _ShardFiles:
+    """Instance ids of released or working shards: the workspace for `workspace`, else the DVC object, from
+    the local cache or the default remote (opened only if needed). None when it cannot be read."""
 
-    by_id = {e.task_id: e for e in before} | {e.task_id: e for e in after}
-    ws = Workspace.load(root)
-    store = ObjectStore(root)
+    def __init__(self, root: Path):
+        self.root = root
+        self._repo: Any = None
+        self._dbs: list[Any] = []
+        self._corpus: Path | None = None
 
-    def shard(entry: ManifestEntry | None, side: str):
-        if entry is None:
-            return None
+    def __enter__(self) -> _ShardFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    def ids(self, entry: ManifestEntry, side: str) -> set[str] | None:
+        from dynosaur.registry.diff import instance_ids_of
+
         if side == WORKSPACE:
-            return ws.corpus / entry.shard
-        path = store.path(entry.shard_md5 or "")
-        if not path.exists():
-            raise DynoError(
-                f"shard {entry.shard} of {side} is not in the local DVC cache: run `dvc pull` first"
-            )
-        return path
+            self._corpus = self._corpus or Workspace.load(self.root).corpus
+            path = self._corpus / entry.shard
+            return instance_ids_of(path) if path.exists() else None
+        if not entry.shard_md5:
+            return None
+        for odb in self._stores():
+            path = odb.oid_to_path(entry.shard_md5)
+            try:
+                if odb.fs.exists(path):
+                    with odb.fs.open(path, "rb") as fh:
+                        return instance_ids_of(fh)
+            except (OSError, ValueError):  # unreadable here: try the next store
+                continue
+        return None
 
-    out = {}
-    for change in report.tasks:
-        if change.change == "changed":
-            old = by_id.get(change.previous_task_id or "")
-            out[change.task_id] = instance_delta(shard(old, a_name), shard(by_id[change.task_id], b_name))
-    return out
+    def _stores(self) -> list[Any]:
+        if self._repo is None:
+            from dvc.exceptions import DvcException
+            from dvc.repo import Repo
+
+            self._repo = Repo(str(self.root))
+            self._dbs = [self._repo.cache.local]
+            try:
+                self._dbs.append(self._repo.cloud.get_remote_odb(self._repo.cloud.get_remote().name))
+            except DvcException:
+                pass  # no usable remote: the local cache alone
+        return self._dbs
 
 
 # --- retractions -----------------------------------------------------------------------------------------
