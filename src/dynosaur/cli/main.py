@@ -372,23 +372,49 @@ def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> Non
 @click.argument("version")
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The Hub dataset repo.")
 @click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
+@click.option("--pretty-name", help="The card's title (default: from the repo name).")
+@click.option("--force", is_flag=True, help="Replace files others changed that this release writes too.")
+@click.option("--dry-run", is_flag=True, help="Show the planned commit; change nothing.")
 @json_option
-def publish(version: str, repo_id: str, private: bool, as_json: bool) -> None:
+def publish(
+    version: str,
+    repo_id: str,
+    private: bool,
+    pretty_name: str | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Publish release VERSION to a Hugging Face Hub dataset repo: one commit, then the tag VERSION.
 
-    The token comes from HF_TOKEN or `hf auth login`. A concurrent push makes it fail, never overwrite.
+    The commit goes on top of the repo's head: files others changed since the last published tag are
+    kept, unless this release writes them too (then publish refuses, or with --force replaces them).
+    Tags are never moved. The token comes from HF_TOKEN or `hf auth login`.
     """
     from dynosaur.registry.hub import publish as do_publish
 
-    outcome = do_publish(_root(), version, repo_id, private=private)
+    outcome = do_publish(
+        _root(), version, repo_id, private=private, force=force, dry_run=dry_run, pretty_name=pretty_name
+    )
     if as_json:
         return emit_json(outcome)
     detail = (
         f" ({outcome.uploaded} shards uploaded, {outcome.reused} reused, {outcome.deleted} deleted)"
-        if outcome.commit and outcome.uploaded + outcome.reused
+        if (outcome.commit or outcome.dry_run) and outcome.uploaded + outcome.reused
         else ""
     )
-    _stdout().print(escape(outcome.message) + detail)
+    out = _stdout()
+    out.print(escape(outcome.message) + detail)
+    if outcome.dry_run:
+        out.print(f"  parent: {outcome.parent or '(a new repo)'}")
+        for label, paths in (
+            ("write", outcome.uploads),
+            ("delete", outcome.deletes),
+            ("keep (changed by others)", [p for p in outcome.others if p not in outcome.replaced]),
+            ("replace (changed by others, --force)", outcome.replaced),
+        ):
+            for path in paths:
+                out.print(f"  {label}: {escape(path)}")
 
 
 @cli.command()
