@@ -247,3 +247,21 @@ def test_a_release_killed_inside_dvc_push_is_complete_on_the_remote_after_the_ne
     assert pulled == sorted(json.loads(line)["shard"] for line in manifest)
     assert clone.dyno("verify", "--remote").returncode == 0
     assert not (clone.root / ".dvc/cache").exists()  # everything came from the remote
+
+
+# --- tampering -----------------------------------------------------------------------------------------
+
+
+def test_a_deleted_retraction_stops_the_pipeline_and_the_release(project: Project):
+    """Issue 10: a committed tombstone deleted (deletion committed), then `dvc repro` + `dyno release`
+    brought the retracted source back. Now the pipeline refuses, naming the file and line."""
+    project.dyno("release")
+    project.dyno("retract", "--source", "alpha", "--reason", "licence withdrawn")
+    (project.root / "ledger/retractions.jsonl").write_text("")
+    project.git("commit", "-qam", "forget the retraction")
+    proc = project.repro(check=False)
+    assert proc.returncode != 0
+    assert "Error: ledger/retractions.jsonl:1: the line committed at commit " in proc.stderr
+    assert error_line(project.dyno("release", check=False))
+    assert "retractions.jsonl:1: the line committed at" in error_line(project.dyno("verify", check=False))
+    assert project.git("tag").split() == ["v1"]

@@ -126,6 +126,8 @@ def settle(root: Path, command: str) -> tuple[list[str], str | None]:
             return recover(root, lease, strict=False), None
     except LockHeld as exc:
         return [], f"{exc}; showing the releases completed so far"
+    except DynoError as exc:  # e.g. a read-only checkout: nothing to finish from here, but still readable
+        return [], f"{exc}; nothing was recovered, showing the releases completed so far"
 
 
 def _exclusions(ws: Workspace) -> list[Exclusion]:
