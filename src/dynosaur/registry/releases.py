@@ -53,7 +53,6 @@ from dynosaur.registry.vcs import (
     Git,
     default_remote,
     dir_listing,
-    ensure_on_remote,
     locked_out_md5,
     push,
     stale_stages,
@@ -242,8 +241,7 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         licenses[e.license or "unknown"] += e.instances
 
     on_step("push")
-    push(root)
-    recovered += ensure_on_remote(root, [e.shard_md5 for e in entries if e.shard_md5] + [corpus_md5])
+    recovered += push(root, [e.shard_md5 for e in entries if e.shard_md5] + [corpus_md5])
 
     on_step("write")
     manifest_digest = ledger.write_manifest(version, entries)
@@ -351,6 +349,7 @@ class _ShardFiles:
         self._repo: Any = None
         self._dbs: list[Any] = []
         self._corpus: Path | None = None
+        self._remote_tried = False
 
     def __enter__(self) -> _ShardFiles:
         return self
@@ -376,20 +375,30 @@ class _ShardFiles:
                         return instance_ids_of(fh)
             except (OSError, ValueError):  # unreadable here: try the next store
                 continue
+        if self._add_remote():
+            return self.ids(entry, side)
         return None
 
     def _stores(self) -> list[Any]:
         if self._repo is None:
-            from dvc.exceptions import DvcException
             from dvc.repo import Repo
 
             self._repo = Repo(str(self.root))
             self._dbs = [self._repo.cache.local]
-            try:
-                self._dbs.append(self._repo.cloud.get_remote_odb(self._repo.cloud.get_remote().name))
-            except DvcException:
-                pass  # no usable remote: the local cache alone
         return self._dbs
+
+    def _add_remote(self) -> bool:
+        """Add the default remote to the stores (once, when the local cache lacks a shard)."""
+        if self._remote_tried:
+            return False
+        self._remote_tried = True
+        from dvc.exceptions import DvcException
+
+        try:
+            self._dbs.append(self._repo.cloud.get_remote_odb(self._repo.cloud.get_remote().name))
+        except DvcException:
+            return False  # no usable remote: the local cache alone
+        return True
 
 
 # --- retractions -----------------------------------------------------------------------------------------

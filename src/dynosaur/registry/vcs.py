@@ -5,12 +5,14 @@ Git runs as the `git` command (its porcelain is the stable interface); DVC throu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -163,22 +165,24 @@ def stale_stages(root: Path, target: str = "organize") -> list[str]:
     return sorted(name.split(":")[-1] for name, changes in status.items() if changes != ["always changed"])
 
 
-def push(root: Path, target: str = "organize") -> int:
-    """Push the outputs of the stages up to `target`: the corpus, and the call cache a clone reuses."""
+def push(root: Path, oids: list[str], target: str = "organize") -> list[str]:
+    """Push the outputs of the stages up to `target` (the corpus, and the call cache a clone reuses), then
+    make sure the objects `oids` are on the remote (`ensure_on_remote`); returns what that had to do."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         try:
-            return repo.push(targets=[target], with_deps=True)
+            repo.push(targets=[target], with_deps=True)
         except DvcException as exc:
             raise DynoError(
                 f"dvc push failed ({first_line(exc)}); nothing was recorded: check the DVC remote, then"
                 " release again"
             ) from exc
+        return ensure_on_remote(root, oids, repo=repo)
 
 
-def ensure_on_remote(root: Path, oids: list[str]) -> list[str]:
+def ensure_on_remote(root: Path, oids: list[str], *, repo: Any = None) -> list[str]:
     """Make sure every object in `oids` is on the default DVC remote, checked on the remote itself.
 
     DVC's push decides what to send from indexes it keeps under its site cache; a push killed half way can
@@ -192,7 +196,7 @@ def ensure_on_remote(root: Path, oids: list[str]) -> list[str]:
     for oid in oids:
         if not DVC_OID.fullmatch(oid):
             raise LedgerError(f"{oid!r} is not a DVC object id (32 hex digits, optionally .dir)")
-    with Repo(str(root)) as repo:
+    with contextlib.nullcontext(repo) if repo is not None else Repo(str(root)) as repo:
         remote = repo.cloud.get_remote()
         odb = repo.cloud.get_remote_odb(remote.name)
         missing = _missing(odb, oids)

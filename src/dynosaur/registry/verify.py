@@ -53,17 +53,32 @@ class VerifyReport(BaseModel):
 
 def verify(root: Path, *, remote: bool = False) -> VerifyReport:
     """Check the registry at `root`; if anything is wrong, `ok` is False and `problems` names each fault."""
-    if not Git(root).is_repo():
-        return _verify(root, None, remote)
-    try:
-        with registry_lock(root, "verify", wait_s=READ_WAIT_S) as lease:
-            return _verify(root, lease, remote)
-    except LockHeld as exc:
-        return VerifyReport(ok=False, problems=[str(exc)])
-
-
-def _verify(root: Path, lease: Lease | None, remote: bool) -> VerifyReport:
     problems: list[str] = []
+    if not Git(root).is_repo():
+        manifests = _check_ledger(root, None, problems)
+    else:
+        try:
+            # The lock is held while the ledger is read, not while shards are: those are immutable objects,
+            # and a long verify must not keep a release waiting.
+            with registry_lock(root, "verify", wait_s=READ_WAIT_S) as lease:
+                manifests = _check_ledger(root, lease, problems)
+        except LockHeld as exc:
+            return VerifyReport(ok=False, problems=[str(exc)])
+    shards = _ShardChecker(root, remote_only=remote)
+    try:
+        for release, entries in manifests:
+            shards.check_listing(release, problems)
+            for entry in entries or []:
+                shards.check(release, entry, problems)
+    finally:
+        shards.close()
+    return VerifyReport(releases=len(manifests), shards=shards.checked, ok=not problems, problems=problems)
+
+
+def _check_ledger(
+    root: Path, lease: Lease | None, problems: list[str]
+) -> list[tuple[Release, list[ManifestEntry] | None]]:
+    """Records, history, chain, tags and manifests; returns each release with its manifest (if readable)."""
     ledger = Ledger(root)
     if lease is not None and lease.stale is not None:
         dirty = Git(root).dirty(ledger.dir.relative_to(root).as_posix(), untracked=True)
@@ -83,18 +98,7 @@ def _verify(root: Path, lease: Lease | None, remote: bool) -> VerifyReport:
     git = Git(root)
     _check_tags(git, ledger, releases, root, problems)
     last = releases[-1][1].tag if releases else None
-    manifests = [
-        (release, _manifest(ledger, where, release, git, problems, last)) for where, release in releases
-    ]
-    shards = _ShardChecker(root, remote_only=remote)
-    try:
-        for release, entries in manifests:
-            shards.check_listing(release, problems)
-            for entry in entries or []:
-                shards.check(release, entry, problems)
-    finally:
-        shards.close()
-    return VerifyReport(releases=len(releases), shards=shards.checked, ok=not problems, problems=problems)
+    return [(release, _manifest(ledger, where, release, git, problems, last)) for where, release in releases]
 
 
 def _manifest(
