@@ -48,7 +48,8 @@ STAGES = {  # name → (cmd flags after the stage name, outs, params the stage r
 }
 
 
-def env() -> dict[str, str]:
+def env(pythonpath: str | None = None) -> dict[str, str]:
+    """The children's environment; `pythonpath` runs another checkout's `dynosaur` (a baseline)."""
     out = {
         **os.environ,
         **OFFLINE_ENV,
@@ -60,10 +61,12 @@ def env() -> dict[str, str]:
     }
     out.pop("CI", None)
     out.pop("DYNO_DEBUG", None)
+    if pythonpath:
+        out["PYTHONPATH"] = pythonpath
     return out
 
 
-def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
+def measured(cmd: list[str], cwd: Path, *, check: bool = True, pythonpath: str | None = None) -> dict:
     """Run `cmd` in `cwd`: {seconds, peak_rss_mb, rc, stdout, stderr}. Wall time is taken here, around it."""
     if Path(GNU_TIME).exists():
         with tempfile.NamedTemporaryFile("r", suffix=".time") as fh:
@@ -71,7 +74,7 @@ def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
             proc = subprocess.run(
                 [GNU_TIME, "-q", "-o", fh.name, "-f", "%M", *cmd],
                 cwd=cwd,
-                env=env(),
+                env=env(pythonpath),
                 capture_output=True,
                 text=True,
             )
@@ -83,7 +86,7 @@ def measured(cmd: list[str], cwd: Path, *, check: bool = True) -> dict:
 
         t0 = time.perf_counter()
         popen = subprocess.Popen(
-            cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, cwd=cwd, env=env(pythonpath), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         peak_b = 0
         parent = psutil.Process(popen.pid)
@@ -118,7 +121,18 @@ def tree_bytes(folder: Path) -> tuple[int, int]:
 class SynthProject:
     """A temporary git + DVC project whose pipeline writes `sources × tasks × instances` synthetic instances."""
 
-    def __init__(self, parent: Path, name: str, *, sources: int, tasks: int, instances: int, seed: int = 0):
+    def __init__(
+        self,
+        parent: Path,
+        name: str,
+        *,
+        sources: int,
+        tasks: int,
+        instances: int,
+        seed: int = 0,
+        pythonpath: str | None = None,
+    ):
+        self.pythonpath = pythonpath  # another checkout's src/ (a baseline), or None: this one's
         self.root = parent / name
         self.remote = parent / f"{name}-remote"
         self.params = {"sources": sources, "tasks": tasks, "instances": instances, "seed": seed, "changed": 0}
@@ -154,11 +168,18 @@ class SynthProject:
 
     def git(self, *args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=self.root, env=env(), check=True, capture_output=True, text=True
+            ["git", *args],
+            cwd=self.root,
+            env=env(self.pythonpath),
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     def run(self, *cmd: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run(list(cmd), cwd=self.root, env=env(), capture_output=True, text=True)
+        proc = subprocess.run(
+            list(cmd), cwd=self.root, env=env(self.pythonpath), capture_output=True, text=True
+        )
         if proc.returncode:
             raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -181,10 +202,15 @@ class SynthProject:
         self.write_params()
 
     def release(self, message: str) -> dict:
-        return measured([DYNO, "release", "-m", message, "--json"], self.root)
+        return measured([DYNO, "release", "-m", message, "--json"], self.root, pythonpath=self.pythonpath)
 
     def diff(self, a: str, b: str) -> tuple[dict, dict]:
-        run = measured([DYNO, "diff", a, b, "--json"], self.root)
+        run = measured([DYNO, "diff", a, b, "--json"], self.root, pythonpath=self.pythonpath)
+        return run, json.loads(run["stdout"])
+
+    def verify_remote(self) -> tuple[dict, dict]:
+        """`dyno verify --remote`: every release's listing and shards read back from the DVC remote."""
+        run = measured([DYNO, "verify", "--remote", "--json"], self.root, pythonpath=self.pythonpath)
         return run, json.loads(run["stdout"])
 
     def shard_hashes(self) -> dict[str, str]:

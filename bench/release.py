@@ -10,7 +10,13 @@ releases; its diff is timed alternately with the first one's, so the ratio is me
 Every `dyno` runs as a child process (`.venv/bin/dyno`, cwd = the project) under GNU time: wall time and
 peak RSS (see `_release_project.measured`).
 
-Targets: diff < 1 s and < 200 MB; diff at 10× instances ≈ 1× the time at 1× (it reads manifests, not shards).
+Also `dyno verify --remote` on the 1× project's two releases (every listing and shard read back from the
+remote). With `--baseline-src DIR` (another checkout's `src/`, e.g. `git archive <rev> src | tar -x -C /tmp/b`)
+a third project, identical to the 1× one, is released with that code right after it, so release times
+before and after a change are measured in one run. `--scale 1` skips the 10× project.
+
+Targets: diff < 1 s and < 200 MB; diff at 10× instances ≈ 1× the time at 1× (it reads manifests, not shards);
+release v1 within 10% of the baseline's.
 Run: `.venv/bin/python bench/release.py [--sources 50] [--tasks 20] [--instances 1000] [--scale 10]`.
 """
 
@@ -28,11 +34,17 @@ from _release_project import DYNO, SynthProject, measured
 
 
 def released_pair(
-    parent: Path, name: str, args: argparse.Namespace, instances: int
+    parent: Path, name: str, args: argparse.Namespace, instances: int, pythonpath: str | None = None
 ) -> tuple[SynthProject, dict]:
     """A project with v1 (everything) and v2 (`--changed` tasks rewritten): the times of each step."""
     proj = SynthProject(
-        parent, name, sources=args.sources, tasks=args.tasks, instances=instances, seed=args.seed
+        parent,
+        name,
+        sources=args.sources,
+        tasks=args.tasks,
+        instances=instances,
+        seed=args.seed,
+        pythonpath=pythonpath,
     )
     out: dict = {"instances_per_task": instances, "total_instances": proj.total_instances}
     out["repro_full_seconds"] = proj.repro("data for v1")
@@ -67,6 +79,9 @@ def main() -> None:
         "--repeat", type=int, default=5, help="diff runs per project, alternating; best and median"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--baseline-src", type=Path, help="another checkout's src/: release an identical 1× project with it"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary projects (the path is printed)")
     args = ap.parse_args()
 
@@ -75,11 +90,26 @@ def main() -> None:
     try:
         startup = [measured([DYNO, "--version"], ROOT) for _ in range(3)]
         small, small_steps = released_pair(parent, "x1", args, args.instances)
-        big, big_steps = released_pair(parent, f"x{args.scale}", args, args.instances * args.scale)
-        diffs: dict[str, list[dict]] = {"x1": [], "big": []}
+        baseline_steps = None
+        if args.baseline_src:
+            _, baseline_steps = released_pair(
+                parent, "baseline", args, args.instances, str(args.baseline_src.resolve())
+            )
+        verify_run, verify_report = small.verify_remote()
+        print(
+            f"  verify --remote: {verify_report['releases']} releases, {verify_report['shards']} shards,"
+            f" ok={verify_report['ok']}, {verify_run['seconds']:.2f}s / {verify_run['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+        projects = {"x1": small}
+        big_steps: dict = {}
+        if args.scale > 1:
+            big, big_steps = released_pair(parent, f"x{args.scale}", args, args.instances * args.scale)
+            projects["big"] = big
+        diffs: dict[str, list[dict]] = {key: [] for key in projects}
         totals = {}
         for _ in range(args.repeat):
-            for key, proj in (("x1", small), ("big", big)):  # side by side, alternating
+            for key, proj in projects.items():  # side by side, alternating
                 run, data = proj.diff("v1", "v2")
                 diffs[key].append({"seconds": run["seconds"], "peak_rss_mb": run["peak_rss_mb"]})
                 totals[key] = data["totals"]
@@ -97,30 +127,46 @@ def main() -> None:
         k: t["tasks_changed"] == args.changed and not (t["tasks_added"] or t["tasks_removed"])
         for k, t in totals.items()
     }
-    ratio = best["big"] / best["x1"]
     s, b = small_steps, big_steps
-    report(
-        "release",
-        [
-            ("tasks", n_tasks, f"{args.sources} sources × {args.tasks}"),
-            ("instances_x1", s["total_instances"], f"{args.instances:,} per task"),
+    rows = [
+        ("tasks", n_tasks, f"{args.sources} sources × {args.tasks}"),
+        ("instances_x1", s["total_instances"], f"{args.instances:,} per task"),
+        ("dyno_startup_seconds", min(r["seconds"] for r in startup), "`dyno --version`: the fixed cost"),
+        ("repro_full_seconds", s["repro_full_seconds"], "synthetic stages + dvc hashing (not dyno)"),
+        ("release_v1_seconds", s["release_v1"]["seconds"], "push all shards"),
+        ("release_v1_peak_rss_mb", s["release_v1"]["peak_rss_mb"], ""),
+        (
+            "shards_rewritten",
+            s["shards_rewritten"],
+            f"= {args.changed}" + ok(s["shards_rewritten"] == args.changed),
+        ),
+        ("release_v2_seconds", s["release_v2"]["seconds"], f"{args.changed} shards to push"),
+        ("release_v2_peak_rss_mb", s["release_v2"]["peak_rss_mb"], ""),
+        ("release_v2_over_v1", s["release_v2"]["seconds"] / s["release_v1"]["seconds"], ""),
+        ("diff_seconds", best["x1"], "< 1.0" + ok(best["x1"] < 1)),
+        ("diff_seconds_median", median["x1"], ""),
+        ("diff_peak_rss_mb", rss["x1"], "< 200" + ok(rss["x1"] < 200)),
+        ("diff_tasks_changed", totals["x1"]["tasks_changed"], f"= {args.changed}" + ok(changed_ok["x1"])),
+        (
+            "verify_remote_seconds",
+            verify_run["seconds"],
+            f"{verify_report['shards']} shards of {verify_report['releases']} releases read from the remote"
+            + ok(verify_report["ok"]),
+        ),
+        ("verify_remote_peak_rss_mb", verify_run["peak_rss_mb"], ""),
+    ]
+    if baseline_steps:
+        before = baseline_steps["release_v1"]["seconds"]
+        growth = s["release_v1"]["seconds"] / before
+        rows += [
+            ("baseline_release_v1_seconds", before, f"the same project released with {args.baseline_src}"),
+            ("baseline_release_v2_seconds", baseline_steps["release_v2"]["seconds"], ""),
+            ("release_v1_over_baseline", growth, "≤ 1.10" + ok(growth <= 1.10)),
+        ]
+    if b:
+        ratio = best["big"] / best["x1"]
+        rows += [
             (f"instances_x{args.scale}", b["total_instances"], f"{args.instances * args.scale:,} per task"),
-            ("dyno_startup_seconds", min(r["seconds"] for r in startup), "`dyno --version`: the fixed cost"),
-            ("repro_full_seconds", s["repro_full_seconds"], "synthetic stages + dvc hashing (not dyno)"),
-            ("release_v1_seconds", s["release_v1"]["seconds"], "push all shards"),
-            ("release_v1_peak_rss_mb", s["release_v1"]["peak_rss_mb"], ""),
-            (
-                "shards_rewritten",
-                s["shards_rewritten"],
-                f"= {args.changed}" + ok(s["shards_rewritten"] == args.changed),
-            ),
-            ("release_v2_seconds", s["release_v2"]["seconds"], f"{args.changed} shards to push"),
-            ("release_v2_peak_rss_mb", s["release_v2"]["peak_rss_mb"], ""),
-            ("release_v2_over_v1", s["release_v2"]["seconds"] / s["release_v1"]["seconds"], ""),
-            ("diff_seconds", best["x1"], "< 1.0" + ok(best["x1"] < 1)),
-            ("diff_seconds_median", median["x1"], ""),
-            ("diff_peak_rss_mb", rss["x1"], "< 200" + ok(rss["x1"] < 200)),
-            ("diff_tasks_changed", totals["x1"]["tasks_changed"], f"= {args.changed}" + ok(changed_ok["x1"])),
             (f"release_v1_seconds_x{args.scale}", b["release_v1"]["seconds"], ""),
             (f"release_v1_peak_rss_mb_x{args.scale}", b["release_v1"]["peak_rss_mb"], ""),
             (f"release_v2_seconds_x{args.scale}", b["release_v2"]["seconds"], ""),
@@ -132,9 +178,12 @@ def main() -> None:
                 f"= {args.changed}" + ok(changed_ok["big"]),
             ),
             (f"diff_x{args.scale}_over_x1", ratio, "≈ 1 (≤ 1.25)" + ok(ratio <= 1.25)),
-        ],
+        ]
+    report(
+        "release",
+        rows,
         {
-            "steps": {"x1": small_steps, f"x{args.scale}": big_steps},
+            "steps": {"x1": small_steps, f"x{args.scale}": big_steps, "baseline": baseline_steps},
             "diff_runs": diffs,
             "diff_totals": totals,
             "dyno_startup_runs": [r["seconds"] for r in startup],

@@ -84,11 +84,9 @@ def test_publish_versions_and_load_them_back(project: Project, hub_server: HubSe
 
     card = hub_server.read_file(CORPUS, "README.md", revision="v2").decode()
     meta = yaml.safe_load(card.split("---")[1])
-    assert (
-        meta["license"] == "other"
-        and "bsd-3-clause" in meta["license_details"]
-        and "mit" in meta["license_details"]
-    )
+    # The sources' licence ids as a list the Hub accepts; their language from their own cards.
+    assert meta["license"] == ["bsd-3-clause", "mit"] and "license_name" not in meta
+    assert meta["language"] == ["en"] and meta["pretty_name"] == "Dynosaur corpus"
     assert f"{v2['totals']['instances']:,} instances" in card
     assert "| vader-amazon-reviews | hub:demo/vader-amazon-reviews |" in card
     assert 'load_dataset("tester/dynosaur-corpus", revision="v2"' in card
@@ -115,12 +113,17 @@ def test_concurrent_push_and_faults_never_leave_half_a_release(project: Project,
     add_hub_source(project, "chatterbot-conversations")
     release(project, "v2")
 
-    # Someone else pushes in between: the publish fails cleanly, the Hub keeps their commit, no v2.
-    theirs = hub_server.commit(CORPUS, {"notes.txt": b"someone else's push\n"})
+    # Someone else edits the card: the publish refuses cleanly, naming it; the Hub keeps their commit, no v2.
+    card = hub_server.read_file(CORPUS, "README.md") + b"\nEdited in the web UI.\n"
+    theirs = hub_server.commit(CORPUS, {"README.md": card, "notes.txt": b"someone else's push\n"})
     proc = project.dyno("publish", "v2", "--repo", CORPUS, check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("Error: ")
-    assert "changed on the Hub since the last publish" in proc.stderr
+    assert "others changed README.md, which publishing v2 would overwrite" in proc.stderr
     assert hub_server.head(CORPUS) == theirs and hub_server.head(CORPUS, "v2") is None
+    # They revert the card: v2 goes on top of their commit and keeps their notes.
+    hub_server.commit(CORPUS, {"README.md": card[: -len(b"\nEdited in the web UI.\n")]})
+    out = json.loads(project.dyno("publish", "v2", "--repo", CORPUS, "--json").stdout)
+    assert out["others"] == ["notes.txt"] and "notes.txt" in hub_server.list_files(CORPUS, "v2")
 
 
 def test_publish_faults(project: Project, hub_server: HubServer, monkeypatch):

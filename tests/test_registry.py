@@ -78,6 +78,8 @@ def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
         "tasks_removed": 0,
         "tasks_retracted": 0,
         "tasks_changed": 0,
+        "instances_added": PER_SOURCE,
+        "instances_removed": 0,
     }
     assert [(s["source_id"], s["tasks_added"], s["instances_added"]) for s in d["sources"]] == [
         ("gamma", 2, PER_SOURCE)

@@ -46,6 +46,8 @@ def test_identical_manifests_have_no_changes():
         tasks_removed=0,
         tasks_retracted=0,
         tasks_changed=0,
+        instances_added=0,
+        instances_removed=0,
     )
 
 
@@ -58,7 +60,7 @@ def test_added_removed_and_changed_by_id():
     ]
     report = diff(a, b)
     assert report.tasks == [  # sorted by (source, change, task)
-        TaskChange(task_id=T4, source_id="reviews", change="added", instances_after=5),
+        TaskChange(task_id=T4, source_id="reviews", change="added", instances_after=5, instances_added=5),
         TaskChange(
             task_id=T3,
             source_id="reviews",
@@ -66,9 +68,13 @@ def test_added_removed_and_changed_by_id():
             previous_task_id=T3,
             instances_before=10,
             instances_after=12,
+            instances_added=2,  # no churn given: the net change
         ),
-        TaskChange(task_id=T2, source_id="reviews", change="removed", instances_before=7),
+        TaskChange(
+            task_id=T2, source_id="reviews", change="removed", instances_before=7, instances_removed=7
+        ),
     ]
+    assert not report.churn_from_ids
     assert T1 not in changes(report)
 
 
@@ -89,6 +95,7 @@ def test_a_new_revision_of_a_task_is_changed_not_removed_and_added():
             previous_task_id=T1,
             instances_before=10,
             instances_after=8,
+            instances_removed=2,
         )
     ]
     [source] = report.sources
@@ -128,7 +135,12 @@ def test_a_task_gone_under_a_tombstone_is_retracted_with_the_reason(tombstone):
     report = diff(a, b, [make_retraction(reason="toxic outputs", **tombstone)])
     assert report.tasks == [
         TaskChange(
-            task_id=T2, source_id="news", change="retracted", instances_before=4, reason="toxic outputs"
+            task_id=T2,
+            source_id="news",
+            change="retracted",
+            instances_before=4,
+            instances_removed=4,
+            reason="toxic outputs",
         )
     ]
     assert report.totals.tasks_retracted == 1 and report.totals.tasks_removed == 0
@@ -173,7 +185,7 @@ def test_per_source_counts_and_instance_totals_are_exact():
         make_entry(T4, instances=5),  # added
         make_entry("6" * 16, source_id="news", instances=15, identity="n", source_revision="rev2"),
     ]
-    report = diff(a, b)
+    report = diff_manifests("v1", a, "v2", b, churn={T3: (36, 34)})  # news: no ids, the net change
     assert report.sources == [
         SourceDiff(
             source_id="news",
@@ -189,8 +201,8 @@ def test_per_source_counts_and_instance_totals_are_exact():
             tasks_added=1,
             tasks_removed=1,
             tasks_changed=1,
-            instances_added=7,
-            instances_removed=7,
+            instances_added=5 + 36,
+            instances_removed=7 + 34,
             license_before="mit",
             license_after="mit",
             revision_before="rev1",
@@ -206,7 +218,10 @@ def test_per_source_counts_and_instance_totals_are_exact():
         tasks_removed=1,
         tasks_retracted=0,
         tasks_changed=2,
+        instances_added=41,
+        instances_removed=46,
     )
+    assert not report.churn_from_ids  # news's changed task had no ids
     net = sum(s.instances_added - s.instances_removed for s in report.sources)
     assert net == report.totals.instances_after - report.totals.instances_before
 
@@ -306,3 +321,16 @@ def test_instance_delta_with_a_missing_side(tmp_path):
     shard = write_ids(tmp_path / "s.parquet", ["b", "a"])
     assert instance_delta(None, shard) == InstanceDelta(added=["a", "b"], removed=[])
     assert instance_delta(shard, None) == InstanceDelta(added=[], removed=["a", "b"])
+
+
+def test_churn_shows_every_instance_of_a_task_that_changed_all_of_them():
+    """The case of issue 10: 36 added, 32 removed is +36 −32, not a net +4 (or −0)."""
+    a = [make_entry(T1, instances=32)]
+    b = [make_entry(T1, instances=36, digest="sha256:" + "f" * 64)]
+    report = diff_manifests("v1", a, "v2", b, churn={T1: (36, 32)})
+    [task] = report.tasks
+    assert (task.instances_added, task.instances_removed) == (36, 32)
+    [source] = report.sources
+    assert (source.instances_added, source.instances_removed) == (36, 32)
+    assert (report.totals.instances_added, report.totals.instances_removed) == (36, 32)
+    assert report.churn_from_ids

@@ -52,6 +52,7 @@ CHANGES: list[tuple[type[LedgerRecord], str, Any]] = [
     (SourceVersion, "revision", "sha256:" + "1" * 64),
     (SourceVersion, "license", None),
     (SourceVersion, "metadata_fingerprint", "sha256:" + "9" * 64),
+    (SourceVersion, "prev", "sha256:" + "8" * 64),
     (TaskVersion, "schema_version", 2),
     (TaskVersion, "task_id", "fedcba9876543210"),
     (TaskVersion, "source_id", "reviews-2"),
@@ -64,12 +65,14 @@ CHANGES: list[tuple[type[LedgerRecord], str, Any]] = [
     (TaskVersion, "model", "other-model"),
     (TaskVersion, "verdict", "rejected"),
     (TaskVersion, "reason", "io_overlap"),
+    (TaskVersion, "prev", "sha256:" + "8" * 64),
     (Retraction, "schema_version", 2),
     (Retraction, "kind", "source"),
     (Retraction, "target", "fedcba9876543210"),
     (Retraction, "identity", "abcdefabcdefabcd"),
     (Retraction, "reason", "licence withdrawn"),
     (Retraction, "created_at", "2026-01-02T00:00:01Z"),
+    (Retraction, "prev", "sha256:" + "8" * 64),
     (Release, "schema_version", 2),
     (Release, "version", 2),
     (Release, "tag", "v2"),
@@ -121,13 +124,21 @@ def test_the_hash_does_not_cover_itself():
 # --- append and read ---------------------------------------------------------------------------------
 
 
+def linked(records: list[LedgerRecord]) -> list[LedgerRecord]:
+    """What `append` makes of unsealed records written to an empty file: each linked to the one before."""
+    out: list[LedgerRecord] = []
+    for r in records:
+        out.append(r.model_copy(update={r.LINK: out[-1].hash if out else None}).sealed())
+    return out
+
+
 def test_append_then_read_round_trips_sealed_records(ledger):
     records = [
         make_task_version(),
         make_task_version(task_id="fedcba9876543210", verdict="rejected", reason="x"),
     ]
     ledger.append(TaskVersion, records)
-    assert ledger.read(TaskVersion) == [r.sealed() for r in records]
+    assert ledger.read(TaskVersion) == linked(records)
     assert all(r.hash == r.content_hash() for r in ledger.read(TaskVersion))
 
 
@@ -166,6 +177,18 @@ def test_append_keeps_a_valid_hash_and_refuses_a_stale_one(ledger):
     with pytest.raises(LedgerError):
         ledger.append(TaskVersion, [stale])
     assert ledger.read(TaskVersion) == [sealed]
+
+
+def test_append_refuses_a_sealed_record_linked_to_another_line(ledger):
+    """Two releases cut from the same ledger: the second names a parent that is no longer the last line."""
+    first = make_release(1).sealed()
+    ledger.append(Release, [first])
+    second = make_release(2, parent=first.hash).sealed()
+    rival = make_release(2, parent=first.hash, message="a concurrent v2").sealed()
+    ledger.append(Release, [second])
+    with pytest.raises(LedgerError, match="changed since the record was made"):
+        ledger.append(Release, [rival])
+    assert ledger.releases() == [first, second]
 
 
 def test_the_api_has_no_update_or_delete():
@@ -221,7 +244,7 @@ def test_append_refuses_after_an_incomplete_last_line(ledger):
 def test_records_with_unicode_line_breaks_round_trip(ledger, text):
     records = [make_task_version(instruction=text), make_task_version(task_id="1" * 16)]
     ledger.append(TaskVersion, records)
-    assert ledger.read(TaskVersion) == [r.sealed() for r in records]
+    assert ledger.read(TaskVersion) == linked(records)
     assert ledger.path(TaskVersion).read_bytes().count(b"\n") == 2
 
 
@@ -252,8 +275,8 @@ def test_the_same_records_give_byte_identical_files(tmp_path):
     records = [make_source_version(), make_source_version(source_id="news", license=None)]
     one, two = Ledger(tmp_path / "one"), Ledger(tmp_path / "two")
     one.append(SourceVersion, records)
-    for record in records:  # one at a time, and already sealed: same bytes
-        two.append(SourceVersion, [record.sealed()])
+    for record in records:  # one at a time: same bytes
+        two.append(SourceVersion, [record])
     assert one.path(SourceVersion).read_bytes() == two.path(SourceVersion).read_bytes()
 
 
@@ -410,3 +433,67 @@ def test_a_line_from_a_newer_schema_is_one_clear_problem(tmp_path: Path):
     path.write_text(canonical(stored) + "\n")
     with pytest.raises(LedgerError, match="schema_version 99 is newer"):
         ledger.read(SourceVersion)
+
+
+# --- the chain: each line names the previous line's hash ----------------------------------------------
+
+
+def _three_tasks(ledger: Ledger) -> list[str]:
+    ledger.append(TaskVersion, [make_task_version(task_id=c * 16) for c in "123"])
+    return ledger.path(TaskVersion).read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def test_appended_lines_name_the_previous_lines_hash(ledger):
+    ledger.append(TaskVersion, [make_task_version(task_id="1" * 16)])
+    ledger.append(TaskVersion, [make_task_version(task_id=c * 16) for c in "23"])
+    stored = [json.loads(line) for line in ledger.path(TaskVersion).read_text().splitlines()]
+    assert [s["prev"] for s in stored] == [None, stored[0]["hash"], stored[1]["hash"]]
+
+
+@pytest.mark.parametrize(
+    "tamper, line",
+    [
+        (lambda lines: [lines[0], lines[2]], 2),  # a middle line deleted
+        (lambda lines: [lines[1], lines[2]], 1),  # the first line deleted
+        (lambda lines: [lines[0], lines[2], lines[1]], 2),  # two lines swapped
+        (lambda lines: [lines[0], lines[1], lines[1], lines[2]], 3),  # a line repeated
+    ],
+    ids=["middle-deleted", "first-deleted", "reordered", "repeated"],
+)
+def test_deleting_or_reordering_a_line_breaks_the_chain_naming_file_and_line(ledger, tamper, line):
+    path = ledger.path(TaskVersion)
+    path.write_text("".join(tamper(_three_tasks(ledger))), encoding="utf-8")
+    with pytest.raises(LedgerError) as err:
+        ledger.read(TaskVersion)
+    assert str(err.value).startswith(f"ledger/tasks.jsonl:{line}: ")
+
+
+def test_a_line_without_its_link_after_the_chain_began_is_an_error(ledger):
+    lines = _three_tasks(ledger)
+    stored = json.loads(lines[2])
+    del stored["prev"]
+    stored["hash"] = (
+        "sha256:"
+        + hashlib.sha256(canonical({k: v for k, v in stored.items() if k != "hash"}).encode()).hexdigest()
+    )
+    ledger.path(TaskVersion).write_text(lines[0] + lines[1] + canonical(stored) + "\n", encoding="utf-8")
+    with pytest.raises(LedgerError, match=r"^ledger/tasks.jsonl:3: TaskVersion has no prev"):
+        ledger.read(TaskVersion)
+
+
+def _unchained(record: LedgerRecord) -> str:
+    """A line as dynosaur wrote it before the chain existed: no `prev` key, hashed as stored."""
+    body = {k: v for k, v in record.model_dump(mode="json").items() if k not in ("hash", "prev")}
+    return canonical({**body, "hash": "sha256:" + hashlib.sha256(canonical(body).encode()).hexdigest()})
+
+
+def test_lines_written_before_the_chain_still_read_and_the_chain_starts_after_them(ledger):
+    old = [make_retraction(target=c * 16) for c in "12"]
+    path = ledger.path(Retraction)
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(_unchained(r) + "\n" for r in old), encoding="utf-8")
+    assert [r.target for r in ledger.read(Retraction)] == ["1" * 16, "2" * 16]
+    ledger.append(Retraction, [make_retraction(target="3" * 16)])
+    stored = [json.loads(line) for line in path.read_text().splitlines()]
+    assert "prev" not in stored[0] and "prev" not in stored[1] and stored[2]["prev"] == stored[1]["hash"]
+    assert [r.target for r in Ledger(ledger.dir.parent).read(Retraction)] == [c * 16 for c in "123"]

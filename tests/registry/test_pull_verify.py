@@ -1,181 +1,36 @@
-"""pull and verify against a real git + DVC repository with a local directory remote.
-
-The fixture is built once per module (two releases: v2 keeps v1's shards and adds one) and copied for each
-test, remote included: the remote's URL in `.dvc/config` is relative, so a copy points at its own remote.
-"""
+"""pull and verify against a real git + DVC repository with a local directory remote (tests/registry/dvc_repo.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.errors import DynoError, LedgerError, NotFound
 from dynosaur.core.io import canonical_json
-from dynosaur.core.records import ManifestEntry, Release, Totals
-from dynosaur.pipeline.organize import SCHEMA
-from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import InstanceDigest
+from dynosaur.core.records import Release, Retraction
+from dynosaur.registry.ledger import Ledger, read_records
 from dynosaur.registry.pull import pull_release
 from dynosaur.registry.verify import verify
-
-DVC = str(Path(sys.executable).parent / "dvc")
-V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
-V2 = {**V1, "beta": {**V1["beta"], "b2" * 8: 2}}
-CORPUS = "data/corpus"
-
-
-ISOLATED = {"DVC_NO_ANALYTICS": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-def sh(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **ISOLATED})
-    assert proc.returncode == 0, f"{args}: {proc.stderr}"
-    return proc.stdout
-
-
-def shard_table(task_id: str, source_id: str, n: int) -> pa.Table:
-    rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in SCHEMA.names if c != "row"}
-    rows.update(
-        task_id=[task_id] * n,
-        source_id=[source_id] * n,
-        row=list(range(n)),
-        instance_id=[f"{task_id[:8]}{i:08x}" for i in range(n)],
-    )
-    return pa.Table.from_pydict(rows, schema=SCHEMA)
-
-
-def dvc_objects(repo: Path) -> dict[str, str]:
-    """shard path → md5, from the `.dir` object that `data/corpus.dvc` names."""
-    oid = corpus_md5(repo).removesuffix(".dir")
-    listing = repo / ".dvc/cache/files/md5" / oid[:2] / f"{oid[2:]}.dir"
-    return {e["relpath"]: e["md5"] for e in json.loads(listing.read_text())}
-
-
-def corpus_md5(repo: Path) -> str:
-    return yaml.safe_load((repo / f"{CORPUS}.dvc").read_text())["outs"][0]["md5"]
-
-
-def cut(repo: Path, version: int, tasks: dict[str, dict[str, int]]) -> None:
-    """What `dyno release` does, by hand: shards, dvc add + push, manifest + release record, commit, tag."""
-    for source_id, shards in tasks.items():
-        for task_id, n in shards.items():
-            path = repo / CORPUS / source_id / f"{task_id}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(shard_table(task_id, source_id, n), path)
-    sh(repo, DVC, "add", "-q", CORPUS)
-    sh(repo, DVC, "push", "-q")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", f"corpus for v{version}")
-    md5s, entries = dvc_objects(repo), []
-    for source_id, shards in tasks.items():
-        for task_id in shards:
-            shard = f"{source_id}/{task_id}.parquet"
-            digest = InstanceDigest()
-            digest.update(pq.read_table(repo / CORPUS / shard))
-            entries.append(
-                ManifestEntry(
-                    task_id=task_id,
-                    source_id=source_id,
-                    source_revision="rev1",
-                    identity=task_id,
-                    license="mit",
-                    instances=digest.count,
-                    digest=digest.hexdigest(),
-                    shard=shard,
-                    shard_md5=md5s[shard],
-                )
-            )
-    ledger = Ledger(repo)
-    previous = ledger.releases()
-    manifest_digest = ledger.write_manifest(version, entries)
-    ledger.append(
-        Release,
-        [
-            Release(
-                version=version,
-                tag=f"v{version}",
-                parent=previous[-1].hash if previous else None,
-                message="",
-                created_at="2026-01-01T00:00:00Z",
-                manifest=f"ledger/manifests/v{version}.jsonl",
-                manifest_digest=manifest_digest,
-                corpus_md5=corpus_md5(repo),
-                totals=Totals(
-                    sources=len(tasks), tasks=len(entries), instances=sum(e.instances for e in entries)
-                ),
-                licenses={"mit": sum(e.instances for e in entries)},
-            )
-        ],
-    )
-    sh(repo, "git", "add", "ledger")
-    sh(repo, "git", "commit", "-qm", f"release v{version}")
-    sh(repo, "git", "tag", "-a", f"v{version}", "-m", f"v{version}")
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("registry")
-    repo = base / "repo"
-    repo.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DVC_SITE_CACHE_DIR", str(tmp_path_factory.mktemp("dvc-site")))
-        sh(repo, "git", "init", "-q", "-b", "main")
-        sh(repo, "git", "config", "user.email", "test@example.com")
-        sh(repo, "git", "config", "user.name", "Test")
-        sh(repo, DVC, "init", "-q")
-        sh(repo, DVC, "remote", "add", "-q", "-d", "store", "../remote")  # relative: stored relative to .dvc/
-        assert "../../remote" in (repo / ".dvc/config").read_text()  # each copy tampers with its own remote
-        sh(repo, "git", "commit", "-qm", "dvc init")
-        cut(repo, 1, V1)
-        cut(repo, 2, V2)
-    return base
-
-
-@pytest.fixture
-def base(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the repository and its remote; DVC's site cache (it keeps directory listings) too."""
-    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path / "dvc-site"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    shutil.copytree(built, tmp_path / "w", symlinks=True)
-    return tmp_path / "w"
-
-
-def clone(base: Path, name: str = "clone") -> Path:
-    """A fresh clone beside the remote: ledger and .dvc files from git, no DVC cache."""
-    sh(base, "git", "clone", "-q", str(base / "repo"), name)
-    return base / name
-
-
-def remote_object(base: Path, md5: str) -> Path:
-    return base / "remote/files/md5" / md5[:2] / md5[2:]
-
-
-def cache_object(repo: Path, md5: str) -> Path:
-    return repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
-
-
-def overwrite(path: Path, data: bytes) -> None:
-    path.chmod(0o644)  # DVC leaves objects read-only
-    path.write_bytes(data)
-
-
-def entry(base: Path, version: int, task_id: str) -> ManifestEntry:
-    ledger = Ledger(base / "repo")
-    return next(e for e in ledger.read_manifest(ledger.release(version)) if e.task_id == task_id)
-
-
-def leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".pull-" in p.name)
-
+from tests.factories import make_retraction
+from tests.registry.dvc_repo import (
+    CORPUS,
+    DVC,
+    V1,
+    V2,
+    cache_object,
+    clone,
+    corpus_md5,
+    cut,
+    entry,
+    leftovers,
+    overwrite,
+    remote_object,
+    sh,
+)
 
 # --- pull ------------------------------------------------------------------------------------------------
 
@@ -279,7 +134,10 @@ def test_verify_names_a_broken_chain(base: Path) -> None:
     relinked = relinked.sealed()
     path.write_text(first + "\n" + canonical_json(relinked.model_dump(mode="json")) + "\n")
     problems = verify(base / "repo").problems
-    assert len(problems) == 1 and problems[0].startswith("ledger/releases.jsonl:2: v2's parent sha256:000")
+    assert problems[0].startswith(
+        f"ledger/releases.jsonl:2: parent sha256:{'0' * 64} is not the hash of line 1 (sha256:"
+    )
+    assert problems[1].startswith("ledger/releases.jsonl:2: the line committed at tag v2 was rewritten")
 
 
 def test_verify_names_an_altered_manifest(base: Path) -> None:
@@ -324,4 +182,166 @@ def test_verify_without_a_remote_says_so_for_shards_not_in_the_cache(base: Path)
 
 def test_verify_names_a_missing_tag(base: Path) -> None:
     sh(base / "repo", "git", "tag", "-d", "v2")
-    assert verify(base / "repo").problems == ["ledger/releases.jsonl:2: git tag v2 is missing"]
+    assert verify(base / "repo").problems == [
+        "ledger/releases.jsonl:2: git tag v2 is missing (an interrupted release? `dyno release` tags it)"
+    ]
+
+
+# --- tampering with committed history: the ledger can only grow -------------------------------------------
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _committed_retractions(repo: Path, *targets: str) -> Path:
+    """Retractions appended and committed, as `dyno retract` does."""
+    ledger = Ledger(repo)
+    for target in targets:
+        ledger.append(Retraction, [make_retraction(kind="source", target=target)])
+        sh(repo, "git", "add", "ledger")
+        sh(repo, "git", "commit", "-qm", f"retract source {target}")
+    return ledger.path(Retraction)
+
+
+def _reseal(record: dict) -> dict:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return {**body, "hash": "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()}
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["uncommitted", "committed"])
+def test_verify_catches_the_last_release_record_deleted(base: Path, commit: bool) -> None:
+    repo = base / "repo"
+    path = repo / "ledger/releases.jsonl"
+    _rewrite(path, path.read_text().splitlines(keepends=True)[:1])
+    if commit:
+        sh(repo, "git", "commit", "-qam", "drop v2")
+    problems = verify(repo).problems
+    assert "ledger/releases.jsonl: git tag v2 has no release record (was it deleted?)" in problems
+    assert any(
+        p.startswith("ledger/releases.jsonl:2: the line committed at tag v2 is gone") for p in problems
+    )
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["uncommitted", "committed"])
+def test_a_deleted_retraction_stops_the_pipeline_reader_and_verify(base: Path, commit: bool) -> None:
+    """A committed tombstone deleted (and the deletion committed): the source must not quietly come back."""
+    repo = base / "repo"
+    path = _committed_retractions(repo, "alpha", "beta")
+    _rewrite(path, path.read_text().splitlines(keepends=True)[:1])
+    if commit:
+        sh(repo, "git", "commit", "-qam", "forget beta")
+    with pytest.raises(
+        LedgerError, match=r"^ledger/retractions.jsonl:2: the line committed at commit \w+ is gone"
+    ):
+        read_records(path, Retraction, repo)
+    assert any(p.startswith("ledger/retractions.jsonl:2: ") for p in verify(repo).problems)
+
+
+def test_reordered_retractions_fail_naming_the_line(base: Path) -> None:
+    repo = base / "repo"
+    path = _committed_retractions(repo, "alpha", "beta")
+    first, second = path.read_text().splitlines(keepends=True)
+    _rewrite(path, [second, first])
+    with pytest.raises(LedgerError, match=r"^ledger/retractions.jsonl:1: "):
+        read_records(path, Retraction, repo)
+    assert verify(repo).problems[0].startswith("ledger/retractions.jsonl:1: ")
+
+
+def test_a_consistent_forgery_is_caught_by_the_tags(base: Path) -> None:
+    """v1 edited, its hash recomputed, v2's parent and hash too: every line and link checks out."""
+    repo = base / "repo"
+    path = repo / "ledger/releases.jsonl"
+    v1, v2 = (json.loads(line) for line in path.read_text().splitlines())
+    v1 = _reseal({**v1, "message": "a better story"})
+    v2 = _reseal({**v2, "parent": v1["hash"]})
+    _rewrite(path, [canonical_json(v1) + "\n", canonical_json(v2) + "\n"])
+    sh(repo, "git", "commit", "-qam", "history, improved")
+    assert [r.message for r in read_records(path, Release, repo, history=False)] == ["a better story", ""]
+    problems = verify(repo).problems
+    assert problems[0] == (
+        "ledger/releases.jsonl:1: the line committed at tag v1 was rewritten or moved; committed ledger lines"
+        " are never changed or deleted (restore the file from git)"
+    )
+    assert "ledger/releases.jsonl: git tag v1 is not on the commit that recorded v1" in problems[-2]
+
+
+def test_a_tag_without_a_record_fails_verify(base: Path) -> None:
+    sh(base / "repo", "git", "tag", "-a", "v3", "-m", "v3")
+    assert verify(base / "repo").problems == [
+        "ledger/releases.jsonl: git tag v3 has no release record (was it deleted?)"
+    ]
+
+
+def test_an_older_checkout_is_not_tampering(base: Path) -> None:
+    """HEAD at v1 (to reproduce it): v2 lies ahead, not missing."""
+    repo = base / "repo"
+    sh(repo, "git", "checkout", "-q", "v1")
+    assert [r.tag for r in Ledger(repo).releases()] == ["v1"]
+    report = verify(repo)
+    assert report.ok, report.problems
+
+
+# --- the remote alone ------------------------------------------------------------------------------------
+
+
+def test_verify_remote_ignores_the_local_cache(base: Path) -> None:
+    gone = entry(base, 1, "a1" * 8)
+    remote_object(base, gone.shard_md5).unlink()
+    assert verify(base / "repo").ok  # the local cache has it
+    problems = verify(base / "repo", remote=True).problems
+    shard = f"shard alpha/{gone.task_id}.parquet (task {gone.task_id}, md5 {gone.shard_md5})"
+    assert problems == [f"ledger/manifests/v1.jsonl: {shard} is not in the DVC remote 'store'"]
+
+
+def test_verify_names_a_corpus_listing_missing_from_the_remote(base: Path) -> None:
+    listing = corpus_md5(base / "repo")
+    remote_object(base, listing).unlink()
+    assert verify(base / "repo").ok
+    assert verify(base / "repo", remote=True).problems == [
+        f"ledger/manifests/v2.jsonl: the corpus listing {listing} of v2 is not in the DVC remote 'store'"
+    ]
+
+
+def test_ensure_on_remote_pushes_what_the_remote_lacks(base: Path) -> None:
+    from dynosaur.registry.vcs import ensure_on_remote
+
+    repo = base / "repo"
+    wanted = [e.shard_md5 for e in Ledger(repo).read_manifest(Ledger(repo).release(2))] + [corpus_md5(repo)]
+    assert ensure_on_remote(repo, wanted) == []
+    for oid in wanted[:2] + wanted[-1:]:
+        remote_object(base, oid).unlink()
+    assert ensure_on_remote(repo, wanted) == [
+        "pushed 3 objects that DVC's push had left off the remote 'store'"
+    ]
+    assert all(remote_object(base, oid).exists() for oid in wanted)
+    assert verify(repo, remote=True).ok
+    cache_object(repo, wanted[0]).unlink()
+    remote_object(base, wanted[0]).unlink()
+    with pytest.raises(DynoError, match="on neither the DVC remote 'store' nor in the local cache"):
+        ensure_on_remote(repo, wanted)
+
+
+# --- diff churn from the shards ---------------------------------------------------------------------------
+
+
+def test_diff_counts_churn_from_instance_ids_locally_and_from_a_clone(base: Path) -> None:
+    """Task a1 re-made with 6 new instances in place of its 5: +6 −5, not a net +1."""
+    from dynosaur.registry.releases import diff
+
+    repo = base / "repo"
+    cut(repo, 3, {**V2, "alpha": {**V2["alpha"], "a1" * 8: 6}}, first_ids={"a1" * 8: 100})
+    for where in (repo, clone(base)):  # the local DVC cache, then the remote
+        report = diff(where, "v2", "v3")
+        [task] = report.tasks
+        assert (task.task_id, task.change, task.instances_added, task.instances_removed) == (
+            "a1" * 8,
+            "changed",
+            6,
+            5,
+        )
+        assert (report.totals.instances_added, report.totals.instances_removed) == (
+            6,
+            5,
+        ) and report.churn_from_ids
+    assert len(diff(repo, "v2", "v3", instances=True).instances["a1" * 8].added) == 6

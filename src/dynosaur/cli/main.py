@@ -244,6 +244,17 @@ def release(message: str, as_json: bool) -> None:
         out.print(f"  {escape(line)}")
 
 
+def _settle(command: str) -> None:
+    """What readers run first: finish an interrupted release under the lock, as `dyno release` would."""
+    from dynosaur.registry.releases import settle
+
+    done, note = settle(_root(), command)
+    for line in done:
+        _stderr().print(f"[yellow]recovered:[/] {escape(line)}")
+    if note:
+        _stderr().print(f"[yellow]note:[/] {escape(note)}")
+
+
 def escape(text: str) -> str:
     """Data for a rich console: markup escaped, control characters shown as escapes (`\\x1b`), never raw."""
     from rich.markup import escape as rich_escape
@@ -257,6 +268,7 @@ def releases(as_json: bool) -> None:
     """List the releases, with totals and messages."""
     from dynosaur.registry.releases import list_releases
 
+    _settle("releases")
     found = list_releases(_root())
     if as_json:
         return emit_json(found)
@@ -311,21 +323,23 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
             t.tasks_changed,
             t.tasks_removed,
             t.tasks_retracted,
-            f"{t.instances_before:,} → {t.instances_after:,}",
-            "",
-            "",
+            f"+{t.instances_added:,}",
+            f"-{t.instances_removed:,}",
+            f"{t.instances_before:,} → {t.instances_after:,} instances",
         ]
     )
     cols = ["source", "added", "changed", "removed", "retracted", "instances +", "instances -", "licence"]
     out = _stdout()
-    out.print(
-        table(
-            f"{report.a} → {report.b}",
-            cols,
-            rows,
-            {"added", "changed", "removed", "retracted", "instances +", "instances -"},
-        )
-    )
+    right = {"added", "changed", "removed", "retracted", "instances +", "instances -"}
+    out.print(table(f"{report.a} → {report.b}", cols, rows, right))
+    if report.tasks:
+        task_rows = [
+            [c.task_id, c.source_id, c.change, f"+{c.instances_added:,}", f"-{c.instances_removed:,}"]
+            for c in report.tasks
+        ]
+        out.print(table(None, ["task", "source", "change", "instances +", "instances -"], task_rows, right))
+    if not report.churn_from_ids:
+        _stderr().print("[yellow]note:[/] some shards were not readable here: their churn is the net change")
     for task_id, delta in (report.instances or {}).items():
         out.print(f"{task_id}: +{len(delta.added)} -{len(delta.removed)}")
         for iid in delta.added:
@@ -343,6 +357,7 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
 @json_option
 def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
     """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
+    _settle("pull")
     if repo_id:
         from dynosaur.registry.hub import pull_from_hub
 
@@ -368,23 +383,49 @@ def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> Non
 @click.argument("version")
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="The Hub dataset repo.")
 @click.option("--private", is_flag=True, help="Create the repo private (if it does not exist yet).")
+@click.option("--pretty-name", help="The card's title (default: from the repo name).")
+@click.option("--force", is_flag=True, help="Replace files others changed that this release writes too.")
+@click.option("--dry-run", is_flag=True, help="Show the planned commit; change nothing.")
 @json_option
-def publish(version: str, repo_id: str, private: bool, as_json: bool) -> None:
+def publish(
+    version: str,
+    repo_id: str,
+    private: bool,
+    pretty_name: str | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Publish release VERSION to a Hugging Face Hub dataset repo: one commit, then the tag VERSION.
 
-    The token comes from HF_TOKEN or `hf auth login`. A concurrent push makes it fail, never overwrite.
+    The commit goes on top of the repo's head: files others changed since the last published tag are
+    kept, unless this release writes them too (then publish refuses, or with --force replaces them).
+    Tags are never moved. The token comes from HF_TOKEN or `hf auth login`.
     """
     from dynosaur.registry.hub import publish as do_publish
 
-    outcome = do_publish(_root(), version, repo_id, private=private)
+    outcome = do_publish(
+        _root(), version, repo_id, private=private, force=force, dry_run=dry_run, pretty_name=pretty_name
+    )
     if as_json:
         return emit_json(outcome)
     detail = (
         f" ({outcome.uploaded} shards uploaded, {outcome.reused} reused, {outcome.deleted} deleted)"
-        if outcome.commit and outcome.uploaded + outcome.reused
+        if (outcome.commit or outcome.dry_run) and outcome.uploaded + outcome.reused
         else ""
     )
-    _stdout().print(escape(outcome.message) + detail)
+    out = _stdout()
+    out.print(escape(outcome.message) + detail)
+    if outcome.dry_run:
+        out.print(f"  parent: {outcome.parent or '(a new repo)'}")
+        for label, paths in (
+            ("write", outcome.uploads),
+            ("delete", outcome.deletes),
+            ("keep (changed by others)", [p for p in outcome.others if p not in outcome.replaced]),
+            ("replace (changed by others, --force)", outcome.replaced),
+        ):
+            for path in paths:
+                out.print(f"  {label}: {escape(path)}")
 
 
 @cli.command()
@@ -407,12 +448,16 @@ def retract(task_id: str | None, source_id: str | None, reason: str, as_json: bo
 
 
 @cli.command()
+@click.option(
+    "--remote", "remote_only", is_flag=True, help="Read listings and shards from the DVC remote alone."
+)
 @json_option
-def verify(as_json: bool) -> None:
-    """Recompute the release hash chain and check every release's shards (local cache or remote)."""
+def verify(remote_only: bool, as_json: bool) -> None:
+    """Recompute the ledger's hash chains and history, and check every release's tag, listing and shards
+    (local cache or remote; with --remote, the remote alone)."""
     from dynosaur.registry.verify import verify as run_verify
 
-    report = run_verify(_root())
+    report = run_verify(_root(), remote=remote_only)
     if as_json:
         emit_json(report)
     elif report.ok:

@@ -88,6 +88,19 @@ class PublishConflict(DynoError):
     """The Hub repo moved since the last publish: someone else pushed."""
 
 
+class LockHeld(DynoError):
+    """Another live `dyno` process holds the registry lock (release, retract or recovery)."""
+
+    def __init__(self, message: str, *, pid: int | None = None, host: str | None = None):
+        super().__init__(message)
+        self.pid = pid
+        self.host = host
+
+
+class IncompleteRelease(DynoError):
+    """An interrupted release left half-finished state that a read-only command will not finish."""
+
+
 def first_line(exc: BaseException, *, typed: bool = False, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name when it has none), at most `limit`
     characters; `typed` prefixes the type name, for errors from third-party code."""

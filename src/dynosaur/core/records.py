@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -277,7 +277,13 @@ def instance_id(task: str, split: str, row: int) -> str:
 
 
 class LedgerRecord(Record):
-    """A line in the ledger. `hash` covers the record's canonical form without the hash itself."""
+    """A line in the ledger. `hash` covers the record's canonical form without the hash itself.
+
+    Every ledger file is a hash chain: the field named by `LINK` holds the hash of the line before (None on
+    a file's first line). See `dynosaur.registry.ledger` for how lines written before the chain existed read.
+    """
+
+    LINK: ClassVar[str] = "prev"
 
     schema_version: int = SCHEMA_VERSION
     hash: str = ""
@@ -288,8 +294,20 @@ class LedgerRecord(Record):
     def sealed(self):
         return self.model_copy(update={"hash": self.content_hash()})
 
+    @property
+    def link(self) -> str | None:
+        """The previous line's hash, as this record names it."""
+        return getattr(self, self.LINK)
 
-class SourceVersion(LedgerRecord):
+
+class ChainedRecord(LedgerRecord):
+    """A ledger record whose chain link is its own field, `prev` (added after the first ledgers were
+    written: lines without the key are read as written before the chain began)."""
+
+    prev: str | None = None
+
+
+class SourceVersion(ChainedRecord):
     source_id: str
     origin: str
     revision: str
@@ -301,7 +319,7 @@ class SourceVersion(LedgerRecord):
         return f"{self.source_id}@{self.revision}"
 
 
-class TaskVersion(LedgerRecord):
+class TaskVersion(ChainedRecord):
     task_id: str
     source_id: str
     source_revision: str
@@ -315,7 +333,7 @@ class TaskVersion(LedgerRecord):
     reason: str | None = None
 
 
-class Retraction(LedgerRecord):
+class Retraction(ChainedRecord):
     """A tombstone: from the next release on, the task (every version of it) or the whole source is out."""
 
     kind: Literal["task", "source"]
@@ -392,6 +410,8 @@ class Totals(Record):
 
 
 class Release(LedgerRecord):
+    LINK: ClassVar[str] = "parent"  # the previous release is the previous line: one field for both
+
     version: int
     tag: str  # git tag, "v<version>"
     parent: str | None  # the previous release's hash: the chain

@@ -1,43 +1,50 @@
 """Publishing releases to the Hugging Face Hub, and pulling them back through the registry's checks.
 
-`publish` puts release N on the Hub as ONE commit (`HfApi.create_commit` with `parent_commit` = the commit
-of the last published version, so a push by anyone else in between makes it fail instead of being
-overwritten), then tags that commit `vN`. The commit holds the release's new or changed shards
-(`data/<source>/<task>.parquet`; shards the Hub already has with the same digest are not re-uploaded),
-deletes the shards the release no longer has, and writes `manifest.jsonl`, `CHANGELOG.md` and a `README.md`
-dataset card. So at tag vN the repo holds exactly release N: `load_dataset(repo, revision="vN")` returns its
-instances. A fault before the commit leaves the Hub as it was; one between the commit and the tag is finished
-by running publish again (it recognises its own commit by the manifest). Tags are never moved.
+`publish` puts release N on the Hub as ONE commit, then tags that commit `vN`. The commit holds the release's
+new or changed shards (`data/<source>/<task>.parquet`; shards the Hub already has with the same digest are not
+re-uploaded, and every uploaded file is first checked against the manifest's sha256), deletes the shards the
+release no longer has, and writes `manifest.jsonl`, `CHANGELOG.md` and a `README.md` dataset card
+(`dynosaur.registry.card`). So at tag vN the repo's data is exactly release N:
+`load_dataset(repo, revision="vN")` returns its instances.
+
+Other people may push to the repo too. The commit's parent is the repo's current head (`parent_commit`, so a
+push in between makes it fail rather than be overwritten). What others changed since the last published tag
+is listed: files that do not collide with the release's own (its shards, the data files it deletes, the
+manifest, the card, the changelog) are kept; colliding ones make publish refuse, naming them, unless
+`force`, which replaces them and says so in the commit message. `dry_run` computes all that and commits
+nothing. A fault before the commit leaves the Hub as it was; one between the commit and the tag is
+finished by running publish again (it recognises its own commit by the manifest). Tags are never moved.
 
 The token comes from `HF_TOKEN` or the usual `huggingface_hub` login; it is never printed or written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict
+from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import shard_digest
+from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.pull import staging_dir
 from dynosaur.registry.vcs import ObjectStore
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 VERSION_TAG = re.compile(r"^v(\d+)$")
 MANIFEST = "manifest.jsonl"
-CITATION = """@inproceedings{yin2023dynosaur,
-  title     = {Dynosaur: A Dynamic Growth Paradigm for Instruction-Tuning Data Curation},
-  author    = {Yin, Da and Liu, Xiao and Yin, Fan and Zhong, Ming and Bansal, Hritik and Han, Jiawei and Chang, Kai-Wei},
-  booktitle = {Proceedings of EMNLP},
-  year      = {2023}
-}"""
+OWN_FILES = (MANIFEST, "CHANGELOG.md", "README.md")
 
 
 class PublishOutcome(BaseModel):
@@ -48,6 +55,12 @@ class PublishOutcome(BaseModel):
     reused: int = 0
     deleted: int = 0
     message: str
+    dry_run: bool = False
+    parent: str | None = None  # the commit published on top of (the repo's head)
+    others: list[str] = []  # paths others changed since the last published tag (kept unless replaced)
+    replaced: list[str] = []  # those of them this commit overwrites or deletes (--force)
+    uploads: list[str] = []  # paths in the repo this commit writes
+    deletes: list[str] = []  # paths in the repo this commit deletes
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -55,7 +68,7 @@ def _check_repo_id(repo_id: str) -> None:
         raise ParamsError(f"{repo_id!r} is not a Hub repo id of the form owner/name")
 
 
-def _hub_error(exc: Exception, repo_id: str, doing: str) -> DynoError:
+def _hub_error(exc: BaseException, repo_id: str, doing: str) -> DynoError:
     """A one-line error for a huggingface_hub exception (the token never appears in it)."""
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
@@ -73,109 +86,38 @@ def _hub_error(exc: Exception, repo_id: str, doing: str) -> DynoError:
         )
     if isinstance(exc, HfHubHTTPError) and status:
         return DynoError(f"{repo_id}: Hub error {status} while {doing}; nothing half-published: run again")
-    return DynoError(f"{repo_id}: Hub unreachable while {doing} ({type(exc).__name__}); run again")
+    from huggingface_hub import constants
 
-
-def size_category(n: int) -> str:
-    for bound, name in (
-        (1_000, "n<1K"),
-        (10_000, "1K<n<10K"),
-        (100_000, "10K<n<100K"),
-        (1_000_000, "100K<n<1M"),
-        (10_000_000, "1M<n<10M"),
-        (100_000_000, "10M<n<100M"),
-    ):
-        if n < bound:
-            return name
-    return "100M<n<1B"
-
-
-def dataset_card(
-    repo_id: str,
-    release: Release,
-    entries: list[ManifestEntry],
-    sources: list[SourceVersion],
-    releases: list[Release],
-) -> str:
-    """README.md for the Hub: metadata a reader (and the Hub's viewer) trusts, then what is inside."""
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    licenses = sorted({e.license or "unknown" for e in entries})
-    data = DatasetCardData(
-        license=licenses[0] if len(licenses) == 1 and licenses[0] != "unknown" else "other",
-        pretty_name=f"Dynosaur corpus {repo_id.split('/')[1]}",
-        task_categories=["text-generation"],
-        size_categories=[size_category(release.totals.instances)],
-        tags=["instruction-tuning", "dynosaur"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*/*.parquet"}]}],
+    return DynoError(
+        f"{repo_id}: cannot reach the Hub at {constants.ENDPOINT} while {doing} ({type(exc).__name__}):"
+        " check the network or HF_ENDPOINT, then run again"
     )
-    if len(licenses) > 1 or licenses == ["unknown"]:
-        # DatasetCardData keeps extra card fields as attributes, which its stubs do not declare
-        data.license_name = "mixed"  # type: ignore[attr-defined]
-        data.license_details = (  # type: ignore[attr-defined]
-            "Each instance keeps its source dataset's licence: " + ", ".join(licenses)
-        )
-    by_source: dict[str, list[ManifestEntry]] = {}
-    for e in entries:
-        by_source.setdefault(e.source_id, []).append(e)
-    origin = {(s.source_id, s.revision): s.origin for s in sources}
-    rows = "\n".join(
-        f"| {sid} | {origin.get((es[0].source_id, es[0].source_revision), '')} | "
-        f"`{es[0].source_revision.removeprefix('sha256:')[:12]}` | {es[0].license or 'unknown'} | {len(es)} | "
-        f"{sum(e.instances for e in es):,} |"
-        for sid, es in sorted(by_source.items())
-    )
-    changes = "\n".join(f"- {line}" for line in release.changelog) or "- (no changes listed)"
-    versions = ", ".join(r.tag for r in releases if r.version <= release.version)
-    body = f"""# Dynosaur corpus: {release.tag}
-
-Instruction-tuning data grown from annotated datasets with the Dynosaur method: an LLM read each dataset's
-metadata and proposed tasks (an instruction, input fields, one output field); rule-based filters removed the
-invalid ones; every row of the dataset became an `{{instruction, input, output}}` instance.
-
-**{release.tag}**: {release.totals.instances:,} instances, {release.totals.tasks:,} tasks, {release.totals.sources}
-sources. {("Release note: " + release.message) if release.message else ""}
-
-| source | origin | revision | licence | tasks | instances |
-|---|---|---|---|---|---|
-{rows}
-
-## Changes in {release.tag}
-
-{changes}
-
-Excluded sources: {", ".join(f"{x.source_id} ({x.reason})" for x in release.excluded) or "none"}.
-
-## Load a version
-
-```python
-from datasets import load_dataset
-ds = load_dataset("{repo_id}", revision="{release.tag}", split="train")
-```
-
-Every version stays loadable by its tag ({versions}). Each instance carries its provenance: `source_id`,
-`source_revision`, `config`, `split`, `row`, `task_id`, `prompt_version`, `model`, `instance_id`.
-`manifest.jsonl` lists every task with its instance count and content digest.
-
-## Licences
-
-Instances inherit their source dataset's licence (column `source_id`, table above).
-
-## Citation
-
-```bibtex
-{CITATION}
-```
-"""
-    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 
-def changelog_md(releases: list[Release], upto: int) -> str:
-    parts = ["# Changelog\n"]
-    for r in sorted((r for r in releases if r.version <= upto), key=lambda r: -r.version):
-        lines = "\n".join(f"- {line}" for line in r.changelog) or "- (no changes)"
-        parts.append(f"## {r.tag} ({r.created_at[:10]})\n\n{r.message}\n\n{lines}\n")
-    return "\n".join(parts)
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises for HTTP statuses and for connections that fail (its HTTP library's
+    base error: huggingface_hub's HfHubHTTPError derives from it)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    bases = {base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError"}
+    return (HfHubHTTPError, OSError, *bases)
+
+
+@contextlib.contextmanager
+def _hub_call(repo_id: str, doing: str) -> Iterator[None]:
+    """Turn what the Hub client raises into one line: an HTTP status, an unreachable endpoint, or an answer
+    that is not what the Hub's API returns (a missing key, a body that is not JSON)."""
+    try:
+        yield
+    except DynoError:
+        raise
+    except _transport_errors() as exc:
+        raise _hub_error(exc, repo_id, doing) from None
+    except (KeyError, TypeError, ValueError) as exc:  # a JSON body without the fields the client reads
+        raise DynoError(
+            f"{repo_id}: the Hub answered with a malformed response while {doing}"
+            f" ({first_line(exc, typed=True)}): check HF_ENDPOINT, then run again"
+        ) from None
 
 
 def _manifest_bytes(root: Path, release: Release) -> bytes:
@@ -190,98 +132,137 @@ def publish(
     private: bool = False,
     message: str | None = None,
     token: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    pretty_name: str | None = None,
 ) -> PublishOutcome:
     """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring)."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub.errors import RepositoryNotFoundError
 
     _check_repo_id(repo_id)
     ledger = Ledger(root)
     release = ledger.release(version)
     entries = ledger.read_manifest(release)
     manifest = _manifest_bytes(root, release)
-    from huggingface_hub import get_token
-
     token = token or get_token()
     if not token:
         raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    except (HfHubHTTPError, OSError) as exc:
-        raise _hub_error(exc, repo_id, "creating the repo") from None
-
-    tags = {t.name: t.target_commit for t in refs.tags if VERSION_TAG.match(t.name)}
-    head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+    with _hub_call(repo_id, "creating the repo"):
+        try:
+            if not dry_run:
+                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            refs = api.list_repo_refs(repo_id, repo_type="dataset")
+            tags = {t.name: t.target_commit for t in refs.tags if VERSION_TAG.match(t.name)}
+            head = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+        except RepositoryNotFoundError:
+            if not dry_run:
+                raise
+            tags, head = {}, None  # a dry run against a repo that does not exist yet
+    done = PublishOutcome(repo=repo_id, tag=release.tag, commit=tags.get(release.tag), message="")
     if release.tag in tags:
-        return PublishOutcome(
-            repo=repo_id,
-            tag=release.tag,
-            commit=tags[release.tag],
-            message=f"{release.tag} is already on {repo_id}: nothing to do",
-        )
+        return done.model_copy(update={"message": f"{release.tag} is already on {repo_id}: nothing to do"})
     newest = max(tags, key=lambda t: int(t[1:]), default=None)
     if newest and int(newest[1:]) > release.version:
         raise DynoError(
             f"{repo_id} already has {newest}; publishing the older {release.tag} after it is refused"
         )
 
-    try:
+    with _hub_call(repo_id, "reading the repo"):
         if head and _file_at(api, repo_id, head, MANIFEST) == manifest:
             # Our own commit of this release, made by a publish that stopped before tagging: finish it.
-            api.create_tag(
-                repo_id, tag=release.tag, revision=head, tag_message=release.message, repo_type="dataset"
+            if not dry_run:
+                api.create_tag(
+                    repo_id, tag=release.tag, revision=head, tag_message=release.message, repo_type="dataset"
+                )
+            return done.model_copy(
+                update={
+                    "commit": head,
+                    "dry_run": dry_run,
+                    "message": f"{'would tag' if dry_run else 'tagged'} {release.tag} (its commit was"
+                    f" already on {repo_id})",
+                }
             )
-            return PublishOutcome(
-                repo=repo_id,
-                tag=release.tag,
-                commit=head,
-                message=f"tagged {release.tag} (its commit was already on {repo_id})",
-            )
-        parent = tags[newest] if newest else head
-        published = _published_digests(api, repo_id, parent)
-        existing = (
-            set(api.list_repo_files(repo_id, repo_type="dataset", revision=parent)) if parent else set()
-        )
-    except (HfHubHTTPError, OSError) as exc:
-        raise _hub_error(exc, repo_id, "reading the repo") from None
+        base = tags[newest] if newest else None
+        at_head = _files(api, repo_id, head)
+        at_base = _files(api, repo_id, base) if base else {}
+        published = _published_digests(api, repo_id, base)
+        languages = source_languages(root, api, ledger.read(SourceVersion), entries)
 
+    # Everything at head that is not as our last published tag left it is someone else's change.
+    others = sorted(p for p in at_head.keys() | at_base.keys() if at_head.get(p) != at_base.get(p))
+    wanted = {f"data/{e.shard}": e for e in entries}
+    upload = [
+        e
+        for path, e in wanted.items()
+        if not (published.get(e.task_id) == e.digest and path in at_head and path not in others)
+    ]
+    stale = sorted(p for p in at_head if p.startswith("data/") and p.endswith(".parquet") and p not in wanted)
+    writes = sorted([f"data/{e.shard}" for e in upload] + list(OWN_FILES))
+    replaced = sorted(set(others) & (set(writes) | set(stale)))
+    plan = done.model_copy(
+        update={
+            "parent": head,
+            "others": others,
+            "replaced": replaced,
+            "uploads": writes,
+            "deletes": stale,
+            "uploaded": len(upload),
+            "reused": len(entries) - len(upload),
+            "deleted": len(stale),
+            "dry_run": dry_run,
+        }
+    )
+    if replaced and not force:
+        shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+        refusal = (
+            f"{repo_id}: since {newest or 'it was created'}, others changed {shown}, which publishing"
+            f" {release.tag} would overwrite; nothing was published: look at the repo, then publish with"
+            " --force to replace them"
+        )
+        if dry_run:
+            return plan.model_copy(update={"message": f"would refuse: {refusal}"})
+        raise PublishConflict(refusal, repo_id=repo_id, version=release.tag)
+    if dry_run:
+        return plan.model_copy(update={"message": f"would publish {release.tag} to {repo_id}"})
+
+    sources = ledger.read(SourceVersion)
+    releases = ledger.releases()
+    card = dataset_card(
+        repo_id,
+        release,
+        entries,
+        sources,
+        sorted(tags),
+        pretty_name=pretty_name,
+        languages=languages,
+    )
     staging = Path(tempfile.mkdtemp(prefix="dyno-publish-"))
     try:
         shards = _local_shards(root, release, entries, staging)
-        ops: list[Any] = []
-        reused = 0
-        wanted = {f"data/{e.shard}" for e in entries}
-        for e in entries:
-            path = f"data/{e.shard}"
-            if published.get(e.task_id) == e.digest and path in existing:
-                reused += 1
-                continue
-            ops.append(CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(shards[e.shard])))
-        stale = sorted(
-            p for p in existing if p.startswith("data/") and p.endswith(".parquet") and p not in wanted
-        )
+        check_shards(release, upload, shards)
+        ops: list[Any] = [
+            CommitOperationAdd(path_in_repo=f"data/{e.shard}", path_or_fileobj=str(shards[e.shard]))
+            for e in upload
+        ]
         ops += [CommitOperationDelete(path_in_repo=p) for p in stale]
-        sources = ledger.read(SourceVersion)
-        releases = ledger.releases()
         ops += [
             CommitOperationAdd(path_in_repo=MANIFEST, path_or_fileobj=manifest),
             CommitOperationAdd(
                 path_in_repo="CHANGELOG.md", path_or_fileobj=changelog_md(releases, release.version).encode()
             ),
-            CommitOperationAdd(
-                path_in_repo="README.md",
-                path_or_fileobj=dataset_card(repo_id, release, entries, sources, releases).encode(),
-            ),
+            CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()),
         ]
-        try:
+        note = f"\n\nReplaces changes made by others to: {', '.join(replaced)} (--force)" if replaced else ""
+        with _hub_call(repo_id, f"publishing {release.tag}"):
             commit = api.create_commit(
                 repo_id,
                 ops,
                 repo_type="dataset",
-                parent_commit=parent,
+                parent_commit=head,
                 commit_message=f"{release.tag}: {message or release.message or 'Dynosaur release'}",
+                commit_description=note.strip() or None,
             )
             api.create_tag(
                 repo_id,
@@ -290,20 +271,86 @@ def publish(
                 tag_message=release.message,
                 repo_type="dataset",
             )
-        except (HfHubHTTPError, OSError) as exc:
-            raise _hub_error(exc, repo_id, f"publishing {release.tag}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    uploaded = len(entries) - reused
-    return PublishOutcome(
-        repo=repo_id,
-        tag=release.tag,
-        commit=commit.oid,
-        uploaded=uploaded,
-        reused=reused,
-        deleted=len(stale),
-        message=f"published {release.tag} to {repo_id}",
+    kept = (
+        f", keeping {len(others) - len(replaced)} files others changed" if len(others) > len(replaced) else ""
     )
+    forced = f", replacing {len(replaced)} others changed" if replaced else ""
+    return plan.model_copy(
+        update={"commit": commit.oid, "message": f"published {release.tag} to {repo_id}{kept}{forced}"}
+    )
+
+
+def _files(api: Any, repo_id: str, revision: str | None) -> dict[str, str]:
+    """path → git blob id of every file at `revision` (empty for none)."""
+    from huggingface_hub.hf_api import RepoFile
+
+    if revision is None:
+        return {}
+    tree = api.list_repo_tree(repo_id, repo_type="dataset", revision=revision, recursive=True)
+    return {f.path: f.blob_id for f in tree if isinstance(f, RepoFile)}
+
+
+def source_languages(
+    root: Path, api: Any, sources: list[SourceVersion], entries: list[ManifestEntry]
+) -> list[str]:
+    """The union of the `language` fields of the released sources' own cards: a local source's README.md in
+    the project, a Hub source's README.md at its released revision. A card that cannot be read says nothing."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.repocard import metadata_load
+
+    released = {(e.source_id, e.source_revision) for e in entries}
+    found: set[str] = set()
+    for s in sources:
+        if (s.source_id, s.revision) not in released:
+            continue
+        kind, _, where = s.origin.partition(":")
+        try:
+            if kind == "local":
+                card = root / where / "README.md"
+            elif kind == "hub":
+                card = Path(
+                    hf_hub_download(
+                        where, "README.md", repo_type="dataset", revision=s.revision, token=api.token
+                    )
+                )
+            else:
+                continue
+            meta = metadata_load(card) or {}
+        except Exception:  # noqa: BLE001  (a card we cannot read or parse tells us no language)
+            continue
+        value = meta.get("language")
+        for lang in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(lang, str) and lang.strip():
+                found.add(lang.strip())
+    return sorted(found)
+
+
+def check_shards(release: Release, entries: list[ManifestEntry], files: dict[str, Path]) -> None:
+    """Each file is exactly the released shard: its sha256 as the manifest records it (or, for manifests
+    older than file hashes, its instances and digest recomputed). A DVC cache object replaced or damaged,
+    or a manifest naming some other file, is refused before anything is uploaded."""
+
+    def actual(e: ManifestEntry) -> str:
+        path = files[e.shard]
+        if e.shard_sha256:
+            return file_sha256(path)
+        try:
+            count, digest = shard_digest(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            return f"not a readable parquet file ({first_line(exc)})"
+        return f"{count} instances ({digest})"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        found = list(pool.map(actual, entries))
+    for e, got in zip(entries, found, strict=True):
+        expected = e.shard_sha256 or f"{e.instances} instances ({e.digest})"
+        if got != expected:
+            raise DynoError(
+                f"publish {release.tag}: shard {e.shard} (task {e.task_id}, md5 {e.shard_md5}) is not the"
+                f" released file: {got}, but {release.manifest} records {expected}; nothing was uploaded"
+            )
 
 
 def _file_at(api: Any, repo_id: str, revision: str, path: str) -> bytes | None:
@@ -331,11 +378,21 @@ def _published_digests(api: Any, repo_id: str, revision: str | None) -> dict[str
 def _local_shards(
     root: Path, release: Release, entries: list[ManifestEntry], staging: Path
 ) -> dict[str, Path]:
-    """shard → a local file with exactly the released bytes: the DVC cache, else pulled from the remote."""
+    """shard → a local file with the released bytes, named by its shard path (what the upload progress bars
+    show): links into the DVC cache, else the release pulled from the remote."""
     store = ObjectStore(root)
     found = {e.shard: store.path(e.shard_md5) for e in entries if e.shard_md5}
     if all(p.exists() for p in found.values()) and len(found) == len(entries):
-        return found
+        named = {}
+        for shard, cached in found.items():
+            link = staging / "data" / shard
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                link.symlink_to(cached)
+            except OSError:  # no symlinks here: a copy
+                shutil.copyfile(cached, link)
+            named[shard] = link
+        return named
     from dynosaur.registry.pull import pull_release
 
     out = staging / "pulled"
@@ -359,16 +416,13 @@ def pull_from_hub(
 ) -> HubPullReport:
     """Download release VERSION from the Hub at its tag and check it against the ledger's manifest."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+    from huggingface_hub.errors import RevisionNotFoundError
 
     _check_repo_id(repo_id)
     ledger = Ledger(root)
     release = ledger.release(version)
     entries = ledger.read_manifest(release)
-    if out.exists() and any(out.iterdir()):
-        raise DynoError(f"{out} exists and is not empty: choose a new directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_dir(out, release.tag)
     try:
         try:
             snapshot_download(
@@ -383,7 +437,7 @@ def pull_from_hub(
             raise NotFound(
                 f"{repo_id} has no {release.tag}: publish it first (`dyno publish {release.tag}`)"
             ) from None
-        except (HfHubHTTPError, OSError) as exc:
+        except _transport_errors() as exc:
             raise _hub_error(exc, repo_id, f"downloading {release.tag}") from None
         hub_manifest = (tmp / MANIFEST).read_bytes() if (tmp / MANIFEST).exists() else b""
         if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):

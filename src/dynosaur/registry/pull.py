@@ -28,6 +28,7 @@ from dynosaur.core.errors import DynoError, first_line
 from dynosaur.core.records import ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.vcs import Git
 from dynosaur.registry.workspace import Workspace
 
 
@@ -48,14 +49,18 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     """
     ledger = Ledger(root)
     release = ledger.release(version)
+    git = Git(root)
+    if git.is_repo() and not git.tag_exists(release.tag):
+        raise DynoError(
+            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release):"
+            " run `dyno release` to finish it"
+        )
     entries = ledger.read_manifest(release)
     out = out.absolute()
-    _check_target(out, release)
     if corpus_path is None:
         ws = Workspace.load(root)
         corpus_path = ws.corpus.relative_to(ws.root).as_posix()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-", dir=out.parent))
+    staging = staging_dir(out, release.tag)
     try:
         data = staging / "corpus"
         _fetch(root, corpus_path, release, data)
@@ -80,13 +85,29 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     )
 
 
-def _check_target(out: Path, release: Release) -> None:
-    if out.is_dir() and not any(out.iterdir()):
-        return
-    if out.exists() or out.is_symlink():
+def staging_dir(out: Path, tag: str) -> Path:
+    """A new empty directory beside `out` (absent or an empty directory) to fetch into, so the final rename
+    stays on one file system; a path that cannot be created is one line, not a traceback."""
+    _check_target(out, tag)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-", dir=out.parent))
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DynoError(f"pull {tag}: cannot create {out}: {exc.strerror or exc}{where}") from None
+
+
+def _check_target(out: Path, release: Release | str) -> None:
+    tag = release if isinstance(release, str) else release.tag
+    try:
+        if out.is_dir() and not any(out.iterdir()):
+            return
+        exists = out.exists() or out.is_symlink()
+    except OSError as exc:
+        raise DynoError(f"pull {tag}: cannot use {out}: {exc.strerror or exc}") from None
+    if exists:
         raise DynoError(
-            f"pull {release.tag}: {out} already exists and is not an empty directory;"
-            " choose a new path or empty it"
+            f"pull {tag}: {out} already exists and is not an empty directory; choose a new path or empty it"
         )
 
 

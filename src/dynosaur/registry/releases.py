@@ -9,20 +9,28 @@ new release or a complete one:
     commit  ledger/ and dvc.lock in one git commit
     tag     an annotated tag `vN` on that commit (never a tag without its record)
 
-`recover` (run first by every command that writes the ledger): uncommitted ledger changes can only come from
-an interrupted write, so they are discarded (no release); a committed release without its tag gets the tag.
+Release, retract and recovery run under the registry lock (`dynosaur.registry.lock`): one at a time.
+
+`recover` (run first, under the lock, by every command that writes the ledger, and by `dyno releases` and
+`dyno pull`): uncommitted ledger changes are discarded when the lock shows that its last holder died while
+holding it (they can only be that holder's unfinished records); without that evidence they are not ours to
+throw away, and a writing command refuses to run. A committed release without its tag gets the tag, on the
+commit that recorded it. A release is complete, and listed, once it is tagged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound
+from dynosaur.core.errors import DynoError, LockHeld, NotFound
 from dynosaur.core.io import read_model
 from dynosaur.core.records import (
     Exclusion,
@@ -37,12 +45,12 @@ from dynosaur.core.records import (
     Totals,
     task_identity,
 )
-from dynosaur.registry.diff import DiffReport, changelog, diff_manifests
+from dynosaur.registry.diff import DiffReport, InstanceDelta, changelog, diff_manifests
 from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
 from dynosaur.registry.vcs import (
     Git,
-    ObjectStore,
     default_remote,
     dir_listing,
     locked_out_md5,
@@ -64,19 +72,61 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def recover(root: Path) -> list[str]:
-    """Finish or undo what an interrupted release left behind; return what was done."""
+def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
+    """Finish or undo what an interrupted release or retract left behind (call it holding the lock);
+    return what was done.
+
+    Args:
+        strict: refuse (DynoError) when ledger/ has uncommitted changes that no crash explains; readers
+            pass False and leave them for `verify` to judge.
+    """
     git, ledger, done = Git(root), Ledger(root), []
-    if git.dirty("ledger", untracked=True):
+    dirty = git.dirty("ledger", untracked=True)
+    if dirty and lease.stale is not None:
         git("checkout", "HEAD", "--", "ledger")
         git("clean", "-fdq", "--", "ledger")
-        done.append("discarded the uncommitted records of an interrupted release")
-    releases = ledger.releases()
-    if releases and not git.tag_exists(releases[-1].tag):
-        last = releases[-1]
-        git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}")
+        done.append(f"discarded the uncommitted records of an interrupted {lease.stale.describe()}")
+    elif dirty and strict:
+        raise DynoError(
+            f"ledger/ has uncommitted changes ({dirty[0]}) that no interrupted dyno command left:"
+            " commit them, or restore the ledger with `git checkout -- ledger`"
+        )
+    lease.settle()
+    committed = _committed_releases(git, ledger, root)
+    if committed and not git.tag_exists(committed[-1][0].tag):
+        last, commit = committed[-1]
+        git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}", commit)
         done.append(f"tagged {last.tag}, committed by an interrupted release")
     return done
+
+
+def _committed_releases(git: Git, ledger: Ledger, root: Path) -> list[tuple[Release, str]]:
+    """The releases as committed at HEAD, the last one with the commit that recorded it."""
+    rel = "./" + ledger.path(Release).relative_to(root).as_posix()
+    commit = git("rev-list", "-1", "HEAD", "--", rel, check=False).strip()
+    if not commit:
+        return []
+    committed = set()
+    for line in (git.show(commit, rel) or "").split("\n"):
+        with contextlib.suppress(ValueError, AttributeError):
+            committed.add(json.loads(line).get("hash"))
+    releases = [r for r in ledger.releases() if r.hash in committed]
+    return [(r, commit if i == len(releases) - 1 else "") for i, r in enumerate(releases)]
+
+
+def settle(root: Path, command: str) -> tuple[list[str], str | None]:
+    """What a reader runs first: the same recovery as release, under the lock. Returns (what was done,
+    None), or ([], a note) when a live writer holds the lock; its unfinished release stays unlisted."""
+    git = Git(root)
+    if not git.is_repo():
+        return [], None
+    try:
+        with registry_lock(root, command, wait_s=READ_WAIT_S) as lease:
+            return recover(root, lease, strict=False), None
+    except LockHeld as exc:
+        return [], f"{exc}; showing the releases completed so far"
+    except DynoError as exc:  # e.g. a read-only checkout: nothing to finish from here, but still readable
+        return [], f"{exc}; nothing was recovered, showing the releases completed so far"
 
 
 def _exclusions(ws: Workspace) -> list[Exclusion]:
@@ -130,13 +180,23 @@ def _versions(
 
 
 def cut_release(
-    root: Path, message: str = "", *, on_step: Callable[[str], None] = lambda step: None
+    root: Path,
+    message: str = "",
+    *,
+    on_step: Callable[[str], None] = lambda step: None,
+    wait_s: float | None = None,
 ) -> ReleaseOutcome:
     """Release the working corpus as the next version, if anything changed since the last one."""
     on_step("check")
-    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git = Git(root)
     git.require_branch()
-    recovered = recover(root)
+    with registry_lock(root, "release", wait_s=wait_s) as lease:
+        return _cut_release(root, message, lease, on_step)
+
+
+def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str], None]) -> ReleaseOutcome:
+    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    recovered = recover(root, lease)
     default_remote(root)
     dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
     if dirty:
@@ -157,6 +217,11 @@ def cut_release(
         )
         for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)
     ]
+    if unlisted := [e.shard for e in entries if not e.shard_md5]:
+        raise DynoError(
+            f"shard {unlisted[0]} is not in the corpus that dvc.lock records ({corpus_md5}):"
+            " run `dvc repro` first"
+        )
     excluded = _exclusions(ws)
     releases = ledger.releases()
     last = releases[-1] if releases else None
@@ -176,7 +241,7 @@ def cut_release(
         licenses[e.license or "unknown"] += e.instances
 
     on_step("push")
-    push(root)
+    recovered += push(root, [e.shard_md5 for e in entries if e.shard_md5] + [corpus_md5])
 
     on_step("write")
     manifest_digest = ledger.write_manifest(version, entries)
@@ -224,7 +289,9 @@ def _same(a: list[ManifestEntry], b: list[ManifestEntry]) -> bool:
 
 
 def list_releases(root: Path) -> list[Release]:
-    return Ledger(root).releases()
+    """The complete releases: recorded and tagged (an unfinished one is never listed)."""
+    tags = Git(root).release_tags() if Git(root).is_repo() else {}
+    return [r for r in Ledger(root).releases() if r.tag in tags]
 
 
 def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
@@ -237,6 +304,8 @@ def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
 
 
 def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
+    """What changed between two corpus states, instances counted as churn (ids read from the shards of
+    changed tasks only: the workspace, the local DVC cache, else the DVC remote)."""
     from dynosaur.registry.ledger import parse_version
 
     norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
@@ -244,38 +313,92 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     if a_name == b_name:
         raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
     before, after = corpus_state(root, a_name), corpus_state(root, b_name)
-    report = diff_manifests(a_name, before, b_name, after, Ledger(root).read(Retraction))
+    retractions = Ledger(root).read(Retraction)
+    report = diff_manifests(a_name, before, b_name, after, retractions)
+    changed = [c for c in report.tasks if c.change == "changed"]
+    if not changed:
+        return report
+    # Each side by its own ids: a task changed in place has one id and two shards.
+    old_by_id, new_by_id = {e.task_id: e for e in before}, {e.task_id: e for e in after}
+    deltas: dict[str, InstanceDelta] = {}
+    with _ShardFiles(root) as shards:
+        for c in changed:
+            old = shards.ids(old_by_id[c.previous_task_id or c.task_id], a_name)
+            new = shards.ids(new_by_id[c.task_id], b_name)
+            if old is not None and new is not None:
+                deltas[c.task_id] = InstanceDelta(added=sorted(new - old), removed=sorted(old - new))
+    if instances and len(deltas) < len(changed):
+        missing = next(c for c in changed if c.task_id not in deltas)
+        raise DynoError(
+            f"the shards of task {missing.task_id} are in neither the workspace, the local DVC cache nor the"
+            " DVC remote: run `dvc pull` first"
+        )
+    churn = {tid: (len(d.added), len(d.removed)) for tid, d in deltas.items()}
+    report = diff_manifests(a_name, before, b_name, after, retractions, churn)
     if instances:
-        report.instances = _instance_deltas(root, report, a_name, b_name, before, after)
+        report.instances = deltas
     return report
 
 
-def _instance_deltas(root, report, a_name, b_name, before, after):
-    """Instance ids of changed tasks: needs the shards of both sides (workspace, or the local DVC cache)."""
-    from dynosaur.registry.diff import instance_delta
+class _ShardFiles:
+    """Instance ids of released or working shards: the workspace for `workspace`, else the DVC object, from
+    the local cache or the default remote (opened only if needed). None when it cannot be read."""
 
-    by_id = {e.task_id: e for e in before} | {e.task_id: e for e in after}
-    ws = Workspace.load(root)
-    store = ObjectStore(root)
+    def __init__(self, root: Path):
+        self.root = root
+        self._repo: Any = None
+        self._dbs: list[Any] = []
+        self._corpus: Path | None = None
+        self._remote_tried = False
 
-    def shard(entry: ManifestEntry | None, side: str):
-        if entry is None:
-            return None
+    def __enter__(self) -> _ShardFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._repo is not None:
+            self._repo.close()
+
+    def ids(self, entry: ManifestEntry, side: str) -> set[str] | None:
+        from dynosaur.registry.diff import instance_ids_of
+
         if side == WORKSPACE:
-            return ws.corpus / entry.shard
-        path = store.path(entry.shard_md5 or "")
-        if not path.exists():
-            raise DynoError(
-                f"shard {entry.shard} of {side} is not in the local DVC cache: run `dvc pull` first"
-            )
-        return path
+            self._corpus = self._corpus or Workspace.load(self.root).corpus
+            path = self._corpus / entry.shard
+            return instance_ids_of(path) if path.exists() else None
+        if not entry.shard_md5:
+            return None
+        for odb in self._stores():
+            path = odb.oid_to_path(entry.shard_md5)
+            try:
+                if odb.fs.exists(path):
+                    with odb.fs.open(path, "rb") as fh:
+                        return instance_ids_of(fh)
+            except (OSError, ValueError):  # unreadable here: try the next store
+                continue
+        if self._add_remote():
+            return self.ids(entry, side)
+        return None
 
-    out = {}
-    for change in report.tasks:
-        if change.change == "changed":
-            old = by_id.get(change.previous_task_id or "")
-            out[change.task_id] = instance_delta(shard(old, a_name), shard(by_id[change.task_id], b_name))
-    return out
+    def _stores(self) -> list[Any]:
+        if self._repo is None:
+            from dvc.repo import Repo
+
+            self._repo = Repo(str(self.root))
+            self._dbs = [self._repo.cache.local]
+        return self._dbs
+
+    def _add_remote(self) -> bool:
+        """Add the default remote to the stores (once, when the local cache lacks a shard)."""
+        if self._remote_tried:
+            return False
+        self._remote_tried = True
+        from dvc.exceptions import DvcException
+
+        try:
+            self._dbs.append(self._repo.cloud.get_remote_odb(self._repo.cloud.get_remote().name))
+        except DvcException:
+            return False  # no usable remote: the local cache alone
+        return True
 
 
 # --- retractions -----------------------------------------------------------------------------------------
@@ -287,9 +410,15 @@ def retract(root: Path, *, task: str | None = None, source: str | None = None, r
         raise DynoError("give exactly one of --task ID or --source ID")
     if not reason.strip():
         raise DynoError("a retraction needs a --reason")
-    git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
+    git = Git(root)
     git.require_branch()
-    recover(root)
+    with registry_lock(root, "retract") as lease:
+        recover(root, lease)
+        return _retract(root, git, task, source, reason)
+
+
+def _retract(root: Path, git: Git, task: str | None, source: str | None, reason: str) -> Retraction:
+    ledger, ws = Ledger(root), Workspace.load(root)
     existing = ledger.read(Retraction)
     if task is not None:
         found = _find_task(ws, ledger, task)

@@ -1,16 +1,28 @@
 """Verifying the registry: every record, the release chain, every manifest, every tag, every shard.
 
+`verify` takes the registry lock (so it never judges a release half-way through being written) but
+finishes nothing: the records an interrupted release left uncommitted, or its missing tag, are reported
+with the command that finishes them (`dyno release`).
+
 Checks run cheapest first and every problem is collected, in order, as one line naming the file and line,
 the release, or the shard (task id and md5); the CLI prints the first and exits 1.
 
-    records    each line of each ledger file parses and its `hash` recomputes (a bad line is reported and
-               skipped, so one altered record does not hide the rest)
-    chain      releases run v1..vN in order, each `parent` is the previous release's hash (None for v1)
+    records    each line of each ledger file parses, its `hash` recomputes and it names the previous line's
+               hash (a bad line is reported and skipped, so one altered record does not hide the rest)
+    history    every committed version of each ledger file (at each tag vN, at each commit of HEAD's
+               history) is a prefix of today's: no committed line deleted, reordered or rewritten, even
+               with every hash recomputed (see `dynosaur.registry.ledger`)
+    chain      releases run v1..vN in order
     manifests  each release's manifest matches its `manifest_digest`, and its totals
-    tags       each release's annotated git tag `vN` exists
+    tags       record → tag: each release's git tag `vN` exists; tag → record: each tag `vN` has a release
+               record, and the tagged commit's releases.jsonl ends with that very record
+    listings   each release's corpus directory object (`corpus_md5`, what `dvc get` at the tag reads first)
     shards     each manifest entry's DVC object (`shard_md5`), from the local DVC cache or else the default
                remote, read through DVC's object database so any remote type works; its (instances, digest),
                recomputed from the rows, must equal the entry's
+
+With `remote=True` (`dyno verify --remote`) listings and shards are read from the default remote alone, the
+local cache ignored: what a fresh clone with an empty cache would get.
 
 Shards dominate the cost, so each distinct object is read once, however many releases share it.
 """
@@ -22,9 +34,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from dynosaur.core.errors import LedgerError, first_line
+from dynosaur.core.errors import LedgerError, LockHeld, first_line
 from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
-from dynosaur.registry.ledger import FILES, Ledger, check_lines
+from dynosaur.registry.ledger import FILES, Ledger, check_history, check_lines
+from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.vcs import Git
 
@@ -38,29 +51,58 @@ class VerifyReport(BaseModel):
     problems: list[str] = []
 
 
-def verify(root: Path) -> VerifyReport:
+def verify(root: Path, *, remote: bool = False) -> VerifyReport:
     """Check the registry at `root`; if anything is wrong, `ok` is False and `problems` names each fault."""
     problems: list[str] = []
-    ledger = Ledger(root)
-    for model in FILES:
-        if model is not Release:
-            _read(ledger.path(model), model, root, problems)
-    releases = _read(ledger.path(Release), Release, root, problems)
-    _check_chain(releases, problems)
-    git = Git(root)
-    manifests = [(release, _manifest(ledger, where, release, git, problems)) for where, release in releases]
-    shards = _ShardChecker(root)
+    if not Git(root).is_repo():
+        manifests = _check_ledger(root, None, problems)
+    else:
+        try:
+            # The lock is held while the ledger is read, not while shards are: those are immutable objects,
+            # and a long verify must not keep a release waiting.
+            with registry_lock(root, "verify", wait_s=READ_WAIT_S) as lease:
+                manifests = _check_ledger(root, lease, problems)
+        except LockHeld as exc:
+            return VerifyReport(ok=False, problems=[str(exc)])
+    shards = _ShardChecker(root, remote_only=remote)
     try:
         for release, entries in manifests:
+            shards.check_listing(release, problems)
             for entry in entries or []:
                 shards.check(release, entry, problems)
     finally:
         shards.close()
-    return VerifyReport(releases=len(releases), shards=shards.checked, ok=not problems, problems=problems)
+    return VerifyReport(releases=len(manifests), shards=shards.checked, ok=not problems, problems=problems)
+
+
+def _check_ledger(
+    root: Path, lease: Lease | None, problems: list[str]
+) -> list[tuple[Release, list[ManifestEntry] | None]]:
+    """Records, history, chain, tags and manifests; returns each release with its manifest (if readable)."""
+    ledger = Ledger(root)
+    if lease is not None and lease.stale is not None:
+        dirty = Git(root).dirty(ledger.dir.relative_to(root).as_posix(), untracked=True)
+        if dirty:
+            problems.append(
+                f"{dirty[0]}: uncommitted records of an interrupted {lease.stale.describe()}:"
+                " run `dyno release` to discard them"
+            )
+    for model in FILES:
+        if model is not Release:
+            _read(ledger.path(model), model, root, problems)
+    releases = _read(ledger.path(Release), Release, root, problems)
+    for model in FILES:
+        if problem := check_history(ledger.path(model), root):
+            problems.append(problem)
+    _check_chain(releases, problems)
+    git = Git(root)
+    _check_tags(git, ledger, releases, root, problems)
+    last = releases[-1][1].tag if releases else None
+    return [(release, _manifest(ledger, where, release, git, problems, last)) for where, release in releases]
 
 
 def _manifest(
-    ledger: Ledger, where: str, release: Release, git: Git, problems: list[str]
+    ledger: Ledger, where: str, release: Release, git: Git, problems: list[str], last: str | None
 ) -> list[ManifestEntry] | None:
     """The release's manifest if it matches its digest; also checks the totals and the tag."""
     entries = None
@@ -79,7 +121,8 @@ def _manifest(
                 f" ({tasks} tasks, {instances} instances)"
             )
     if not git.tag_exists(release.tag):
-        problems.append(f"{where}: git tag {release.tag} is missing")
+        hint = " (an interrupted release? `dyno release` tags it)" if release.tag == last else ""
+        problems.append(f"{where}: git tag {release.tag} is missing{hint}")
     return entries
 
 
@@ -95,28 +138,55 @@ def _read(path: Path, model: type[R], root: Path, problems: list[str]) -> list[t
 
 
 def _check_chain(releases: list[tuple[str, Release]], problems: list[str]) -> None:
-    previous: Release | None = None
+    """Versions run 1..N (each release's `parent` link is checked with the other lines, in check_lines)."""
     for number, (where, release) in enumerate(releases, 1):
         if release.version != number or release.tag != f"v{number}":
             problems.append(
                 f"{where}: release {release.tag} (version {release.version}) is out of order:"
                 f" expected v{number}"
             )
-        if previous is None and release.parent is not None:
-            problems.append(f"{where}: {release.tag} is the first release but names parent {release.parent}")
-        elif previous is not None and release.parent != previous.hash:
+
+
+def _check_tags(
+    git: Git, ledger: Ledger, releases: list[tuple[str, Release]], root: Path, problems: list[str]
+) -> None:
+    """tag → record: each release tag names a commit whose releases.jsonl ends with that release's record."""
+    if not git.is_repo():
+        return
+    by_tag = {release.tag: release for _, release in releases}
+    path = ledger.path(Release)
+    name = path.relative_to(root).as_posix()
+    for tag, commit in git.release_tags().items():
+        release = by_tag.get(tag)
+        if release is None:
+            problems.append(f"{name}: git tag {tag} has no release record (was it deleted?)")
+            continue
+        at_tag = git.show(commit, f"./{name}") or ""
+        lines = [line for line in at_tag.split("\n") if line.strip()]
+        last = _stored_hash_of(lines[-1]) if lines else None
+        if last != release.hash:
             problems.append(
-                f"{where}: {release.tag}'s parent {release.parent} is not {previous.tag}'s hash"
-                f" {previous.hash}: the chain is broken"
+                f"{name}: git tag {tag} is not on the commit that recorded {tag}"
+                f" (its {name} ends with {last or 'nothing'}, not {release.hash})"
             )
-        previous = release
+
+
+def _stored_hash_of(line: str) -> str | None:
+    import json
+
+    try:
+        value = json.loads(line).get("hash")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 class _ShardChecker:
     """Reads each distinct DVC object once: the local cache first, then the default remote (opened lazily)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, remote_only: bool = False):
         self.root = root
+        self.remote_only = remote_only
         self.results: dict[str, tuple[int, str] | str] = {}  # md5 → (instances, digest) or why it failed
         self._repo: Any = None
         self._dbs: list[tuple[str, Any]] = []  # (where, DVC object database)
@@ -143,6 +213,20 @@ class _ShardChecker:
                 f" {entry.instances} ({entry.digest})"
             )
 
+    def check_listing(self, release: Release, problems: list[str]) -> None:
+        """The release's corpus directory object is where a pull looks for it."""
+        self._open()
+        oid = release.corpus_md5 if release.corpus_md5.endswith(".dir") else f"{release.corpus_md5}.dir"
+        try:
+            if any(odb.fs.exists(odb.oid_to_path(oid)) for _, odb in self._dbs):
+                return
+        except OSError as exc:
+            problems.append(
+                f"{release.manifest}: corpus listing {oid} of {release.tag} cannot be read: {exc}"
+            )
+            return
+        problems.append(f"{release.manifest}: the corpus listing {oid} of {release.tag} {self._absent()}")
+
     def close(self) -> None:
         if self._repo is not None:
             self._repo.close()
@@ -158,9 +242,15 @@ class _ShardChecker:
                     return shard_digest(fh)
             except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
                 return f"is damaged in {where} (not a readable parquet file: {first_line(exc)})"
+        return self._absent()
+
+    def _absent(self) -> str:
+        """Where an object was looked for in vain."""
         if len(self._dbs) > 1:
             return f"is in neither {self._dbs[0][0]} nor {self._dbs[1][0]}"
-        return f"is not in {self._dbs[0][0]}, and {self._unusable}" if self._dbs else f"{self._unusable}"
+        if not self._dbs:
+            return self._unusable
+        return f"is not in {self._dbs[0][0]}" + (f", and {self._unusable}" if self._unusable else "")
 
     def _open(self) -> None:
         if self._repo is not None or self._unusable:
@@ -174,7 +264,8 @@ class _ShardChecker:
         except DvcException as exc:
             self._unusable = f"cannot be checked: DVC cannot open {self.root} ({first_line(exc)})"
             return
-        self._dbs.append(("the local DVC cache", self._repo.cache.local))
+        if not self.remote_only:
+            self._dbs.append(("the local DVC cache", self._repo.cache.local))
         try:
             remote = self._repo.cloud.get_remote()
             odb = self._repo.cloud.get_remote_odb(remote.name)  # any remote type: an fsspec-backed object db

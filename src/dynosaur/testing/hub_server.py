@@ -156,7 +156,8 @@ class RecordedRequest(NamedTuple):
 @dataclass
 class FaultRule:
     """Matching requests are answered with `status` (the body is read first). With after=True the request is
-    processed normally first (a commit lands) and the answer is then replaced: a lost response."""
+    processed normally first (a commit lands) and the answer is then replaced: a lost response. With `body`
+    set, the answer is `status` with that raw JSON body: a malformed answer."""
 
     method: str
     path_regex: str
@@ -166,6 +167,12 @@ class FaultRule:
     error_code: str | None = None
     after: bool = False
     hits: int = 0
+    body: bytes | None = None
+
+    def response(self) -> Response:
+        if self.body is not None:
+            return Response(self.status, self.body, {"Content-Type": "application/json; charset=utf-8"})
+        return _error_response(HubError(self.status, self.message, self.error_code))
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -374,12 +381,21 @@ class HubServer:
         message: str = "Injected failure (fake hub)",
         error_code: str | None = None,
         after: bool = False,
+        body: bytes | None = None,
     ) -> FaultRule:
         """The next `times` requests whose method is `method` ("*" for any) and whose path (as sent, no query)
         matches `path_regex` (re.search) are answered `status`. Note: the client retries 429/5xx with backoff
-        on some calls (preupload, LFS, downloads) but not on `create_commit`'s commit call."""
+        on some calls (preupload, LFS, downloads) but not on `create_commit`'s commit call. `body` (with
+        e.g. status=200) answers with that raw body instead: a malformed answer."""
         rule = FaultRule(
-            method.upper() if method != "*" else "*", path_regex, status, times, message, error_code, after
+            method.upper() if method != "*" else "*",
+            path_regex,
+            status,
+            times,
+            message,
+            error_code,
+            after,
+            body=body,
         )
         with self._lock:
             self._rules.append(rule)
@@ -966,7 +982,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub._record(method, raw_path)
         rule = hub._fault_for(method, raw_path)
         if rule is not None and not rule.after:
-            resp = _error_response(HubError(rule.status, rule.message, rule.error_code))
+            resp = rule.response()
         else:
             try:
                 req = _Request(method, raw_path, query, self.headers, body, hub._identify(self.headers))
@@ -979,7 +995,7 @@ class _Handler(BaseHTTPRequestHandler):
                     hub.errors.append(tb)
                 resp = _error_response(HubError(500, "Internal error in the fake hub"))
             if rule is not None:
-                resp = _error_response(HubError(rule.status, rule.message, rule.error_code))
+                resp = rule.response()
         with hub._lock:
             hub.log.append(RecordedRequest(method, raw_path, query, resp.status))
         self._send(resp, head_only=method == "HEAD")
