@@ -14,6 +14,7 @@ Run: `python bench/incremental.py [--sources 50] [--rows 200] [--keep] [--name i
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import resource
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import yaml
-from _common import OFFLINE_ENV, ROOT, report, text_column, write_hf_source
+from _common import OFFLINE_ENV, ROOT, WORDS, report, write_hf_source
 
 BIN = Path(sys.executable).parent  # the virtualenv running this script (its dvc, its dyno)
 DVC = str(BIN / "dvc")
@@ -36,14 +37,27 @@ CORPUS_STAGES = ("organize",)  # `dvc repro organize`: collect → generate → 
 PROJECT_FILES = ("sources.yaml", "sources.lock")
 
 
+@functools.cache
+def word_pool(chars: int) -> list[str]:
+    """4,096 random phrases of about `chars` characters, made once: 2,000 sources draw from the same pools."""
+    rng = np.random.default_rng(chars)
+    per_row = max(1, chars // 6)
+    return [" ".join(rng.choice(WORDS, per_row)) for _ in range(4096)]
+
+
+def phrases(rng: np.random.Generator, rows: int, chars: int, tag: str) -> pa.Array:
+    pool = word_pool(chars)
+    return pa.array([f"{tag}{pool[p]} {i}" for i, p in enumerate(rng.integers(0, len(pool), rows).tolist())])
+
+
 def make_source(repo: Path, i: int, rows: int) -> str:
     sid = f"src-{i:03d}"
     rng = np.random.default_rng(i)
     table = pa.table(
         {
-            "title": text_column(rng, rows, 40, f"{sid} "),
-            "body": text_column(rng, rows, 160, f"{sid} "),
-            "summary": text_column(rng, rows, 30, f"{sid} "),
+            "title": phrases(rng, rows, 40, f"{sid} "),
+            "body": phrases(rng, rows, 160, f"{sid} "),
+            "summary": phrases(rng, rows, 30, f"{sid} "),
             "label": pa.array(rng.integers(0, 3, rows), pa.int64()),
         }
     )
