@@ -39,8 +39,9 @@ from dynosaur.core.params import Params, SourceSpec, load_params
 from dynosaur.core.records import Retraction, SourceMeta, SourceStatus
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
 from dynosaur.core.source_list import all_sources, read_lock, read_sources_file
+from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.decontaminate import eval_benchmark
-from dynosaur.pipeline.sources import READER_VERSION, collect_source, source_revision
+from dynosaur.pipeline.sources import READER_VERSION, collect_source, local_files, source_revision
 from dynosaur.registry.ledger import read_records
 
 T = TypeVar("T")
@@ -167,6 +168,23 @@ def bounded(
         fill()
 
 
+def write_if_changed(path: Path, meta: SourceMeta) -> None:
+    """Write a record unless the file holds it already (a rewrite would only make downstream caches miss)."""
+    if not (path.exists() and read_model(path, SourceMeta) == meta):
+        write_json(path, meta)
+
+
+def summary(meta: SourceMeta) -> dict[str, Any]:
+    """What the stage's metrics and its next run need of a record, kept in the stat cache."""
+    return {
+        "status": meta.status,
+        "reason": meta.reason,
+        "rows": sum(s.num_rows for s in meta.splits),
+        "revision": meta.revision,
+        "inputs": meta.inputs_digest,
+    }
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params()
     specs = all_sources(params, read_sources_file(args.sources))
@@ -174,32 +192,46 @@ def main(args: argparse.Namespace) -> None:
     retracted = {r.target: r.reason for r in read_records(args.retractions, Retraction) if r.kind == "source"}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    # A source whose record and files are the very ones of the last run, and whose inputs digest is still
+    # the record's, is reused without reading the record or hashing its folder (dynosaur.core.statcache).
+    cache = StatCache("collect", str(READER_VERSION), beside=out)
 
     # Cheap and in order: what is unchanged keeps its record; the rest is read below, in parallel.
-    records: dict[str, SourceMeta] = {}
+    summaries: dict[str, dict[str, Any]] = {}
     reused: set[str] = set()
+    fresh: dict[str, SourceMeta] = {}  # records made by this run
     todo: list[tuple[SourceSpec, SourceMeta | None, str | None]] = []
     unpinned: list[str] = []
+    files: dict[str, list[Path]] = {}
     for spec in specs:
         path = out / f"{spec.id}.json"
-        previous = read_model(path, SourceMeta) if path.exists() else None
         if eval_benchmark(spec, params.collect.eval_benchmarks):
-            records[spec.id] = _unread(spec, "skipped", "eval_benchmark")
+            fresh[spec.id] = _unread(spec, "skipped", "eval_benchmark")
             continue
         revision = lock.sha(spec)
+        files[spec.id] = [path]
+        if spec.path is not None:
+            if not Path(spec.path).is_dir():
+                fresh[spec.id] = _unread(
+                    spec, "failed", f"source {spec.id!r}: folder {spec.path} does not exist"
+                )
+                continue
+            files[spec.id] += local_files(Path(spec.path))
+        known = cache.get(spec.id, files[spec.id]) if spec.path or revision else None
+        if known and known["inputs"] == inputs_digest(spec, params, revision or known["revision"], retracted):
+            summaries[spec.id] = known
+            reused.add(spec.id)
+            continue
+        previous = read_model(path, SourceMeta) if path.exists() else None
         if spec.hub is not None and revision is None:
             unpinned.append(spec.id)  # its revision is asked of the Hub, in parallel with the reads
         elif spec.path is not None:
-            try:
-                revision = source_revision(spec)
-            except SourceError as exc:
-                records[spec.id] = _unread(spec, "failed", str(exc))
-                continue
-        if revision is not None and previous is not None:
-            if reusable(previous, inputs_digest(spec, params, revision, retracted)):
-                records[spec.id] = previous
-                reused.add(spec.id)
-                continue
+            revision = source_revision(spec)
+        if revision is not None and reusable(previous, inputs_digest(spec, params, revision, retracted)):
+            assert previous is not None
+            summaries[spec.id] = summary(previous)
+            reused.add(spec.id)
+            continue
         todo.append((spec, previous, revision))
     if unpinned:
         log(
@@ -218,32 +250,44 @@ def main(args: argparse.Namespace) -> None:
 
         results = bounded(todo, read, c.concurrency, c.timeout_s)
         for index, meta in progress(results, "collect", total=len(todo)):
-            spec = todo[index][0]
-            records[spec.id] = meta if meta is not None else timed_out(spec, c.timeout_s)
-            if records[spec.id] is not todo[index][1]:  # an unpinned source found unchanged is not rewritten
-                write_json(out / f"{spec.id}.json", records[spec.id])
-            else:
+            spec, previous = todo[index][:2]
+            meta = meta if meta is not None else timed_out(spec, c.timeout_s)
+            if meta is previous:  # an unpinned source found unchanged is not rewritten
+                summaries[spec.id] = summary(meta)
                 reused.add(spec.id)
+            else:
+                write_json(out / f"{spec.id}.json", meta)
+                fresh[spec.id] = meta
+    read_now = {spec.id for spec, _, _ in todo}
+    for source_id, meta in fresh.items():
+        summaries[source_id] = summary(meta)
+        if source_id not in read_now:  # skipped or failed before reading: written when it changed
+            write_if_changed(out / f"{source_id}.json", meta)
+    for source_id, known in summaries.items():
+        if known["status"] != "failed" and source_id in files:
+            cache.put(source_id, files[source_id], known)
     removed = prune(out, {s.id for s in specs})
+    cache.keep_only({s.id for s in specs})
+    cache.save()
 
-    ordered = [records[s.id] for s in specs]
-    for meta in ordered:  # one line per source that is not ok (reused records were said before)
-        if meta.status != "ok" and meta.source_id not in reused:
-            log(f"collect: {meta.source_id}: {meta.status}: {meta.reason}")
-    failed = {m.source_id: m.reason or "" for m in ordered if m.status == "failed"}
+    ordered = [(s.id, summaries[s.id]) for s in specs]
+    for source_id, known in ordered:  # one line per source that is not ok (reused records were said before)
+        if known["status"] != "ok" and source_id in fresh:
+            log(f"collect: {source_id}: {known['status']}: {known['reason']}")
+    failed = {sid: k["reason"] or "" for sid, k in ordered if k["status"] == "failed"}
     write_metrics(
         args.metrics,
         {
             "sources": len(ordered),
-            "sources_ok": sum(m.status == "ok" for m in ordered),
-            "sources_skipped": {m.source_id: m.reason for m in ordered if m.status == "skipped"},
+            "sources_ok": sum(k["status"] == "ok" for _, k in ordered),
+            "sources_skipped": {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"},
             "sources_failed": len(failed),
-            "sources_timed_out": sum((m.reason or "").startswith(TIMED_OUT) for m in ordered),
+            "sources_timed_out": sum((k["reason"] or "").startswith(TIMED_OUT) for _, k in ordered),
             "sources_read": len(todo),
             "sources_reused": len(reused),
             "sources_removed": len(removed),
             "sources_unpinned": len(unpinned),
-            "rows": sum(s.num_rows for m in ordered for s in m.splits),
+            "rows": sum(k["rows"] for _, k in ordered),
         },
     )
     if failed and not params.collect.allow_failures:

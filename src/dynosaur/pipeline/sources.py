@@ -36,10 +36,15 @@ READER_VERSION = 2
 # --- revisions -------------------------------------------------------------------------------------------
 
 
+def local_files(folder: Path) -> list[Path]:
+    """The files a local source's revision covers, in order (hidden ones left out)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder))
+
+
 def local_revision(folder: Path) -> str:
     """Content fingerprint of a local source: sha256 over (relative path, file sha256) of every file."""
     outer = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)):
+    for path in local_files(folder):
         inner = hashlib.sha256()
         with open(path, "rb") as fh:
             while chunk := fh.read(1 << 20):
