@@ -8,9 +8,10 @@ on every run: one more source cost seconds per thousand. Like git's index and DV
 
 The cache only ever saves work. It lives beside the stage's output, outside it and outside git
 (`data/.dyno-cache/<stage>.json` for `data/corpus`, in a folder that git-ignores itself), holds no input of
-its own, and anything it lacks is computed from the files: deleting it is always safe. A file modified
-less than `RACY_NS` before it is recorded or checked is not vouched for: a second write within the same
-mtime tick (a few ms) could go unseen (git's "racy clean").
+its own, and anything it lacks is computed from the files: deleting it is always safe. An entry whose files
+were modified less than `RACY_NS` before the cache is saved is dropped then: a second write within the same
+mtime tick (a few ms) could go unseen (git's "racy clean"). Saving at the end of a stage, after its writes,
+keeps all but the last few.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ FORMAT = 1
 def stamp(paths: Sequence[Path]) -> list[int] | None:
     """(size, mtime_ns, inode) of each file, flattened; None when one is missing."""
     out: list[int] = []
-    horizon = time.time_ns() - RACY_NS
     for path in paths:
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if st.st_mtime_ns > horizon:
-            return None  # too fresh to vouch for
         out += (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
+
+
+def _racy(entry: list[Any], horizon: int) -> bool:
+    return any(mtime > horizon for mtime in entry[0][1::3])
 
 
 class StatCache:
@@ -73,7 +75,7 @@ class StatCache:
         return entry[1] if current is not None and current == entry[0] else None
 
     def put(self, key: str, paths: Sequence[Path], value: Any) -> None:
-        """Remember `value` for `key` as derived from `paths` (not when one is missing or too fresh)."""
+        """Remember `value` for `key` as derived from `paths` (forget `key` when one is missing)."""
         current = stamp(paths)
         if current is None:
             if self.entries.pop(key, None) is not None:
@@ -90,6 +92,10 @@ class StatCache:
             self.dirty = True
 
     def save(self) -> None:
+        horizon = time.time_ns() - RACY_NS
+        for key in [k for k, entry in self.entries.items() if _racy(entry, horizon)]:
+            del self.entries[key]  # too fresh to vouch for: checked from the files next time
+            self.dirty = True
         if not self.dirty:
             return
         folder = self.path.parent

@@ -241,6 +241,12 @@ def main(args: argparse.Namespace) -> None:
 
     if todo:
         import datasets  # noqa: F401  (imported once here: threads importing it at once can deadlock)
+        from tqdm import tqdm
+
+        # datasets runs tqdm's thread_map, whose ensure_lock deletes a class lock it had to create when it is
+        # done, under the feet of another thread's bars ("type object 'tqdm' has no attribute '_lock'"). A
+        # lock made here first is one it restores instead.
+        tqdm.get_lock()
 
         c = params.collect
 
