@@ -189,7 +189,8 @@ def discover(
         if reason := dataset_exclusion(ds, query, params):
             skip(reason)
             continue
-        for config in ds.configs or [None]:
+        configs: list[str | None] = [*ds.configs] or [None]
+        for config in configs:
             if limit is not None and len(added) >= limit:
                 break
             existing = known.get((ds.id, config))

@@ -1346,11 +1346,11 @@ def _list_datasets(hub: HubServer, req: _Request) -> Response:
     q = req.params
     search = [s.lower() for s in q.get("search", []) if s]
     wanted_tags = set(q.get("filter", []))
-    author = (q.get("author") or [None])[-1]
+    author = q["author"][-1] if q.get("author") else None
     expand = q.get("expand")
     full = _truthy(q.get("full", ["0"]))
     fields = expand if expand else [*_BASE_FIELDS, *(["cardData", "siblings"] if full else [])]
-    sort = (q.get("sort") or [None])[-1]
+    sort = q["sort"][-1] if q.get("sort") else None
     if sort is not None and sort not in _SORT_KEYS:
         raise HubError(400, f"Invalid sort: {sort}")
     root = hub.root / "repos" / "datasets"
