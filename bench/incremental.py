@@ -72,16 +72,17 @@ def make_source(repo: Path, i: int, rows: int) -> str:
     return sid
 
 
-def write_params(repo: Path, ids: list[str], base_url: str, concurrency: int = 16) -> None:
+def write_params(repo: Path, ids: list[str], base_url: str, concurrency: int = 16, code: Path = ROOT) -> None:
     """The project's params.yaml (dvc.yaml reads every section) pointed at the fake server, and the sources in
     the sources file, where a project with thousands of sources keeps them (DVC parses params.yaml once per
-    stage and would store the whole list in dvc.lock)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["sources"] = []
+    stage and would store the whole list in dvc.lock); in params.yaml for code from before the sources file."""
+    params = yaml.safe_load((code / "params.yaml").read_text())
+    sources = [{"id": s, "path": f"data/sources/{s}"} for s in ids]
+    params["sources"] = [] if (code / "sources.yaml").exists() else sources
     params["llm"].update(provider="compatible", base_url=base_url, concurrency=concurrency)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sources = {"sources": [{"id": s, "path": f"data/sources/{s}"} for s in ids]}
-    (repo / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False))
+    if (code / "sources.yaml").exists():
+        (repo / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}, sort_keys=False))
 
 
 def cpu_seconds() -> float:
@@ -142,7 +143,8 @@ def stage_floor(repo: Path, env: dict) -> dict[str, float]:
 class BenchProject:
     """A temporary git + DVC repo with the checkout's code (src/, dvc.yaml) and synthetic local sources."""
 
-    def __init__(self, prefix: str, base_url: str):
+    def __init__(self, prefix: str, base_url: str, code: Path = ROOT):
+        self.code = code
         self.repo = Path(tempfile.mkdtemp(prefix=prefix))
         self.log = self.repo.parent / f"{self.repo.name}.log"
         self.base_url = base_url
@@ -154,12 +156,12 @@ class BenchProject:
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         }
         self.env.pop("CI", None)
-        shutil.copy(ROOT / "dvc.yaml", self.repo)
+        shutil.copy(code / "dvc.yaml", self.repo)
         shutil.copy(ROOT / "pyproject.toml", self.repo)
         for name in PROJECT_FILES:  # the sources file and the lock that collect depends on
-            if (ROOT / name).exists():
-                shutil.copy(ROOT / name, self.repo)
-        shutil.copytree(ROOT / "src", self.repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+            if (code / name).exists():
+                shutil.copy(code / name, self.repo)
+        shutil.copytree(code / "src", self.repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
         (self.repo / "ledger").mkdir()
         (self.repo / "ledger" / "retractions.jsonl").touch()  # collect and filter read the tombstones
         (self.repo / "data" / "sources").mkdir(parents=True)
@@ -193,7 +195,7 @@ def measure_growth(project: BenchProject, srv, ids: list[str], args) -> dict:
     for name in ("full", "noop", "incremental"):
         if name == "incremental":
             ids.append(make_source(project.repo, args.sources, args.rows))
-            write_params(project.repo, ids, srv.base_url)
+            write_params(project.repo, ids, srv.base_url, args.concurrency, project.code)
         srv.reset()
         total, stages = repro(project.repo, project.env, project.log)
         asked = [m["content"] for h in srv.history for m in h.get("messages", []) if m["role"] == "user"]
@@ -244,16 +246,23 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=16, help="llm.concurrency")
     ap.add_argument("--name", default="incremental", help="results file: bench/results/<name>.json")
+    ap.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="a folder with src/, dvc.yaml and params.yaml to run instead of this checkout's (an older commit: "
+        "`git archive COMMIT src dvc.yaml params.yaml | tar -x -C DIR`)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary repo (its path is printed)")
     ap.add_argument("--no-floor", action="store_true", help="skip timing each stage alone afterwards")
     args = ap.parse_args()
     from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 
     with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv:
-        project = BenchProject("bench-incremental-", srv.base_url)
+        project = BenchProject("bench-incremental-", srv.base_url, args.code)
         try:
             ids = [make_source(project.repo, i, args.rows) for i in range(args.sources)]
-            write_params(project.repo, ids, srv.base_url, args.concurrency)
+            write_params(project.repo, ids, srv.base_url, args.concurrency, args.code)
             project.init(f"bench: {args.sources} sources")
             runs = measure_growth(project, srv, ids, args)
             floor = {} if args.no_floor else stage_floor(project.repo, project.env)

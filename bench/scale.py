@@ -51,7 +51,9 @@ def local_part(args: argparse.Namespace) -> None:
             write_params(project.repo, ids, srv.base_url, args.concurrency)
             project.init(f"bench: {args.local_sources} sources")
             print(f"  {args.local_sources} local sources made in {time.perf_counter() - t0:.0f}s", flush=True)
-            growth = argparse.Namespace(sources=args.local_sources, rows=args.rows)
+            growth = argparse.Namespace(
+                sources=args.local_sources, rows=args.rows, concurrency=args.concurrency
+            )
             runs = measure_growth(project, srv, ids, growth)
             floor = stage_floor(project.repo, project.env)
             print(
