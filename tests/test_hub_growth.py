@@ -1,7 +1,7 @@
 """Growing from the Hub end to end: discover → refresh → `dvc repro`, with real dvc, the test Hub and a fake LLM.
 
 `dvc status` is clean after a run (collect is no longer always_changed), a branch that moves on the Hub reaches
-the corpus only through `dyno refresh`, and checking out an earlier commit rebuilds the same shards from the
+the corpus only through `dyno refresh`, and checking out a tag rebuilds the same shards from the
 same Hub commits.
 """
 
@@ -57,7 +57,7 @@ def test_discover_refresh_repro_is_clean_and_pinned(project: Project, hub_server
     assert changed(project) == {}  # clean: nothing is always_changed any more
     v1 = shard_digests(project)
     assert v1 and {k.split("/")[0] for k in v1} == {"demo__vader-tweets", "demo__chatterbot-conversations"}
-    v1_commit = project.git("rev-parse", "HEAD").strip()
+    project.git("tag", "corpus-v1")
 
     # The Hub moves: nothing reaches the pipeline until refresh.
     folder = project.root.parent / "tweets-v2"
@@ -77,8 +77,8 @@ def test_discover_refresh_repro_is_clean_and_pinned(project: Project, hub_server
     differ = {k for k in set(v1) | set(v2) if v1.get(k) != v2.get(k)}
     assert differ and all(k.startswith("demo__vader-tweets/") for k in differ)
 
-    # Rebuild at the first commit from nothing: the same Hub commits, the same shards, byte for byte.
-    project.git("checkout", "-q", v1_commit)
+    # Rebuild at the tag from nothing: the same Hub commits, the same shards, byte for byte.
+    project.git("checkout", "-q", "corpus-v1")
     for out_dir in OUTPUTS:
         shutil.rmtree(project.root / out_dir, ignore_errors=True)
     (project.root / "dvc.lock").unlink()
