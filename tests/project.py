@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = ("src", "dvc.yaml", "pyproject.toml")
+CODE = ("src", "dvc.yaml", "pyproject.toml", "sources.yaml", "sources.lock")
 
 
 def write_source(

@@ -280,6 +280,8 @@ def test_collect_stage_records_the_bad_source_and_the_others_proceed(tmp_path, m
         )
         monkeypatch.setenv("DYNO_PARAMS", str(tmp_path / "params.yaml"))
         args = argparse.Namespace(
+            sources=tmp_path / "sources.yaml",  # absent: no sources beyond params
+            lock=tmp_path / "sources.lock",
             retractions=tmp_path / "retractions.jsonl",
             out=tmp_path / "collected",
             metrics=tmp_path / "m.json",

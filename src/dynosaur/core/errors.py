@@ -8,6 +8,8 @@ and tests never parse messages. `DYNO_DEBUG=1` turns the one line back into the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 DEBUG_HINT = "(DYNO_DEBUG=1 shows the traceback)"
 
 
@@ -116,3 +118,13 @@ def error_line(exc: DynoError) -> str:
     from dynosaur.core.text import printable
 
     return f"Error: {printable(first_line(exc))} {DEBUG_HINT}"
+
+
+def some(items: Iterable[object], shown: int = 3) -> str:
+    """A list for a one-line message, capped: `a, b, c and 497 more`; `none` when empty. Never thousands of
+    ids on one line."""
+    names = [str(x) for x in items]
+    if not names:
+        return "none"
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"

@@ -124,6 +124,10 @@ class CollectParams(Section):
     )  # sample values are cut to this in the record
     allow_failures: bool = False  # true: a source that fails to load is recorded and the pipeline goes on
     eval_benchmarks: list[str] = list(EVAL_BENCHMARKS)  # dataset ids never collected (`eval_benchmark`)
+    concurrency: int = tuning(default=8, ge=1, le=256)  # sources read at once (threads)
+    timeout_s: float = tuning(
+        default=20.0, gt=0, le=86_400
+    )  # per source; past it the source is `failed` (timed_out)
 
     @field_validator("eval_benchmarks")
     @classmethod
@@ -131,6 +135,25 @@ class CollectParams(Section):
         for entry in v:
             if not re.match(r"^[\w.-]+(/[\w.-]+)?$", entry):
                 raise ValueError(f"{entry!r} is not a dataset id (name or owner/name)")
+        return v
+
+
+class DiscoverParams(Section):
+    """`dyno discover`'s default query (its options override each field). The licence policy is `licenses`."""
+
+    task_categories: list[str] = []  # any of these Hub task categories (empty: any)
+    languages: list[str] = []  # any of these languages (empty: any)
+    min_downloads: int = Field(default=0, ge=0, le=MAX_COUNT)
+    search: str | None = None  # a substring of the dataset id
+    limit: int | None = Field(default=None, ge=1, le=MAX_COUNT)  # at most this many new sources per run
+    revision: str = "main"  # the branch new sources follow; `dyno refresh` pins it to a commit
+
+    @field_validator("task_categories", "languages")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for tag in v:
+            if not re.match(r"^[\w.-]+$", tag):
+                raise ValueError(f"{tag!r} is not a Hub tag value")
         return v
 
 
@@ -426,8 +449,9 @@ class EvaluateParams(Section):
 
 
 class Params(Section):
-    sources: list[SourceSpec] = []
+    sources: list[SourceSpec] = []  # more in the sources file (`sources.yaml`, dynosaur.core.source_list)
     collect: CollectParams = CollectParams()
+    discover: DiscoverParams = DiscoverParams()
     generate: GenerateParams = GenerateParams()
     llm: LLMParams = LLMParams()
     filter: FilterParams = FilterParams()
@@ -480,6 +504,11 @@ def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
             msg = "unknown key"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ParamsError(f"{origin}: {_key_path(err['loc'], data)}: {msg}{more}") from None
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load` with libyaml's C loader when PyYAML has it: ~10× faster on a list of 2,000 sources."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 class DuplicateKey(yaml.constructor.ConstructorError):

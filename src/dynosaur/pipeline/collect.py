@@ -1,8 +1,17 @@
 """collect: one metadata record per source (`<out>/<source_id>.json`).
 
+Sources: `params.yaml: sources`, then the sources file (`sources.yaml`, dynosaur.core.source_list). A Hub
+source's revision is its commit in the lock (`sources.lock`, written by `dyno refresh`), so a run reads only
+committed files and never asks the Hub where a branch points; a Hub source missing from the lock is resolved
+now, with one line saying to pin it.
+
 A source whose revision (local content fingerprint or Hub commit sha), collect params and reader version
-(`sources.READER_VERSION`) are unchanged keeps its record untouched, so downstream stages see nothing new. A
-source that cannot serve is recorded as `skipped` with a reason; one that fails to load is recorded as
+(`sources.READER_VERSION`) are unchanged keeps its record untouched, so downstream stages see nothing new.
+That check is cheap and runs first, for every source, in order; the sources left to read are then read in
+parallel (`collect.concurrency` threads), each within `collect.timeout_s` (20 s, as the paper's crawler): a
+source past it is `failed` with reason `timed_out` and its thread is abandoned.
+
+A source that cannot serve is recorded as `skipped` with a reason; one that fails to load is recorded as
 `failed` with a one-line reason (an unexpected error too; `DYNO_DEBUG=1` raises it with its traceback
 instead), the others proceed, and the stage exits non-zero unless `collect.allow_failures` is set. A source
 retracted in the ledger, or whose licence is outside `params.yaml: licenses`, is `skipped` with that reason,
@@ -14,40 +23,68 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
-from dynosaur.core.errors import SourceError, StageFailed, first_line
+from dynosaur.core.errors import SourceError, StageFailed, first_line, some
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
 from dynosaur.core.records import Retraction, SourceMeta, SourceStatus
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.core.source_list import all_sources, read_lock, read_sources_file
+from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.decontaminate import eval_benchmark
-from dynosaur.pipeline.sources import READER_VERSION, collect_source, source_revision
+from dynosaur.pipeline.sources import READER_VERSION, collect_source, local_files, source_revision
 from dynosaur.registry.ledger import read_records
+
+T = TypeVar("T")
+R = TypeVar("R")
+TIMED_OUT = "timed_out"
+
+
+def inputs_digest(spec: SourceSpec, params: Params, revision: str, retracted: dict[str, str]) -> str:
+    """What a source's record depends on: collect reuses the record while this is unchanged."""
+    return stage_fingerprint(
+        inputs=[
+            spec.model_dump(mode="json"),
+            revision,
+            params.licenses.model_dump(mode="json"),
+            retracted.get(spec.id),
+        ],
+        params=params.collect,
+        version=READER_VERSION,
+    )
+
+
+def reusable(previous: SourceMeta | None, digest: str) -> bool:
+    return previous is not None and previous.inputs_digest == digest and previous.status != "failed"
 
 
 def collect_one(
-    spec: SourceSpec, params: Params, previous: SourceMeta | None, retracted: dict[str, str]
+    spec: SourceSpec,
+    params: Params,
+    previous: SourceMeta | None,
+    retracted: dict[str, str],
+    revision: str | None = None,
 ) -> tuple[SourceMeta, bool]:
-    """(record, reused). Failures become `failed` records rather than exceptions; a retracted source or one
-    outside the licence policy becomes `skipped` with the reason."""
+    """(record, reused). `revision`: the source's revision when the caller knows it (a Hub source's pinned
+    sha, a local folder's fingerprint); else it is computed (a Hub source's is asked of the Hub). Failures
+    become `failed` records rather than exceptions; a retracted source or one outside the licence policy
+    becomes `skipped` with the reason."""
     if eval_benchmark(spec, params.collect.eval_benchmarks):
         return _unread(spec, "skipped", "eval_benchmark"), False
     try:
-        revision = source_revision(spec)
-        inputs = stage_fingerprint(
-            inputs=[
-                spec.model_dump(mode="json"),
-                revision,
-                params.licenses.model_dump(mode="json"),
-                retracted.get(spec.id),
-            ],
-            params=params.collect,
-            version=READER_VERSION,
-        )
-        if previous is not None and previous.inputs_digest == inputs and previous.status != "failed":
+        revision = revision or source_revision(spec)
+        inputs = inputs_digest(spec, params, revision, retracted)
+        if reusable(previous, inputs):
+            assert previous is not None
             return previous, True
         meta = collect_source(spec, params.collect, revision)
         excluded = (
@@ -82,36 +119,181 @@ def _unread(spec: SourceSpec, status: SourceStatus, reason: str) -> SourceMeta:
     )
 
 
+def timed_out(spec: SourceSpec, timeout_s: float) -> SourceMeta:
+    return _unread(spec, "failed", f"{TIMED_OUT}: not read within {timeout_s:g} s (collect.timeout_s)")
+
+
+def bounded(
+    items: list[T], work: Callable[[T], R], concurrency: int, timeout_s: float
+) -> Iterator[tuple[int, R | None]]:
+    """`work(item)` for every item on daemon threads, at most `concurrency` at once, yielding (index, result)
+    as each finishes, and (index, None) for one still running `timeout_s` after it started. A thread past
+    its time is abandoned, not killed (Python can't), and its slot goes to the next item; being a daemon, it
+    never holds the process open. An exception in `work` is raised here."""
+    done: queue.Queue[tuple[int, Any, BaseException | None]] = queue.Queue()
+    todo = iter(enumerate(items))
+    running: dict[int, float] = {}  # index → deadline
+
+    def call(index: int, item: T) -> None:
+        try:
+            done.put((index, work(item), None))
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller's thread)
+            done.put((index, None, exc))
+
+    def fill() -> None:
+        while len(running) < concurrency:
+            nxt = next(todo, None)
+            if nxt is None:
+                return
+            running[nxt[0]] = time.monotonic() + timeout_s
+            threading.Thread(target=call, args=nxt, daemon=True, name=f"collect-{nxt[0]}").start()
+
+    fill()
+    while running:
+        try:
+            index, result, error = done.get(timeout=max(0.0, min(running.values()) - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            for index in [i for i, deadline in running.items() if deadline <= now]:
+                del running[index]
+                yield index, None
+            fill()
+            continue
+        if index not in running:  # finished after its deadline: already reported as timed out
+            continue
+        del running[index]
+        if error is not None:
+            raise error
+        yield index, result
+        fill()
+
+
+def write_if_changed(path: Path, meta: SourceMeta) -> None:
+    """Write a record unless the file holds it already (a rewrite would only make downstream caches miss)."""
+    if not (path.exists() and read_model(path, SourceMeta) == meta):
+        write_json(path, meta)
+
+
+def summary(meta: SourceMeta) -> dict[str, Any]:
+    """What the stage's metrics and its next run need of a record, kept in the stat cache."""
+    return {
+        "status": meta.status,
+        "reason": meta.reason,
+        "rows": sum(s.num_rows for s in meta.splits),
+        "revision": meta.revision,
+        "inputs": meta.inputs_digest,
+    }
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params()
+    specs = all_sources(params, read_sources_file(args.sources))
+    lock = read_lock(args.lock)
     retracted = {r.target: r.reason for r in read_records(args.retractions, Retraction) if r.kind == "source"}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    records: list[SourceMeta] = []
-    reused = 0
-    for spec in progress(params.sources, "collect"):
-        path = out / f"{spec.id}.json"
-        previous = read_model(path, SourceMeta) if path.exists() else None
-        meta, was_reused = collect_one(spec, params, previous, retracted)
-        reused += was_reused
-        if not was_reused:
-            write_json(path, meta)
-        if meta.status != "ok":
-            log(f"collect: {spec.id}: {meta.status}: {meta.reason}")
-        records.append(meta)
-    removed = prune(out, {s.id for s in params.sources})
+    # A source whose record and files are the very ones of the last run, and whose inputs digest is still
+    # the record's, is reused without reading the record or hashing its folder (dynosaur.core.statcache).
+    cache = StatCache("collect", str(READER_VERSION), beside=out)
 
-    failed = {m.source_id: m.reason or "" for m in records if m.status == "failed"}
+    # Cheap and in order: what is unchanged keeps its record; the rest is read below, in parallel.
+    summaries: dict[str, dict[str, Any]] = {}
+    reused: set[str] = set()
+    fresh: dict[str, SourceMeta] = {}  # records made by this run
+    todo: list[tuple[SourceSpec, SourceMeta | None, str | None]] = []
+    unpinned: list[str] = []
+    files: dict[str, list[Path]] = {}
+    for spec in specs:
+        path = out / f"{spec.id}.json"
+        if eval_benchmark(spec, params.collect.eval_benchmarks):
+            fresh[spec.id] = _unread(spec, "skipped", "eval_benchmark")
+            continue
+        revision = lock.sha(spec)
+        files[spec.id] = [path]
+        if spec.path is not None:
+            if not Path(spec.path).is_dir():
+                fresh[spec.id] = _unread(
+                    spec, "failed", f"source {spec.id!r}: folder {spec.path} does not exist"
+                )
+                continue
+            files[spec.id] += local_files(Path(spec.path))
+        known = cache.get(spec.id, files[spec.id]) if spec.path or revision else None
+        if known and known["inputs"] == inputs_digest(spec, params, revision or known["revision"], retracted):
+            summaries[spec.id] = known
+            reused.add(spec.id)
+            continue
+        previous = read_model(path, SourceMeta) if path.exists() else None
+        if spec.hub is not None and revision is None:
+            unpinned.append(spec.id)  # its revision is asked of the Hub, in parallel with the reads
+        elif spec.path is not None:
+            revision = source_revision(spec)
+        if revision is not None and reusable(previous, inputs_digest(spec, params, revision, retracted)):
+            assert previous is not None
+            summaries[spec.id] = summary(previous)
+            reused.add(spec.id)
+            continue
+        todo.append((spec, previous, revision))
+    if unpinned:
+        log(
+            f"collect: {len(unpinned)} Hub source(s) not pinned in {args.lock} ({some(unpinned)}):"
+            " resolved now; run `dyno refresh` to pin them"
+        )
+
+    if todo:
+        import datasets  # noqa: F401  (imported once here: threads importing it at once can deadlock)
+        from tqdm import tqdm
+
+        # datasets runs tqdm's thread_map, whose ensure_lock deletes a class lock it had to create when it is
+        # done, under the feet of another thread's bars ("type object 'tqdm' has no attribute '_lock'"). A
+        # lock made here first is one it restores instead.
+        tqdm.get_lock()
+
+        c = params.collect
+
+        def read(job: tuple[SourceSpec, SourceMeta | None, str | None]) -> SourceMeta:
+            spec, previous, revision = job
+            return collect_one(spec, params, previous, retracted, revision)[0]
+
+        results = bounded(todo, read, c.concurrency, c.timeout_s)
+        for index, meta in progress(results, "collect", total=len(todo)):
+            spec, previous = todo[index][:2]
+            meta = meta if meta is not None else timed_out(spec, c.timeout_s)
+            if meta is previous:  # an unpinned source found unchanged is not rewritten
+                summaries[spec.id] = summary(meta)
+                reused.add(spec.id)
+            else:
+                write_json(out / f"{spec.id}.json", meta)
+                fresh[spec.id] = meta
+    read_now = {spec.id for spec, _, _ in todo}
+    for source_id, meta in fresh.items():
+        summaries[source_id] = summary(meta)
+        if source_id not in read_now:  # skipped or failed before reading: written when it changed
+            write_if_changed(out / f"{source_id}.json", meta)
+    for source_id, known in summaries.items():
+        if known["status"] != "failed" and source_id in files:
+            cache.put(source_id, files[source_id], known)
+    removed = prune(out, {s.id for s in specs})
+    cache.keep_only({s.id for s in specs})
+    cache.save()
+
+    ordered = [(s.id, summaries[s.id]) for s in specs]
+    for source_id, known in ordered:  # one line per source that is not ok (reused records were said before)
+        if known["status"] != "ok" and source_id in fresh:
+            log(f"collect: {source_id}: {known['status']}: {known['reason']}")
+    failed = {sid: k["reason"] or "" for sid, k in ordered if k["status"] == "failed"}
     write_metrics(
         args.metrics,
         {
-            "sources": len(records),
-            "sources_ok": sum(m.status == "ok" for m in records),
-            "sources_skipped": {m.source_id: m.reason for m in records if m.status == "skipped"},
+            "sources": len(ordered),
+            "sources_ok": sum(k["status"] == "ok" for _, k in ordered),
+            "sources_skipped": {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"},
             "sources_failed": len(failed),
-            "sources_reused": reused,
+            "sources_timed_out": sum((k["reason"] or "").startswith(TIMED_OUT) for _, k in ordered),
+            "sources_read": len(todo),
+            "sources_reused": len(reused),
             "sources_removed": len(removed),
-            "rows": sum(s.num_rows for m in records for s in m.splits),
+            "sources_unpinned": len(unpinned),
+            "rows": sum(k["rows"] for _, k in ordered),
         },
     )
     if failed and not params.collect.allow_failures:
@@ -123,4 +305,9 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "retractions", "out", "metrics")
+    run(main, "sources", "lock", "retractions", "out", "metrics")
+    # Done, and every output is written (atomically, fsynced): leave without tearing the interpreter down.
+    # Unloading `datasets` costs ~1 s, and a timed-out source's abandoned thread may still hold a lock.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

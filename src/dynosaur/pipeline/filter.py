@@ -36,6 +36,7 @@ from dynosaur.core.records import (
     task_identity,
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
+from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates
 from dynosaur.registry.ledger import read_records
 
@@ -510,9 +511,20 @@ def main(args: argparse.Namespace) -> None:
     retracted = RetractionIndex(read_records(args.retractions, Retraction))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    results: list[FilteredSource] = []
+    # A source whose three files (its generated tasks, its collect record, its verdicts) are the very files of
+    # its last judgement keeps it, counts included, without opening any of them (dynosaur.core.statcache).
+    cache = StatCache(
+        "filter", stage_fingerprint(inputs=retracted.task_keys(), params=params, version=RULES_VERSION), out
+    )
+    summaries: dict[str, dict] = {}
     reused = 0
     for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):
+        path = out / gen_path.name
+        files = [gen_path, args.collected / gen_path.name, path]
+        if (known := cache.get(gen_path.stem, files)) is not None:
+            summaries[gen_path.stem] = known
+            reused += 1
+            continue
         generated = read_model(gen_path, GeneratedSource)
         meta = read_model(args.collected / gen_path.name, SourceMeta)
         fingerprint = stage_fingerprint(
@@ -520,26 +532,36 @@ def main(args: argparse.Namespace) -> None:
             params=params,
             version=RULES_VERSION,
         )
-        path = out / gen_path.name
         if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:
-            results.append(previous)
+            result = previous
             reused += 1
-            continue
-        result = FilteredSource(
-            source_id=meta.source_id, fingerprint=fingerprint, tasks=judge(meta, generated, params, retracted)
-        )
-        write_json(path, result)
-        results.append(result)
-    prune(out, {r.source_id for r in results}, collected=args.collected)
+        else:
+            result = FilteredSource(
+                source_id=meta.source_id,
+                fingerprint=fingerprint,
+                tasks=judge(meta, generated, params, retracted),
+            )
+            write_json(path, result)
+        summaries[gen_path.stem] = {
+            "proposed": len(result.tasks),
+            "valid": len(result.valid),
+            "reasons": dict(Counter(t.reason for t in result.tasks if t.reason)),
+        }
+        cache.put(gen_path.stem, files, summaries[gen_path.stem])
+    prune(out, set(summaries), collected=args.collected)
+    cache.keep_only(set(summaries))
+    cache.save()
 
-    reasons = Counter(t.reason for r in results for t in r.tasks if t.reason)
+    reasons: Counter = Counter()
+    for summary in summaries.values():
+        reasons.update(summary["reasons"])
     write_metrics(
         args.metrics,
         {
-            "sources": len(results),
+            "sources": len(summaries),
             "sources_reused": reused,
-            "tasks_proposed": sum(len(r.tasks) for r in results),
-            "tasks_valid": sum(len(r.valid) for r in results),
+            "tasks_proposed": sum(s["proposed"] for s in summaries.values()),
+            "tasks_valid": sum(s["valid"] for s in summaries.values()),
             "tasks_rejected": sum(reasons.values()),
             "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
         },

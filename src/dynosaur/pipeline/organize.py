@@ -58,6 +58,7 @@ from dynosaur.core.records import (
     instance_ids,
 )
 from dynosaur.core.runner import log, progress, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.statcache import StatCache
 from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
@@ -480,12 +481,25 @@ def main(args: argparse.Namespace) -> None:
     evalset: EvalIndex | None = None
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    filtered = [read_model(p, FilteredSource) for p in sorted(args.tasks.glob("*.json"))]
+    # A source whose task file and shards are the very files of its last check is up to date: its counts
+    # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
+    salt = stage_fingerprint(inputs=[evalset_fingerprint], params=params, version=FORMAT_VERSION)
+    cache = StatCache("organize", salt, beside=out)
     counts: Counter = Counter()
     failures: dict[str, str] = {}
     live: dict[str, set[str]] = {}
-    for source in progress(filtered, "organize"):
-        source_dir = out / source.source_id
+    shards: dict[str, dict[str, list[int]]] = {}  # source → task → [instances, dropped_contaminated]
+    for tasks_path in progress(sorted(args.tasks.glob("*.json")), "organize"):
+        source_id = tasks_path.stem
+        source_dir = out / source_id
+        known = cache.peek(source_id)
+        if known is not None:
+            paths = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
+            if cache.get(source_id, paths) is not None:
+                live[source_id], shards[source_id] = set(known), known
+                counts["tasks_reused"] += len(known)
+                continue
+        source = read_model(tasks_path, FilteredSource)
         live[source.source_id] = {t.task_id for t in source.valid}
         want = shard_fingerprint
         stale = [
@@ -495,44 +509,54 @@ def main(args: argparse.Namespace) -> None:
             != want(t, params, evalset_fingerprint)
         ]
         counts["tasks_reused"] += len(source.valid) - len(stale)
-        if not stale:
-            continue
-        if files and evalset is None:
-            evalset = load_index(files, params.decontaminate.ngram)
-            log(
-                f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate against"
-            )
-        try:
-            meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
-            result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
-        except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
-            if os.environ.get("DYNO_DEBUG"):
-                raise
-            failures[source.source_id] = first_line(exc, typed=True)
-            result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
-        else:
-            failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
+        result = SourceResult()
+        if stale:
+            if files and evalset is None:
+                evalset = load_index(files, params.decontaminate.ngram)
+                log(
+                    f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate"
+                    " against"
+                )
+            try:
+                meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
+                result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
+            except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
+                if os.environ.get("DYNO_DEBUG"):
+                    raise
+                failures[source.source_id] = first_line(exc, typed=True)
+                result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
+            else:
+                failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
         live[source.source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
         counts.update(result.counts)
         counts["tasks_organized"] += len(stale) - len(result.failed)
         counts["tasks_failed"] += len(result.failed)
+        shards[source_id] = {
+            t: shard_summary(source_dir / f"{t}.parquet")
+            for t in sorted(live[source_id])
+            if (source_dir / f"{t}.parquet").exists()
+        }
+        if not result.failed and source_id not in failures:
+            cache.put(
+                source_id,
+                [tasks_path, *(source_dir / f"{t}.parquet" for t in shards[source_id])],
+                shards[source_id],
+            )
     for key, reason in failures.items():
         log(f"organize: {key}: failed: {reason}")
     if not live:  # no task records at all: never remove the whole corpus for that (issue 11)
         refuse_to_remove_all(out, sum(p.is_dir() for p in out.glob("[!.]*")), args.collected)
     removed = remove_stale(out, live)
+    cache.keep_only(set(live))
+    cache.save()
 
-    shards = sorted(out.glob("*/*.parquet"))
-    per_source: Counter[str] = Counter()
-    contaminated: Counter[str] = Counter()
-    for shard in shards:
-        per_source[shard.parent.name] += pq.read_metadata(shard).num_rows
-        contaminated[shard.parent.name] += footer_counts(shard).get("dropped_contaminated", 0)
+    per_source = {sid: sum(rows for rows, _ in tasks.values()) for sid, tasks in shards.items()}
+    contaminated = {sid: sum(c for _, c in tasks.values()) for sid, tasks in shards.items()}
     write_metrics(
         args.metrics,
         {
             "sources": len(live),
-            "tasks": len(shards),
+            "tasks": sum(map(len, shards.values())),
             "instances": sum(per_source.values()),
             "shards_removed": removed,
             "sources_failed": len({key.split("/")[0] for key in failures}),
@@ -542,13 +566,18 @@ def main(args: argparse.Namespace) -> None:
             **{k: counts.get(k, 0) for k in ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)},
         },
     )
-    log(f"organize: {sum(per_source.values())} instances in {len(shards)} task shards")
+    log(f"organize: {sum(per_source.values())} instances in {sum(map(len, shards.values()))} task shards")
     if failures and not params.allow_failures:
         key, reason = next(iter(sorted(failures.items())))
         raise StageFailed(
             f"{len(failures)} source(s) or task(s) failed, first {key}: {reason}"
             " (recorded in the organize metrics; fix or remove them, or set organize.allow_failures: true)"
         )
+
+
+def shard_summary(path: Path) -> list[int]:
+    """[instances, dropped_contaminated] of one shard, from its footer."""
+    return [pq.read_metadata(path).num_rows, footer_counts(path).get("dropped_contaminated", 0)]
 
 
 def remove_stale(out: Path, live: dict[str, set[str]]) -> int:

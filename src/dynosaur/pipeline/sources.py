@@ -5,7 +5,8 @@ kinds go through the same `datasets` loader: `load_dataset(folder_or_repo, confi
 read as Arrow tables, which keeps memory bounded whatever the source's size. Metadata comes from the card
 (`huggingface_hub.DatasetCard`) and the builder's features; Hub metadata from `HfApi.dataset_info`.
 
-This module and `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
+Pinning (`resolve_pins`, for `dyno refresh`) and listing (`list_hub_datasets`, for `dyno discover`) ask the Hub
+too. This module and `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from dynosaur.core.errors import SourceError, first_line
+from pydantic import BaseModel, ConfigDict
+
+from dynosaur.core.errors import DynoError, SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
 from dynosaur.core.records import Feature, FeatureStats, SourceMeta, SplitInfo
 
@@ -33,10 +36,15 @@ READER_VERSION = 2
 # --- revisions -------------------------------------------------------------------------------------------
 
 
+def local_files(folder: Path) -> list[Path]:
+    """The files a local source's revision covers, in order (hidden ones left out)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder))
+
+
 def local_revision(folder: Path) -> str:
     """Content fingerprint of a local source: sha256 over (relative path, file sha256) of every file."""
     outer = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)):
+    for path in local_files(folder):
         inner = hashlib.sha256()
         with open(path, "rb") as fh:
             while chunk := fh.read(1 << 20):
@@ -49,10 +57,24 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def hub_transport_errors() -> tuple[type[BaseException], ...]:
+    """What a Hub call raises when the Hub answers an error or can't be reached (connection, timeout): the
+    HTTP client's own errors are not OSErrors."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(module).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
 def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tuple[str, Any]:
     """(commit sha, DatasetInfo) for a Hub dataset at a branch, tag or sha."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         info = HfApi().dataset_info(repo, revision=revision)
@@ -60,9 +82,111 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
         raise SourceError(source_id, f"{repo}: dataset not found on the Hub (or no access)") from None
     except RevisionNotFoundError:
         raise SourceError(source_id, f"{repo}: revision {revision!r} not found on the Hub") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise SourceError(source_id, f"{repo}: Hub unreachable: {str(exc).splitlines()[0]}") from None
+    except hub_transport_errors() as exc:
+        raise SourceError(source_id, f"{repo}: Hub unreachable: {first_line(exc)}") from None
     return str(info.sha), info
+
+
+class Resolved(NamedTuple):
+    sha: str | None
+    error: str | None  # one line: why it did not resolve
+
+
+def resolve_pins(
+    wanted: list[tuple[str, str]], concurrency: int, timeout_s: float
+) -> dict[tuple[str, str], Resolved]:
+    """Each (repo, revision) → the commit sha it points at now, or why not; `concurrency` requests in flight at
+    once. Only `sha` is asked for (`expand`), so each answer is a few bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    api = HfApi()
+    transport = hub_transport_errors()
+
+    def one(key: tuple[str, str]) -> Resolved:
+        repo, revision = key
+        try:
+            info = api.dataset_info(repo, revision=revision, expand=["sha"], timeout=timeout_s)
+            return Resolved(str(info.sha), None)
+        except RepositoryNotFoundError:
+            return Resolved(None, f"{repo}: dataset not found on the Hub (or no access)")
+        except RevisionNotFoundError:
+            return Resolved(None, f"{repo}: revision {revision!r} not found on the Hub")
+        except transport as exc:
+            return Resolved(None, f"{repo}: Hub unreachable: {first_line(exc)}")
+
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(wanted))) as pool:
+        return dict(zip(wanted, pool.map(one, wanted), strict=True))
+
+
+class HubDataset(BaseModel):
+    """What discovery needs from one dataset of a Hub listing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    sha: str | None = None
+    last_modified: str | None = None  # ISO 8601 UTC
+    downloads: int = 0
+    tags: list[str] = []
+    license: str | None = None
+    configs: list[str] = []  # named in the card (`configs:` or `dataset_info`); [] → the default one
+    unavailable: bool = False  # gated, private or disabled
+
+
+def list_hub_datasets(
+    *, search: str | None, task_category: str | None, language: str | None
+) -> Iterator[HubDataset]:
+    """The Hub's datasets, most recently modified first (one paginated `list_datasets`). One task category
+    and one language at most go to the Hub as filters; the caller filters the rest."""
+    from huggingface_hub import HfApi
+
+    wanted = ["cardData", "downloads", "lastModified", "sha", "tags", "gated", "private", "disabled"]
+    try:
+        for info in HfApi().list_datasets(
+            search=search,
+            task_categories=task_category,
+            language=language,
+            sort="last_modified",
+            expand=wanted,  # type: ignore[arg-type]
+        ):
+            yield _hub_dataset(info)
+    except hub_transport_errors() as exc:
+        raise DynoError(f"listing Hub datasets failed: {first_line(exc)}") from None
+
+
+def _hub_dataset(info: Any) -> HubDataset:
+    card = info.card_data.to_dict() if info.card_data is not None else {}
+    license_ = card.get("license")
+    if isinstance(license_, list):
+        license_ = license_[0] if len(license_) == 1 else ",".join(map(str, license_))
+    if license_ is None:
+        license_ = next((t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None)
+    return HubDataset(
+        id=info.id,
+        sha=info.sha,
+        last_modified=info.last_modified.isoformat() if info.last_modified else None,
+        downloads=info.downloads or 0,
+        tags=list(info.tags or []),
+        license=str(license_) if license_ is not None else None,
+        configs=card_config_names(card),
+        unavailable=bool(info.gated or info.private or info.disabled),
+    )
+
+
+def card_config_names(card: dict[str, Any]) -> list[str]:
+    """Config names a dataset card declares: its `configs:` block, else its `dataset_info` list."""
+    for key in ("configs", "dataset_info"):
+        entries = card.get(key)
+        if isinstance(entries, list):
+            names = [str(e.get("config_name", "default")) for e in entries if isinstance(e, dict)]
+            if len(names) > 1 or (names and names != ["default"]):
+                return sorted(set(names))
+    return []
 
 
 # --- features --------------------------------------------------------------------------------------------

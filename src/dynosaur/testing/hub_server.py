@@ -37,6 +37,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import traceback
 import zlib
 from collections import OrderedDict
@@ -180,6 +181,22 @@ class FaultRule:
         )
 
 
+@dataclass
+class DelayRule:
+    """Matching requests wait `seconds` before they are answered: a Hub that stalls."""
+
+    method: str
+    path_regex: str
+    seconds: float
+    times: int = 1
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.times > 0 and self.method in ("*", method) and re.search(self.path_regex, path) is not None
+        )
+
+
 @dataclass(frozen=True)
 class Entry:
     path: str
@@ -271,6 +288,7 @@ class HubServer:
         lfs_mode: str = "auto",
         host: str = "127.0.0.1",
         port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         if lfs_mode not in ("auto", "always", "never"):
             raise ValueError(f"lfs_mode must be auto, always or never, not {lfs_mode!r}")
@@ -292,6 +310,10 @@ class HubServer:
         self.unhandled: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self._rules: list[FaultRule] = []
+        self._delays: list[DelayRule] = []
+        self.latency = latency  # seconds added to every answer (a remote Hub's round trip)
+        self.downloads: dict[str, int] = {}  # repo id → the `downloads` that listings and infos report
+        self.page_size = 1000  # datasets per page of a listing (`Link: <...>; rel="next"` to the next one)
         self._lock = threading.Lock()  # bookkeeping
         self._write_lock = threading.RLock()  # every change to repos
         self._cache_lock = threading.Lock()
@@ -401,9 +423,18 @@ class HubServer:
             self._rules.append(rule)
         return rule
 
+    def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> DelayRule:
+        """The next `times` requests whose method is `method` ("*" for any) and whose path matches
+        `path_regex` wait `seconds` before being answered (on top of `latency`)."""
+        rule = DelayRule(method.upper() if method != "*" else "*", path_regex, seconds, times)
+        with self._lock:
+            self._delays.append(rule)
+        return rule
+
     def clear_faults(self) -> None:
         with self._lock:
             self._rules.clear()
+            self._delays.clear()
 
     def grant(self, namespace: str, user: str | None = None) -> None:
         """Let `user` (default: the server's user) write to `namespace`."""
@@ -668,6 +699,16 @@ class HubServer:
                 return None
             self._known.add((repo.path, rev))
             return rev
+        if not rev.startswith(("refs/", "tags/")):
+            # A branch: its loose ref file (git writes refs by rename; this server never packs them), which
+            # spares a `git for-each-ref` per request: 2,000 refreshes in seconds, not minutes.
+            loose = repo.path / "refs" / "heads" / rev
+            try:
+                sha = loose.read_text().strip() if loose.is_file() else ""
+            except OSError:
+                sha = ""
+            if _SHA1_RE.fullmatch(sha):
+                return sha
         refs = self._refs(repo)
         candidates = [rev] if rev.startswith("refs/") else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
         for ref in candidates:
@@ -890,6 +931,15 @@ class HubServer:
                     return rule
         return None
 
+    def _delay_for(self, method: str, path: str) -> float:
+        with self._lock:
+            for rule in self._delays:
+                if rule.matches(method, path):
+                    rule.times -= 1
+                    rule.hits += 1
+                    return rule.seconds
+        return 0.0
+
     def _identify(self, headers: Any) -> str | None:
         auth = headers.get("Authorization") or ""
         if not auth.lower().startswith("bearer "):
@@ -980,6 +1030,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, query = self.path.partition("?")
         body = self._read_body()  # always, even when failing: keeps the keep-alive connection in sync
         hub._record(method, raw_path)
+        pause = hub.latency + hub._delay_for(method, raw_path)
+        if pause > 0:
+            time.sleep(pause)
         rule = hub._fault_for(method, raw_path)
         if rule is not None and not rule.after:
             resp = rule.response()
@@ -1040,6 +1093,8 @@ def _route(hub: HubServer, req: _Request) -> Response:
             return _delete_repo(hub, req)
         if parts == ["api", "validate-yaml"] and m == "POST":
             return _validate_yaml(req)
+        if parts == ["api", "datasets"] and m == "GET":
+            return _list_datasets(hub, req)
         if len(parts) >= 4 and parts[1] in REPO_TYPES:
             return _repo_api(hub, req, REPO_TYPES[parts[1]], unquote(parts[2]), unquote(parts[3]), parts[4:])
     if parts[:1] == ["_lfs"] and len(parts) >= 5 and parts[1] in REPO_TYPES:
@@ -1211,21 +1266,42 @@ def _repo_api(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str,
     )
 
 
-def _repo_info(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str, rev: str) -> Response:
-    repo = _visible_repo(hub, req, repo_type, ns, name)
-    sha = _rev_commit(hub, repo, rev)
-    entries = hub._entries(repo, sha)
-    blobs = _truthy(req.params.get("blobs", ["0"]))
-    siblings = []
-    for path, e in sorted(entries.items()):
-        if e.type != "file":
-            continue
-        sib: dict[str, Any] = {"rfilename": path}
-        if blobs:
-            sib.update(size=e.size, blobId=e.oid)
-            if e.lfs_oid:
-                sib["lfs"] = {"size": e.size, "sha256": e.lfs_oid, "pointerSize": e.pointer_size}
-        siblings.append(sib)
+# Card fields the Hub turns into `key:value` tags of a listing (plus the card's free `tags`).
+_TAG_FIELDS = ("license", "task_categories", "task_ids", "language", "size_categories", "multilinguality")
+# What an info or listing has without `expand` (with it: `id` and the fields asked for).
+_BASE_FIELDS = (
+    "author",
+    "sha",
+    "createdAt",
+    "lastModified",
+    "private",
+    "gated",
+    "disabled",
+    "downloads",
+    "likes",
+    "tags",
+)
+
+
+def _card_tags(card: dict | None) -> list[str]:
+    tags: list[str] = []
+    for key in _TAG_FIELDS:
+        values = (card or {}).get(key)
+        for value in values if isinstance(values, list) else [values] if values else []:
+            tags.append(f"{key}:{value}")
+    free = (card or {}).get("tags")
+    tags.extend(str(t) for t in (free if isinstance(free, list) else []))
+    return tags
+
+
+def _repo_fields(
+    hub: HubServer, repo: Repo, sha: str, fields: Iterable[str], blobs: bool = False
+) -> dict[str, Any]:
+    """`id` and the asked-for fields of a repo at a commit; the tree and card are read only when needed."""
+    fields = set(fields)
+    info: dict[str, Any] = {"_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24], "id": repo.id}
+    needs_tree = bool(fields & {"siblings", "usedStorage", "cardData", "tags"})
+    entries = hub._entries(repo, sha) if needs_tree else {}
     card = None
     readme = entries.get("README.md")
     if readme is not None and readme.type == "file":
@@ -1233,27 +1309,100 @@ def _repo_info(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str
             card = _front_matter(hub._content(repo, readme).decode("utf-8", "replace"))
         except ValueError:
             card = None
-    info: dict[str, Any] = {
-        "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24],
-        "id": repo.id,
-        "author": repo.namespace,
-        "sha": sha,
-        "createdAt": repo.created_at,
-        "lastModified": _iso(hub._commit_ts(repo, sha)),
-        "private": repo.private,
-        "gated": False,
-        "disabled": False,
-        "downloads": 0,
-        "likes": 0,
-        "tags": [],
-        "siblings": siblings,
-        "usedStorage": sum(e.size for e in entries.values() if e.type == "file"),
+    simple = {
+        "author": lambda: repo.namespace,
+        "sha": lambda: sha,
+        "createdAt": lambda: repo.created_at,
+        "lastModified": lambda: _iso(hub._commit_ts(repo, sha)),
+        "private": lambda: repo.private,
+        "gated": lambda: False,
+        "disabled": lambda: False,
+        "downloads": lambda: hub.downloads.get(repo.id, 0),
+        "likes": lambda: 0,
+        "tags": lambda: _card_tags(card),
+        "usedStorage": lambda: sum(e.size for e in entries.values() if e.type == "file"),
     }
-    if repo_type == "model":
-        info["modelId"] = repo.id
-    if card is not None:
+    for name in sorted(fields):
+        if name in simple:
+            info[name] = simple[name]()
+    if "siblings" in fields:
+        siblings = []
+        for path, e in sorted(entries.items()):
+            if e.type != "file":
+                continue
+            sib: dict[str, Any] = {"rfilename": path}
+            if blobs:
+                sib.update(size=e.size, blobId=e.oid)
+                if e.lfs_oid:
+                    sib["lfs"] = {"size": e.size, "sha256": e.lfs_oid, "pointerSize": e.pointer_size}
+            siblings.append(sib)
+        info["siblings"] = siblings
+    if "cardData" in fields and card is not None:
         info["cardData"] = card
+    return info
+
+
+def _repo_info(hub: HubServer, req: _Request, repo_type: str, ns: str, name: str, rev: str) -> Response:
+    repo = _visible_repo(hub, req, repo_type, ns, name)
+    sha = _rev_commit(hub, repo, rev)
+    expand = req.params.get("expand")
+    fields = expand if expand else [*_BASE_FIELDS, "siblings", "usedStorage", "cardData"]
+    info = _repo_fields(hub, repo, sha, fields, blobs=_truthy(req.params.get("blobs", ["0"])))
+    if repo_type == "model" and not expand:
+        info["modelId"] = repo.id
     return Response.json(info)
+
+
+_SORT_KEYS = {"lastModified", "downloads", "createdAt", "likes", "trendingScore"}
+
+
+def _list_datasets(hub: HubServer, req: _Request) -> Response:
+    """GET /api/datasets: `search` (substring of the id), `author`, `filter` (tags, all required), `sort`
+    (descending), `expand` / `full`, `limit` (page size); pages follow `Link: <...>; rel="next"`."""
+    q = req.params
+    search = [s.lower() for s in q.get("search", []) if s]
+    wanted_tags = set(q.get("filter", []))
+    author = q["author"][-1] if q.get("author") else None
+    expand = q.get("expand")
+    full = _truthy(q.get("full", ["0"]))
+    fields = expand if expand else [*_BASE_FIELDS, *(["cardData", "siblings"] if full else [])]
+    sort = q["sort"][-1] if q.get("sort") else None
+    if sort is not None and sort not in _SORT_KEYS:
+        raise HubError(400, f"Invalid sort: {sort}")
+    root = hub.root / "repos" / "datasets"
+    rows: list[dict[str, Any]] = []
+    for ns_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for repo_dir in sorted(ns_dir.glob("*.git")):
+            repo = hub._get_repo("dataset", ns_dir.name, repo_dir.name[: -len(".git")])
+            if repo is None or (author and repo.namespace != author):
+                continue
+            if repo.private and not (req.user and hub.can_write(req.user, repo.namespace)):
+                continue
+            if search and not all(term in repo.id.lower() for term in search):
+                continue
+            sha = hub._branch_head(repo, "main")
+            if sha is None:
+                continue
+            info = _repo_fields(hub, repo, sha, {*fields, "tags", "lastModified", "downloads", "createdAt"})
+            if not wanted_tags <= set(info["tags"]):
+                continue
+            rows.append(info)
+    if sort in ("lastModified", "downloads", "createdAt"):
+        rows.sort(key=lambda r: r[sort], reverse=True)
+    keep = {"_id", "id", *fields}
+    rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
+    try:
+        start = int((q.get("cursor") or ["0"])[-1])
+        size = min(int((q.get("limit") or [str(hub.page_size)])[-1]), hub.page_size)
+    except ValueError:
+        raise HubError(400, "Invalid cursor or limit") from None
+    page = rows[start : start + size]
+    headers = {}
+    if start + size < len(rows):
+        pairs = [(k, v) for k, vs in q.items() if k != "cursor" for v in vs] + [("cursor", str(start + size))]
+        query = "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in pairs)
+        headers["Link"] = f'<{hub.url}/api/datasets?{query}>; rel="next"'
+    return Response.json(page, headers=headers)
 
 
 def _list_refs(hub: HubServer, req: _Request, repo: Repo) -> Response:
@@ -1580,6 +1729,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="tester")
     parser.add_argument("--org", action="append", default=None, help="an org of the user (repeatable)")
     parser.add_argument("--lfs-mode", default="auto", choices=("auto", "always", "never"))
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args(argv)
     hub = HubServer(
         args.root,
@@ -1588,6 +1738,7 @@ def main(argv: list[str] | None = None) -> int:
         lfs_mode=args.lfs_mode,
         host=args.host,
         port=args.port,
+        latency=args.latency,
     ).start()
     if args.port_file:
         tmp = f"{args.port_file}.tmp"

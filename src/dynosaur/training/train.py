@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from dynosaur.core.errors import DynoError, ModelError, NotFound, ParamsError, first_line
+from dynosaur.core.errors import DynoError, ModelError, NotFound, ParamsError, first_line, some
 from dynosaur.core.io import atomic_write, read_json, replace_dir, write_json
 from dynosaur.core.params import HUB_REPO, SCRATCH_MODELS, SCRATCH_PREFIX, TrainParams, load_params
 from dynosaur.core.records import Record
@@ -571,7 +571,7 @@ def main(args: argparse.Namespace) -> None:
         if missing := sorted(holdout - set(sources)):
             raise ParamsError(
                 f"evaluate.holdout_sources: {missing[0]!r} is not a source of {name}"
-                f" (sources: {', '.join(sources) or 'none'})"
+                f" (sources: {some(sources)})"
             )
         examples = load_examples(corpus, exclude_sources=holdout, max_per_task=p.max_per_task, seed=p.seed)
         unseen = group_by_task(

@@ -1,0 +1,166 @@
+"""The sources file (`sources.yaml`) and the lock (`sources.lock`): the pipeline's sources beyond `params.yaml`.
+
+`params.yaml: sources` suits a handful of hand-written sources. At the Hub's scale (thousands of configs) they
+live in the sources file, which `dyno discover` appends to and `collect` reads as a plain file dependency:
+DVC hashes it, never parses it, so a no-op `dvc repro` costs the same with 20 sources or 2,000 (DVC parses
+every params file once per stage, and stores each param's value in dvc.lock).
+
+Each entry of the sources file is a `SourceSpec` plus where it came from (`found_at`, `query`); only the spec
+reaches collect's fingerprint, so rediscovering a source changes nothing downstream.
+
+The lock pins every Hub source's revision (a branch, a tag or a sha) to the commit sha it pointed at when
+`dyno refresh` last ran. collect reads revisions from the lock only, so `dvc repro` is a function of committed
+files: a branch that moves on the Hub changes nothing until `dyno refresh` (which says what moved), and a
+rebuild at a release tag reads the same Hub commits. The lock holds no timestamps: a refresh where nothing
+moved rewrites it byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dynosaur.core.errors import ParamsError, first_line
+from dynosaur.core.io import atomic_write, canonical_json, read_json, write_json
+from dynosaur.core.params import Params, SourceSpec, load_yaml
+
+SOURCES_FILE = "sources.yaml"
+LOCK_FILE = "sources.lock"
+LOCK_VERSION = 1
+SHA = re.compile(r"^[0-9a-f]{40}$")
+
+HEADER = """\
+# Sources beyond params.yaml: appended by `dyno discover`, editable by hand (the same fields as params.yaml's
+# `sources`, plus found_at and query). `dyno refresh` pins each Hub source's revision in sources.lock.
+"""
+
+
+class SourceEntry(SourceSpec):
+    """A source in the sources file: the spec collect reads, and how it was found (not part of the spec)."""
+
+    found_at: str | None = None  # ISO 8601 UTC, when `dyno discover` added it
+    query: str | None = None  # the discovery query that found it
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec.model_validate(self.model_dump(exclude={"found_at", "query"}, exclude_none=True))
+
+
+class SourcesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: list[SourceEntry] = []
+    # query → when it last ran (ISO 8601 UTC): `dyno discover --since last` lists what changed after it
+    discoveries: dict[str, str] = {}
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, v: list[SourceEntry]) -> list[SourceEntry]:
+        seen: set[str] = set()
+        for s in v:
+            if s.id in seen:
+                raise ValueError(f"duplicate source id {s.id!r}")
+            seen.add(s.id)
+        return v
+
+
+class Pin(BaseModel):
+    """One Hub source's revision, resolved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hub: str
+    revision: str  # as the spec names it ("main" when it names none)
+    sha: str = Field(pattern=SHA.pattern)
+
+
+class SourcesLock(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = LOCK_VERSION
+    sources: dict[str, Pin] = {}  # source id → pin
+
+    def sha(self, spec: SourceSpec) -> str | None:
+        """The pinned commit of a Hub source, or None when it is not pinned (or pinned for another repo or
+        revision: the spec changed since `dyno refresh`). A revision that is already a sha pins itself."""
+        if spec.hub is None:
+            return None
+        pin = self.sources.get(spec.id)
+        if pin is not None and pin.hub == spec.hub and pin.revision == wanted_revision(spec):
+            return pin.sha
+        return spec.revision if spec.revision and SHA.match(spec.revision) else None
+
+
+def wanted_revision(spec: SourceSpec) -> str:
+    return spec.revision or "main"
+
+
+def _invalid(path: Path, exc: ValidationError, data: Any) -> ParamsError:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    if isinstance(data, dict) and err["loc"][:1] == ("sources",) and len(err["loc"]) > 1:
+        entries = data.get("sources")
+        index = err["loc"][1]
+        if isinstance(entries, list) and isinstance(index, int) and isinstance(entries[index], dict):
+            loc = f"sources[{entries[index].get('id')!r}]" + "".join(f".{x}" for x in err["loc"][2:])
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return ParamsError(f"{path}: {loc}: {msg}{more}")
+
+
+def read_sources_file(path: Path) -> SourcesFile:
+    """The sources file; an empty one when it does not exist. A mistake fails with one line (exit 2)."""
+    if not path.exists():
+        return SourcesFile()
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except Exception as exc:  # yaml.YAMLError, UnicodeDecodeError: the file is not what it should be
+        raise ParamsError(f"{path}: not valid YAML ({first_line(exc)})") from None
+    try:
+        return SourcesFile.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(path, exc, data) from None
+
+
+def write_sources_file(path: Path, sources: SourcesFile) -> None:
+    """Block-style YAML, one entry per source, keys in a fixed order: `git diff` shows only what was added."""
+    import yaml
+
+    data = sources.model_dump(mode="json", exclude_none=True)
+    body = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, width=200)
+    atomic_write(path, HEADER + body)
+
+
+def read_lock(path: Path) -> SourcesLock:
+    if not path.exists():
+        return SourcesLock()
+    try:
+        return SourcesLock.model_validate(read_json(path))
+    except ValidationError as exc:
+        raise _invalid(path, exc, None) from None
+    except ValueError as exc:  # not JSON
+        raise ParamsError(f"{path}: not valid JSON ({first_line(exc)}); run `dyno refresh`") from None
+
+
+def write_lock(path: Path, lock: SourcesLock) -> None:
+    write_json(path, lock)
+
+
+def all_sources(params: Params, sources_file: SourcesFile) -> list[SourceSpec]:
+    """`params.yaml: sources`, then the sources file's; an id in both is an error (exit 2)."""
+    specs = list(params.sources)
+    seen = {s.id for s in specs}
+    for entry in sources_file.sources:
+        if entry.id in seen:
+            raise ParamsError(
+                f"source {entry.id!r} is in both params.yaml and {SOURCES_FILE}: keep one of them"
+            )
+        specs.append(entry.spec())
+    return specs
+
+
+def lock_digest(lock: SourcesLock) -> str:
+    """The lock's canonical JSON, for tests and reports that compare locks."""
+    return canonical_json(lock.model_dump(mode="json"))

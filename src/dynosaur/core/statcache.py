@@ -1,0 +1,108 @@
+"""A stage's memory of what it derived from files, trusted while those files are unchanged on disk.
+
+With thousands of sources, a stage that re-reads every per-source file to rediscover what it already knows
+(a shard's fingerprint and counts, a folder's content hash, a source's filter verdicts) pays for every source
+on every run: one more source cost seconds per thousand. Like git's index and DVC's state database, a
+`StatCache` keys each derived value on the (size, mtime_ns, inode) of the files it came from, and a `salt`
+(the stage's output params and code version): while both match, the value is reused without opening a file.
+
+The cache only ever saves work. It lives beside the stage's output, outside it and outside git
+(`data/.dyno-cache/<stage>.json` for `data/corpus`, in a folder that git-ignores itself), holds no input of
+its own, and anything it lacks is computed from the files: deleting it is always safe. An entry whose files
+were modified less than `RACY_NS` before the cache is saved is dropped then: a second write within the same
+mtime tick (a few ms) could go unseen (git's "racy clean"). Saving at the end of a stage, after its writes,
+keeps all but the last few.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dynosaur.core.io import atomic_write
+
+CACHE_DIR = ".dyno-cache"
+RACY_NS = 100_000_000  # well past the kernel's mtime granularity (a jiffy, ≤ 10 ms)
+FORMAT = 1
+
+
+def stamp(paths: Sequence[Path]) -> list[int] | None:
+    """(size, mtime_ns, inode) of each file, flattened; None when one is missing."""
+    out: list[int] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        out += (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def _racy(entry: list[Any], horizon: int) -> bool:
+    return any(mtime > horizon for mtime in entry[0][1::3])
+
+
+class StatCache:
+    def __init__(self, name: str, salt: str, beside: Path):
+        """The cache `name` of the stage whose output is `beside` (a folder), keyed on `salt`."""
+        self.path = beside.parent / CACHE_DIR / f"{name}.json"
+        self.salt = salt
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("format") == FORMAT and data.get("salt") == salt:
+            entries = data.get("entries")
+            self.entries = entries if isinstance(entries, dict) else {}
+
+    def peek(self, key: str) -> Any | None:
+        """The value stored for `key`, unchecked: what tells the caller which files to `get` it against."""
+        entry = self.entries.get(key)
+        return None if entry is None else entry[1]
+
+    def get(self, key: str, paths: Sequence[Path]) -> Any | None:
+        """The value stored for `key` if `paths` are the very files it was derived from, else None."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        current = stamp(paths)
+        return entry[1] if current is not None and current == entry[0] else None
+
+    def put(self, key: str, paths: Sequence[Path], value: Any) -> None:
+        """Remember `value` for `key` as derived from `paths` (forget `key` when one is missing)."""
+        current = stamp(paths)
+        if current is None:
+            if self.entries.pop(key, None) is not None:
+                self.dirty = True
+            return
+        if self.entries.get(key) != [current, value]:
+            self.entries[key] = [current, value]
+            self.dirty = True
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget the keys not in `keys` (sources that are gone)."""
+        for key in [k for k in self.entries if k not in keys]:
+            del self.entries[key]
+            self.dirty = True
+
+    def save(self) -> None:
+        horizon = time.time_ns() - RACY_NS
+        for key in [k for k, entry in self.entries.items() if _racy(entry, horizon)]:
+            del self.entries[key]  # too fresh to vouch for: checked from the files next time
+            self.dirty = True
+        if not self.dirty:
+            return
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            atomic_write(ignore, "# Created by dynosaur: caches that only save work; safe to delete.\n*\n")
+        data = {"format": FORMAT, "salt": self.salt, "entries": self.entries}
+        atomic_write(self.path, json.dumps(data, separators=(",", ":"), sort_keys=True))
+        self.dirty = False

@@ -1,0 +1,181 @@
+"""The cost of one more source: a stage opens only what changed; the rest comes from its stat cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dynosaur.pipeline import organize
+from tests.pipeline.test_organize_stage import GOOD, Project
+
+
+def age(root: Path) -> None:
+    """Every file under root as if written a minute ago."""
+    past = time.time_ns() - 60_000_000_000
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(past, past))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.chdir(tmp_path)
+    return Project(tmp_path)
+
+
+def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeypatch: pytest.MonkeyPatch):
+    for name in ("a", "b", "c"):
+        project.source(name, GOOD)
+    first = project.run()
+    age(project.root)
+    second = project.run()  # fills the cache: every file is old enough to vouch for now
+    assert second == {
+        **first,
+        "tasks_organized": 0,
+        "tasks_reused": 3,
+        "rows_seen": 0,
+        "dropped_duplicate": 0,
+    }
+
+    opened: list[str] = []
+    real_read_model, real_fingerprint = organize.read_model, organize.existing_fingerprint
+    monkeypatch.setattr(organize, "read_model", lambda p, m: opened.append(str(p)) or real_read_model(p, m))
+    monkeypatch.setattr(
+        organize, "existing_fingerprint", lambda p: opened.append(str(p)) or real_fingerprint(p)
+    )
+    assert project.run() == second
+    assert opened == []
+
+    # One more source: only its files are opened; the others still come from the cache.
+    project.source("d", GOOD)
+    metrics = project.run()
+    assert metrics["tasks_organized"] == 1 and metrics["tasks_reused"] == 3 and metrics["instances"] == 12
+    assert opened and {source_of(Path(p)) for p in opened} == {"d"}
+
+    # A removed shard is noticed, and only its source is opened.
+    age(project.root)
+    project.run()  # every stamp changed: everything is checked once more, and cached
+    opened.clear()
+    shard = next((project.args.out / "b").glob("*.parquet"))
+    shard.unlink()
+    metrics = project.run()
+    assert metrics["tasks_organized"] == 1 and metrics["instances"] == 12
+    assert {source_of(Path(p)) for p in opened} == {"b"}
+
+
+def source_of(path: Path) -> str:
+    """`tasks/b.json`, `collected/b.json` and `corpus/b/<task>.parquet` are all source b's."""
+    return path.stem if path.suffix == ".json" else path.parent.name
+
+
+def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import argparse
+    import json
+
+    import yaml
+
+    from dynosaur.core.io import read_json, write_json
+    from dynosaur.pipeline import filter as filter_stage
+    from tests.factories import make_generated, make_meta, make_proposal, make_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"filter": {}}))
+    (tmp_path / "retractions.jsonl").touch()
+    args = argparse.Namespace(
+        collected=tmp_path / "collected",
+        generated=tmp_path / "generated",
+        retractions=tmp_path / "retractions.jsonl",
+        out=tmp_path / "tasks",
+        metrics=tmp_path / "m.json",
+    )
+
+    def add(source_id: str) -> None:
+        write_json(args.collected / f"{source_id}.json", make_meta(source_id=source_id))
+        proposal = make_proposal(
+            make_spec(), make_spec(instruction="Copy the label.", input_fields=["label"])
+        )
+        write_json(args.generated / f"{source_id}.json", make_generated(proposal, source_id=source_id))
+
+    def run() -> dict:
+        filter_stage.main(args)
+        return read_json(args.metrics)
+
+    for name in ("a", "b"):
+        add(name)
+    first = run()
+    age(tmp_path)
+    assert run() == {**first, "sources_reused": 2}  # fills the cache
+    judged: list[str] = []
+    real_judge = filter_stage.judge
+    monkeypatch.setattr(
+        filter_stage, "judge", lambda meta, *a: judged.append(meta.source_id) or real_judge(meta, *a)
+    )
+    opened: list[str] = []
+    real_read = filter_stage.read_model
+    monkeypatch.setattr(
+        filter_stage, "read_model", lambda p, m: opened.append(Path(p).stem) or real_read(p, m)
+    )
+    assert run() == {**first, "sources_reused": 2} and opened == []
+
+    add("c")
+    metrics = run()
+    assert judged == ["c"] and set(opened) == {"c"}
+    assert metrics["tasks_proposed"] == 3 * first["tasks_proposed"] // 2
+    assert json.loads((args.out / "c.json").read_text())["source_id"] == "c"
+
+
+def test_collect_reads_and_hashes_only_the_new_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import argparse
+    import json
+
+    from dynosaur.core.io import read_json
+    from dynosaur.pipeline import collect
+    from tests.project import qa_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledger").mkdir()
+    args = argparse.Namespace(
+        sources=tmp_path / "sources.yaml",
+        lock=tmp_path / "sources.lock",
+        retractions=tmp_path / "ledger/retractions.jsonl",
+        out=tmp_path / "data/collected",
+        metrics=tmp_path / "m.json",
+    )
+    ids: list[str] = []
+
+    def add(source_id: str) -> None:
+        qa_source(tmp_path, source_id, n=6)
+        ids.append(source_id)
+        sources = [{"id": s, "path": f"data/sources/{s}"} for s in ids]
+        (tmp_path / "params.yaml").write_text(json.dumps({"sources": sources}))
+
+    def run() -> dict:
+        collect.main(args)
+        return read_json(args.metrics)
+
+    add("a")
+    add("b")
+    first = run()
+    age(tmp_path)
+    assert run()["sources_reused"] == 2  # fills the cache
+    touched: list[str] = []
+    real_read, real_revision = collect.read_model, collect.source_revision
+    monkeypatch.setattr(collect, "read_model", lambda p, m: touched.append(Path(p).stem) or real_read(p, m))
+    monkeypatch.setattr(collect, "source_revision", lambda s: touched.append(s.id) or real_revision(s))
+    assert run() == {**first, "sources_read": 0, "sources_reused": 2} and touched == []
+
+    add("c")
+    metrics = run()
+    assert set(touched) == {"c"} and metrics["sources_read"] == 1 and metrics["sources_reused"] == 2
+
+    # An edited file is noticed: the source is hashed again (and, its content changed, read again).
+    age(tmp_path)
+    run()
+    touched.clear()
+    data = tmp_path / "data/sources/b/data/train.jsonl"
+    data.write_text(data.read_text().replace("question number 1?", "question number one?"))
+    metrics = run()
+    assert set(touched) == {"b"} and metrics["sources_read"] == 1
