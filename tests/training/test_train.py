@@ -458,6 +458,69 @@ def test_lora_on_a_local_base_model_is_merged_before_saving(trained, tmp_path: P
         )
 
 
+# --- checkpoints and resume ------------------------------------------------------------------------------
+
+
+def kill_at(step: int):
+    """A callback that stops the run at the end of `step` as Ctrl-C would, before that step's checkpoint."""
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt
+
+    return Kill()
+
+
+def weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(model_dir / "model.safetensors")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
+    _, _, examples = trained
+    params = tiny_params(max_steps=12, save_steps=5)
+    whole = tr.train_model(examples, params, tmp_path / "whole", checkpoints=tmp_path / "ckpt-whole")
+    assert whole.resumed_from_step is None and not list((tmp_path / "ckpt-whole").iterdir())
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(7)])
+    assert not (tmp_path / "model").exists()
+    [run] = ckpt.iterdir()
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5"]  # TRL adds a README.md
+
+    resumed = tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt)
+    assert resumed.resumed_from_step == 5 and resumed.steps == 12
+    assert [p.step for p in resumed.losses] == list(range(1, 13))
+    # Same weights, optimizer state, schedule, data order and RNG: the run an uninterrupted one would be.
+    assert resumed.losses == whole.losses
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert list(ckpt.iterdir()) == []  # a finished run removes its checkpoints
+
+
+def test_a_checkpoint_of_other_inputs_is_not_resumed(trained, tmp_path: Path):
+    _, _, examples = trained
+    params, ckpt = tiny_params(max_steps=8, save_steps=3), tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(4)])
+    [stale] = ckpt.iterdir()
+    # A changed learning rate, or other examples: another run, which starts afresh and drops the stale one.
+    other = tr.train_model(
+        examples, tiny_params(max_steps=8, save_steps=3, lr=1e-3), tmp_path / "m", checkpoints=ckpt
+    )
+    assert other.resumed_from_step is None and not stale.exists()
+    # Threads and the checkpoint interval change how a run goes, not what it writes: the same run.
+    data = [([1, 2, 3], [0, 1, 1])]
+    fp = tr.run_fingerprint(data, params, None, 1)
+    assert tr.run_fingerprint(data, tiny_params(max_steps=8, save_steps=9, threads=1), None, 1) == fp
+    assert tr.run_fingerprint(data, params, None, 2) != fp
+    assert tr.run_fingerprint([([1, 2, 4], [0, 1, 1])], params, None, 1) != fp
+
+
 # --- params ----------------------------------------------------------------------------------------------
 
 
