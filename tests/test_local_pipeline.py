@@ -25,7 +25,8 @@ def test_dvc_repro_with_the_local_model_builds_a_corpus(tmp_path: Path):
         "timeout_s": 300,
     }
     project.add_demo_source("vader-tweets")
-    project.repro()
+    # two real model calls on 2 shared cores: minutes, not seconds
+    project.run("dvc", "repro", "organize", timeout=1200)
 
     generate = project.metrics("generate")
     assert generate["calls_made"] == 2  # with and without the description
@@ -35,17 +36,24 @@ def test_dvc_repro_with_the_local_model_builds_a_corpus(tmp_path: Path):
     source = status["sources"][0]
     assert source["status"] == "ok" and source["license"] == "mit"
     assert status["tasks_valid"] >= 1
-    # Every valid task covers every train + validation row (1,600 + 200; the 200 test rows never).
-    assert status["instances"] == status["tasks_valid"] * 1800
+    # Every valid task covers every train + validation row (1,600 + 200; the 200 test rows never), less the
+    # rows organize drops and counts (empty, too long, duplicate input and output within a task).
+    organize = project.metrics("organize")
+    dropped = sum(organize[k] for k in organize if k.startswith("dropped_"))
+    assert organize["rows_seen"] == status["tasks_valid"] * 1800
+    assert status["instances"] == status["tasks_valid"] * 1800 - dropped
     rows = project.instances()
     assert {r["split"] for r in rows} == {"train", "validation"}
     assert all(r["model"].startswith("local:qwen2.5-coder-0.5b-instruct-q4_k_m.gguf@sha256:") for r in rows)
 
     # Nothing changed: generate is skipped. Its outputs lost: it runs, but every answer is in the cache
     # (the model is not even loaded).
-    assert "Stage 'generate' didn't change, skipping" in project.repro().stdout
+    assert (
+        "Stage 'generate' didn't change, skipping"
+        in project.run("dvc", "repro", "organize", timeout=1200).stdout
+    )
     import shutil
 
     shutil.rmtree(project.root / "data/generated")
-    project.repro()
+    project.run("dvc", "repro", "organize", timeout=1200)
     assert (project.metrics("generate")["calls_made"], project.metrics("generate")["cache_hits"]) == (0, 2)

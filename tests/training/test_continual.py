@@ -6,6 +6,7 @@ own. Every source gets two tasks from the fake LLM (predict the label; predict t
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,14 +205,24 @@ def tiny_params(project: Project, strategy: str = "instr_diverse"):
 
 
 @pytest.mark.slow
-def test_two_stage_continual_run_reports_forgetting(project: Project, tmp_path: Path):
+def test_two_stage_continual_run_reports_forgetting(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The stage's main, as `dvc repro continual` runs it: report, metrics and the plots' table."""
     pytest.importorskip("torch")
     pytest.importorskip("sentence_transformers")
-    from dynosaur.training.continual import run_continual
+    from dynosaur.training import continual
+
+    params = tiny_params(project)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    monkeypatch.setenv("DYNO_PARAMS", str(tmp_path / "params.yaml"))
+    monkeypatch.chdir(project.root)
+    out, metrics, plots = tmp_path / "models", tmp_path / "continual.json", tmp_path / "continual.csv"
+    continual.main(argparse.Namespace(out=out, metrics=metrics, plots=plots))
+    report = continual.ContinualReport.model_validate_json((out / "report.json").read_text())
 
     alpha = {e["task_id"] for e in manifest(project, "v1")}
     beta = {e["task_id"] for e in manifest(project, "v2")} - alpha
-    report = run_continual(project.root, tiny_params(project), tmp_path / "models")
     assert (report.strategy, report.replay_tasks, report.instances_per_task) == ("instr_diverse", 1, 5)
     first, second = report.stages
     assert (first.release, set(first.new_tasks), first.replayed_tasks) == ("v1", alpha, [])
@@ -229,8 +240,23 @@ def test_two_stage_continual_run_reports_forgetting(project: Project, tmp_path: 
         first.current_holdout_rouge_l - second.previous_holdout_rouge_l["v1"], abs=1e-4
     )
     assert report.mean_forgetting == second.forgetting["v1"]
-    config = json.loads((tmp_path / "models/v3/train_config.json").read_text())
-    assert config["init_from"] == str(tmp_path / "models/v1")
+    config = json.loads((out / "v3/train_config.json").read_text())
+    assert config["init_from"] == str(out / "v1")
+
+    # The continual table: metrics (per stage, and the last stage's row) and one plot point per stage.
+    written = json.loads(metrics.read_text())
+    assert written["final"] == {
+        "release": "v3",
+        "unseen_rouge_l": second.unseen_rouge_l,
+        "current_holdout_rouge_l": second.current_holdout_rouge_l,
+        "previous_holdout_rouge_l": second.previous_holdout_rouge_l["v1"],
+        "forgetting": second.forgetting["v1"],
+    }
+    assert written["v1"]["train_examples"] == 32 and written["mean_forgetting"] == report.mean_forgetting
+    rows = list(csv.DictReader(plots.read_text().splitlines()))
+    assert [(r["stage"], r["release"]) for r in rows] == [("1", "v1"), ("2", "v3")]
+    assert rows[0]["previous_holdout_rouge_l"] == rows[0]["forgetting"] == ""  # nothing earlier
+    assert float(rows[1]["unseen_rouge_l"]) == second.unseen_rouge_l
 
 
 @pytest.mark.slow
@@ -256,6 +282,10 @@ def test_the_stage_passes_over_when_continual_is_not_set(tmp_path: Path, monkeyp
 
     (tmp_path / "params.yaml").write_text("train:\n  continual: null\n")
     monkeypatch.setenv("DYNO_PARAMS", str(tmp_path / "params.yaml"))
-    continual.main(argparse.Namespace(out=tmp_path / "out", metrics=tmp_path / "metrics.json"))
+    args = argparse.Namespace(
+        out=tmp_path / "out", metrics=tmp_path / "metrics.json", plots=tmp_path / "c.csv"
+    )
+    continual.main(args)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"skipped": True}
     assert (tmp_path / "out/report.json").is_file()
+    assert (tmp_path / "c.csv").read_text() == ",".join(continual.TABLE_COLUMNS) + "\n"  # DVC needs the file

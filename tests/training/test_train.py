@@ -1,6 +1,6 @@
 """`dynosaur.training.train` and `dynosaur.training.evaluate` on tiny data: prompts and loss masks, corpus
-reading, the holdout split, the offline tokenizer, a few real training steps on the CPU, all-or-nothing
-saving, offline loading."""
+reading, the holdout split, the offline tokenizer, a few real training steps on the CPU through TRL, resuming
+from a checkpoint, LoRA on a tiny pretrained Qwen2, all-or-nothing saving, offline loading."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from dynosaur.core.params import EvaluateParams  # noqa: E402
+from dynosaur.training import models  # noqa: E402
 from dynosaur.training import train as tr  # noqa: E402
 from dynosaur.training.evaluate import evaluate_model, generate, report_metrics  # noqa: E402
 from dynosaur.training.train import Example, encode_example, format_prompt, load_examples, split_holdout  # noqa: E402
@@ -107,38 +108,55 @@ def test_unknown_prompt_format_is_a_params_error():
         format_prompt("x", "", "chatml")
 
 
-def test_loss_mask_covers_the_prompt_and_padding_only():
-    ids, labels = encode_example([1, 2, 3], [7, 8], eos_id=0, max_length=10)
-    assert ids == [1, 2, 3, 7, 8, 0]
-    assert labels == [-100, -100, -100, 7, 8, 0]
-    assert encode_example([1, 2, 3], [7, 8], eos_id=0, max_length=4) == ([1, 2, 3, 7], [-100, -100, -100, 7])
+def test_the_completion_mask_covers_the_response_and_eos():
+    assert encode_example([1, 2, 3], [7, 8], eos_id=0, max_length=10) == (
+        [1, 2, 3, 7, 8, 0],
+        [0, 0, 0, 1, 1, 1],
+    )
+    assert encode_example([1, 2, 3], [7, 8], eos_id=0, max_length=4) == ([1, 2, 3, 7], [0, 0, 0, 1])
     assert encode_example([1, 2, 3], [7], eos_id=0, max_length=3) is None  # no room for the response
-    batch = tr._collate([([1, 2, 3, 7, 0], [-100, -100, -100, 7, 0]), ([1, 7], [-100, 7])], pad_id=9)
-    assert batch["input_ids"].tolist() == [[1, 2, 3, 7, 0], [1, 7, 9, 9, 9]]
-    assert batch["labels"].tolist() == [[-100, -100, -100, 7, 0], [-100, 7, -100, -100, -100]]
+
+
+def test_trl_trains_on_the_response_only(tmp_path: Path):
+    """TRL turns the completion mask into labels: -100 over the prompt, and over the padding of a batch."""
+    tok = models.train_tokenizer(["a b c"] * 10, 300)
+    model = models.scratch_model("tiny-gpt2", tok, 64, seed=0)
+    data = [([5, 6, 7, 8, 0], [0, 0, 0, 1, 1]), ([5, 8], [0, 1])]
+    config = tr.sft_config(tiny_params(), 2, 64, tmp_path, bf16=False, save=False)
+    trainer = tr.make_trainer(model, tok, data, config, [])
+    assert [row["labels"] for row in trainer.train_dataset] == [[-100, -100, -100, 8, 0], [-100, 8]]
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 0], [5, 8, 1, 1, 1]]  # 1: the <pad> token
+    assert batch["labels"].tolist() == [[-100, -100, -100, 8, 0], [-100, 8, -100, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
 
 
-def test_length_grouped_batches_cover_each_epoch_and_group_lengths():
-    lengths = [(i * 37) % 101 for i in range(100)]
-    stream = tr.length_grouped_batches(lengths, batch_size=8, seed=0, window=4)
-    epoch = [next(stream) for _ in range(13)]  # 100 examples: 12 batches of 8 and one of 4
-    assert sorted(i for b in epoch for i in b) == list(range(100))
-    assert sorted(len(b) for b in epoch) == [4] + [8] * 12
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch) / len(epoch)
-    assert spread < 40  # random batches of 8 spread over ~80 of the 0..100 lengths
-    again = tr.length_grouped_batches(lengths, batch_size=8, seed=0, window=4)
-    assert [next(again) for _ in range(13)] == epoch
-    assert next(stream) != epoch[0] or next(stream) != epoch[1]  # the next epoch is shuffled anew
+def test_the_sft_config_carries_the_train_params(tmp_path: Path):
+    config = tr.sft_config(
+        tiny_params(grad_clip=None, schedule="constant", gradient_checkpointing=True, save_steps=7),
+        40,
+        128,
+        tmp_path,
+        bf16=False,
+        save=True,
+    )
+    assert (config.max_steps, config.learning_rate, config.warmup_steps) == (40, 3e-3, 2)
+    assert (config.per_device_train_batch_size, config.gradient_accumulation_steps) == (8, 1)
+    assert config.lr_scheduler_type == "constant_with_warmup" and config.max_grad_norm == 0.0
+    assert config.completion_only_loss and config.max_length == 128 and not config.packing
+    assert config.gradient_checkpointing and not config.bf16
+    assert (config.save_strategy, config.save_steps, config.save_total_limit) == ("steps", 7, 1)
+    assert config.seed == config.data_seed == 0 and config.report_to in ([], "none", ["none"])
+    linear = tr.sft_config(tiny_params(), 40, 128, tmp_path, bf16=True, save=False)
+    assert linear.lr_scheduler_type == "linear" and linear.max_grad_norm == 1.0 and linear.bf16
+    assert linear.save_strategy == "no"
 
 
-def test_schedule_and_step_count():
-    factors = [round(tr.lr_factor(s, 10, 2, "linear"), 3) for s in (0, 1, 2, 6, 9)]
-    assert factors == [0.333, 0.667, 1.0, 0.5, 0.125]
-    assert tr.lr_factor(8, 10, 2, "constant") == 1.0
+def test_step_count():
     assert tr.planned_steps(100, tiny_params(max_steps=1000, epochs=2)) == 26  # 13 batches of 8 per epoch
     assert tr.planned_steps(100, tiny_params(max_steps=5, epochs=2)) == 5
     assert tr.planned_steps(100, tiny_params(max_steps=None, epochs=1, grad_accum=2)) == 7
+    assert tr.planned_steps(100, tiny_params(max_steps=None, epochs=1), processes=4) == 4  # 32 per step
 
 
 # --- corpus reading and the holdout split ----------------------------------------------------------------
@@ -198,12 +216,12 @@ def test_label_options_only_for_classification_like_tasks(corpus: Path):
 
 def test_tokenizer_is_trained_offline_and_round_trips(tmp_path: Path):
     texts = [f"Below is an instruction {w} {i} ünïcode ✓" for i in range(30) for w in WORDS]
-    tok = tr.train_tokenizer(texts, 300)
+    tok = models.train_tokenizer(texts, 300)
     assert len(tok) <= 300 and tok.eos_token == "<|endoftext|>" and tok.pad_token == "<pad>"
     assert tok.convert_tokens_to_ids(["<|endoftext|>", "<pad>"]) == [0, 1]
     for text in ("red green 7", "never seen: Ωmega 😀\n\ttabs", ""):
         assert tok.decode(tok(text).input_ids) == text
-    assert tr.train_tokenizer(texts, 300).get_vocab() == tok.get_vocab()
+    assert models.train_tokenizer(texts, 300).get_vocab() == tok.get_vocab()
     tok.save_pretrained(tmp_path / "tok")
     from transformers import AutoTokenizer
 
@@ -212,8 +230,11 @@ def test_tokenizer_is_trained_offline_and_round_trips(tmp_path: Path):
 
 
 def test_scratch_model_is_seeded():
-    tok = tr.train_tokenizer(["a b c"] * 10, 300)
-    a, b = tr.scratch_model("tiny-gpt2", tok, 64, seed=3), tr.scratch_model("tiny-gpt2", tok, 64, seed=3)
+    tok = models.train_tokenizer(["a b c"] * 10, 300)
+    a, b = (
+        models.scratch_model("tiny-gpt2", tok, 64, seed=3),
+        models.scratch_model("tiny-gpt2", tok, 64, seed=3),
+    )
     assert all(
         torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False)
     )
@@ -245,7 +266,7 @@ def test_a_hub_id_in_the_local_cache_loads_offline(trained, tmp_path: Path):
     shutil.copytree(out, repo / "snapshots" / sha)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     code = (
-        "from dynosaur.training.train import load_pretrained; m, t = load_pretrained('dyno/tiny-test');"
+        "from dynosaur.training.models import load_pretrained; m, t = load_pretrained('dyno/tiny-test');"
         " print(type(m).__name__, t.pad_token)"
     )
     proc = subprocess.run(
@@ -263,10 +284,10 @@ def test_a_hub_id_in_the_local_cache_loads_offline(trained, tmp_path: Path):
 def test_a_local_directory_that_is_not_a_model_is_one_line(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="has no config.json") as info:
-        tr.load_pretrained(tmp_path / "empty")
+        models.load_pretrained(tmp_path / "empty")
     assert "\n" not in str(info.value)
     with pytest.raises(ModelError, match="cannot be loaded offline: no such directory"):
-        tr.load_pretrained(tmp_path / "missing")
+        models.load_pretrained(tmp_path / "missing")
 
 
 # --- training --------------------------------------------------------------------------------------------
@@ -307,25 +328,25 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
     config = tr.read_json(out / "train_config.json")
     assert config["base_model"] == "scratch:tiny-gpt2" and config["prompt_format"] == "alpaca"
     assert config["max_length"] == 160 and config["steps"] == 15
-    model, tok = tr.load_pretrained(out)
+    model, tok = models.load_pretrained(out)
     assert model.config.n_positions == 160 and tok.pad_token == "<pad>"
 
 
 def test_the_scratch_base_is_the_seeded_initialisation(trained):
     out, _, examples = trained
-    base, tok = tr.load_base(out)
-    init, _ = tr.initial_model(tiny_params(), tr._texts(examples, "alpaca"))
+    base, tok = models.load_base(out)
+    init, _ = models.initial_model(tiny_params(), tr._texts(examples, "alpaca"))
     assert all(
         torch.equal(x, y)
         for x, y in zip(base.state_dict().values(), init.state_dict().values(), strict=False)
     )
-    model, _ = tr.load_pretrained(out)
+    model, _ = models.load_pretrained(out)
     assert not torch.equal(base.transformer.wte.weight, model.transformer.wte.weight)
 
 
 def test_batched_generation_matches_one_by_one(trained):
     out, _, _ = trained
-    lm = tr.load_pretrained(out)
+    lm = models.load_pretrained(out)
     prompts = [
         format_prompt("Add one to the number.", "3 plus one"),
         format_prompt("Is it warm?", "a long " * 30),
@@ -355,7 +376,7 @@ def test_evaluate_model_scores_suites_and_reports_lift(trained):
     assert report.unseen.per_task["aa02"].exact_match is not None  # warm/cold: classification-like
     assert report.superni is not None and report.superni.tasks == len(superni)
     base = evaluate_model(
-        tr.load_base(out),
+        models.load_base(out),
         heldout,
         unseen,
         params,
@@ -401,14 +422,14 @@ def test_a_failure_before_the_rename_leaves_no_model_directory(tmp_path: Path, m
 
 
 def test_divergence_stops_with_one_line(tmp_path: Path, monkeypatch):
-    scratch = tr.scratch_model
+    scratch = models.scratch_model
 
     def poisoned(*args, **kwargs):
         model = scratch(*args, **kwargs)
         torch.nn.init.constant_(model.transformer.wte.weight, float("nan"))
         return model
 
-    monkeypatch.setattr(tr, "scratch_model", poisoned)
+    monkeypatch.setattr(models, "scratch_model", poisoned)
     examples = [make_example(output=w) for w in WORDS]
     with pytest.raises(DynoError, match="training diverged at step 1 .*lower train.lr"):
         tr.train_model(examples, tiny_params(max_steps=3), tmp_path / "model")
@@ -426,7 +447,7 @@ def test_lora_on_a_local_base_model_is_merged_before_saving(trained, tmp_path: P
     )
     result = tr.train_model(examples, params, tmp_path / "lora")
     assert result.steps == 4
-    model, _ = tr.load_pretrained(tmp_path / "lora")
+    model, _ = models.load_pretrained(tmp_path / "lora")
     keys = set(model.state_dict())
     assert not any("lora" in k for k in keys) and "transformer.h.0.attn.c_attn.weight" in keys
     with pytest.raises(ParamsError, match="train.lora"):
@@ -435,6 +456,69 @@ def test_lora_on_a_local_base_model_is_merged_before_saving(trained, tmp_path: P
             tiny_params(base_model=str(out), lora={"enabled": True, "target_modules": ["nope"]}),
             tmp_path / "bad",
         )
+
+
+# --- checkpoints and resume ------------------------------------------------------------------------------
+
+
+def kill_at(step: int):
+    """A callback that stops the run at the end of `step` as Ctrl-C would, before that step's checkpoint."""
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt
+
+    return Kill()
+
+
+def weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(model_dir / "model.safetensors")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
+    _, _, examples = trained
+    params = tiny_params(max_steps=12, save_steps=5)
+    whole = tr.train_model(examples, params, tmp_path / "whole", checkpoints=tmp_path / "ckpt-whole")
+    assert whole.resumed_from_step is None and not list((tmp_path / "ckpt-whole").iterdir())
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(7)])
+    assert not (tmp_path / "model").exists()
+    [run] = ckpt.iterdir()
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5"]  # TRL adds a README.md
+
+    resumed = tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt)
+    assert resumed.resumed_from_step == 5 and resumed.steps == 12
+    assert [p.step for p in resumed.losses] == list(range(1, 13))
+    # Same weights, optimizer state, schedule, data order and RNG: the run an uninterrupted one would be.
+    assert resumed.losses == whole.losses
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert list(ckpt.iterdir()) == []  # a finished run removes its checkpoints
+
+
+def test_a_checkpoint_of_other_inputs_is_not_resumed(trained, tmp_path: Path):
+    _, _, examples = trained
+    params, ckpt = tiny_params(max_steps=8, save_steps=3), tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(4)])
+    [stale] = ckpt.iterdir()
+    # A changed learning rate, or other examples: another run, which starts afresh and drops the stale one.
+    other = tr.train_model(
+        examples, tiny_params(max_steps=8, save_steps=3, lr=1e-3), tmp_path / "m", checkpoints=ckpt
+    )
+    assert other.resumed_from_step is None and not stale.exists()
+    # Threads and the checkpoint interval change how a run goes, not what it writes: the same run.
+    data = [([1, 2, 3], [0, 1, 1])]
+    fp = tr.run_fingerprint(data, params, None, 1)
+    assert tr.run_fingerprint(data, tiny_params(max_steps=8, save_steps=9, threads=1), None, 1) == fp
+    assert tr.run_fingerprint(data, params, None, 2) != fp
+    assert tr.run_fingerprint([([1, 2, 4], [0, 1, 1])], params, None, 1) != fp
 
 
 # --- params ----------------------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ SCRATCH_MODELS: dict[str, dict[str, int]] = {
     "small-gpt2": {"n_layer": 4, "n_head": 4, "n_embd": 256},
 }
 SCRATCH_PREFIX = "scratch:"
+# `train.base_model: gguf:local`: the packaged Qwen2.5-Coder-0.5B-Instruct GGUF (dynosaur.core.packaged_model),
+# converted once into a transformers model; a path ending in `.gguf` names another GGUF file.
+GGUF_MODELS = ("gguf:local",)
 HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # Upper bounds for numbers that have no natural one: far beyond any real use, well inside every C type
@@ -365,7 +368,8 @@ class ContinualParams(Section):
 
 class TrainParams(Section):
     release: str | None = None  # null: the workspace corpus; "vN": that release, pulled and checked
-    base_model: str = "scratch:tiny-gpt2"  # scratch:<preset>, a local model dir, or a Hub id in the cache
+    # scratch:<preset>, gguf:local, a .gguf file, a local model dir, or a Hub id in the local cache
+    base_model: str = "scratch:tiny-gpt2"
     prompt_format: Literal["alpaca", "plain"] = "alpaca"
     max_length: int = Field(
         default=256, ge=16, le=32768
@@ -391,9 +395,14 @@ class TrainParams(Section):
     vocab_size: int = Field(
         default=2000, ge=300, le=65536
     )  # scratch models: the BPE vocabulary trained offline
-    threads: int | None = Field(
+    threads: int | None = tuning(
         default=None, ge=1, le=MAX_THREADS
-    )  # CPU threads for torch; null: torch's default (every core)
+    )  # CPU threads for torch; null: every core
+    bf16: bool | None = None  # bf16 mixed precision; null: on a GPU that supports it, else fp32
+    gradient_checkpointing: bool = tuning(default=False)  # recompute activations: less memory, ~30% slower
+    save_steps: int | None = tuning(
+        default=200, ge=1, le=MAX_COUNT
+    )  # a checkpoint to resume from every this many steps
     lora: LoRAParams = LoRAParams()
     continual: ContinualParams | None = None
 
@@ -410,8 +419,11 @@ class TrainParams(Section):
         if v.startswith(SCRATCH_PREFIX) and v.removeprefix(SCRATCH_PREFIX) not in SCRATCH_MODELS:
             known = ", ".join(SCRATCH_PREFIX + k for k in SCRATCH_MODELS)
             raise ValueError(f"unknown scratch model {v!r} (known: {known})")
+        if v.startswith("gguf:") and v not in GGUF_MODELS:
+            known = ", ".join(GGUF_MODELS)
+            raise ValueError(f"unknown GGUF model {v!r} (known: {known}, or a path to a .gguf file)")
         if not v.strip():
-            raise ValueError("give a model: scratch:tiny-gpt2, a local directory or a Hub id")
+            raise ValueError("give a model: scratch:tiny-gpt2, gguf:local, a local directory or a Hub id")
         return v
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@
                 first stage: all of them); tasks of `evaluate.holdout_sources` never train
     pool        the tasks trained as new in stages 0..i-1, one per identity, less the retracted ones
                 (`dynosaur.training.replay_plan`); `dyno replay-plan` uses the same definitions over v1..v(N-1)
-    replay      `replay.tasks` pool tasks chosen by `replay.strategy` (capped at the pool's size), with
+    replay      `replay.tasks` pool tasks chosen by `replay.strategy` (none in the first stage), with
                 `replay.instances_per_task` seeded training instances each (never held-out ones)
     train       `train_model` for `train.max_steps` steps from stage i-1's model (`init_from`)
     evaluate    one greedy pass (`evaluate_model`) over the unseen tasks (the holdout sources' tasks in any
@@ -16,12 +16,21 @@ Each task's instances are split once (`split_holdout`, `train.holdout_fraction`)
 held-out instances in every stage. Scores are ROUGE-L, macro-averaged over tasks. Forgetting of stage j
 after stage i is (stage j's holdout score right after stage j) − (its score after stage i): positive means
 the model forgot. `mean_forgetting` averages it over the earlier stages, after the last stage.
+
+A replay budget (`replay.tasks`) larger than a later stage's pool is a params error, raised before any stage
+trains, so a bad request never leaves some stages' models behind.
+
+The `continual` stage of dvc.yaml writes the report (`report.json`), the continual table as metrics (one row per
+stage, and `final`: the last stage's row, the columns of docs/training.md's table) and the same rows as a CSV
+for `dvc plots show` (`table_rows`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dynosaur.core.errors import DynoError, ParamsError
-from dynosaur.core.io import write_json
+from dynosaur.core.io import atomic_write, write_json
 from dynosaur.core.params import ContinualParams, Params, load_params
 from dynosaur.core.records import Record, Retraction
 from dynosaur.core.runner import log, run, write_metrics
@@ -184,13 +193,18 @@ def run_stages(data: Prepared, params: Params, out_dir: Path, root: Path | None 
     cont, p = _continual(params), params.train
     strategy, k, per_task = cont.replay.strategy, cont.replay.tasks, cont.replay.instances_per_task
     check_request(strategy, k)
+    pools = [replay_pool(data.new[:i], data.new[i], data.retractions) for i in range(len(data.releases))]
+    for tag, pool in list(zip(data.releases, pools, strict=True))[1:]:
+        if strategy != "none" and k > len(pool):
+            raise ParamsError(
+                f"train.continual.replay.tasks: replay budget {k} is larger than the pool of {len(pool)}"
+                f" earlier tasks at {tag}; replay at most {len(pool)}"
+            )
     stages: list[StageReport] = []
     model: Path | None = None
     for i, tag in enumerate(data.releases):
-        pool = replay_pool(data.new[:i], data.new[i], data.retractions)
-        budget = min(k, len(pool)) if strategy != "none" else 0
-        if 0 < i and budget < k and strategy != "none":
-            log(f"continual: {tag}: the pool has {len(pool)} earlier tasks; replaying {budget}, not {k}")
+        pool = pools[i]
+        budget = min(k, len(pool)) if strategy != "none" else 0  # the first stage has no pool
         plan, _, note = plan_replay(strategy, pool, data.new[i], budget, seed=p.seed, root=root)
         if note:
             log(f"continual: {tag}: {note}")
@@ -282,26 +296,70 @@ def compare_strategies(
     return StrategyComparison(rows=rows, reports=reports)
 
 
+class TableRow(Record):
+    """One row of the continual table: a stage's scores right after it trained."""
+
+    stage: int  # 1, 2, ...
+    release: str
+    unseen_rouge_l: float | None
+    current_holdout_rouge_l: float | None
+    previous_holdout_rouge_l: float | None  # mean over the earlier stages' holdouts, now
+    forgetting: float | None  # mean over the earlier stages
+
+
+TABLE_COLUMNS = list(TableRow.model_fields)
+
+
+def table_rows(report: ContinualReport) -> list[TableRow]:
+    return [
+        TableRow(
+            stage=i,
+            release=s.release,
+            unseen_rouge_l=s.unseen_rouge_l,
+            current_holdout_rouge_l=s.current_holdout_rouge_l,
+            previous_holdout_rouge_l=_r(_mean(list(s.previous_holdout_rouge_l.values()))),
+            forgetting=_r(_mean(list(s.forgetting.values()))),
+        )
+        for i, s in enumerate(report.stages, 1)
+    ]
+
+
+def table_csv(rows: Sequence[TableRow]) -> str:
+    """The rows for `dvc plots show` (an empty cell where a score is undefined)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TABLE_COLUMNS)
+    for row in rows:
+        writer.writerow("" if v is None else v for v in row.model_dump().values())
+    return buf.getvalue()
+
+
+def report_metrics(report: ContinualReport) -> dict:
+    """Per stage (by release) its numbers; `final`: the last stage's row of the continual table."""
+    drop = {"release", "new_tasks", "replayed_tasks"}  # in report.json; metrics keep the numbers
+    rows = table_rows(report)
+    return {
+        "strategy": report.strategy,
+        "mean_forgetting": report.mean_forgetting,
+        "final": rows[-1].model_dump(exclude={"stage"}) if rows else None,
+        **{s.release: s.model_dump(exclude=drop) for s in report.stages},
+    }
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params()
     if params.train.continual is None:  # the default: `dvc repro` passes over this stage, writing a marker
         log("continual: train.continual is not set; nothing to train")
         write_json(args.out / "report.json", {"skipped": "train.continual is not set"})
         write_metrics(args.metrics, {"skipped": True})
+        atomic_write(args.plots, table_csv([]))
         return
     report = run_continual(Path("."), params, args.out)
     write_json(args.out / "report.json", report)
-    drop = {"release", "new_tasks", "replayed_tasks"}  # in report.json; metrics keep the numbers
-    write_metrics(
-        args.metrics,
-        {
-            "strategy": report.strategy,
-            "mean_forgetting": report.mean_forgetting,
-            **{s.release: s.model_dump(exclude=drop) for s in report.stages},
-        },
-    )
+    write_metrics(args.metrics, report_metrics(report))
+    atomic_write(args.plots, table_csv(table_rows(report)))
     log(f"continual: {len(report.stages)} stages, mean forgetting {report.mean_forgetting}")
 
 
 if __name__ == "__main__":
-    run(main, "out", "metrics")
+    run(main, "out", "metrics", "plots")

@@ -13,7 +13,7 @@ outputs are its label options. At most `evaluate.max_instances_per_task` instanc
 
 Generation is greedy, batched with left padding; a prompt longer than the model's context minus
 `max_new_tokens` keeps its end (where the instruction template asks for the response). The base model is
-rebuilt by `dynosaur.training.train.load_base`: a scratch model's seeded initialisation with the trained tokenizer, the
+rebuilt by `dynosaur.training.models.load_base`: a scratch model's seeded initialisation with the trained tokenizer, the
 pretrained base, or the `init_from` model, so `lift` (trained − base) shows what training added.
 """
 
@@ -31,17 +31,8 @@ from dynosaur.core.params import EvaluateParams, load_params
 from dynosaur.core.records import Record
 from dynosaur.core.runner import log, run, write_metrics
 from dynosaur.training.evaluation import EvalSummary, SuperNITask, aggregate, read_superni_tasks, score_task
-from dynosaur.training.train import (
-    TRAIN_CONFIG,
-    EvalSet,
-    Example,
-    context_length,
-    format_prompt,
-    load_base,
-    load_pretrained,
-    quiet_transformers,
-    set_threads,
-)
+from dynosaur.training.models import TRAIN_CONFIG, context_length, load_base, load_pretrained
+from dynosaur.training.train import EvalSet, Example, format_prompt, quiet_transformers, set_threads
 
 SUITES = ("heldout", "unseen", "superni")
 

@@ -1,21 +1,31 @@
-"""train: supervised fine-tuning of a causal LM on the corpus (or a release), with LoRA when configured.
+"""train: supervised fine-tuning of a causal LM on the corpus (or a release) with TRL's `SFTTrainer`.
 
     examples   `load_examples`: every `<corpus>/<source>/<task>.parquet` shard, minus the sources held out for
                evaluation (`evaluate.holdout_sources`), at most `train.max_per_task` instances per task (a
                seeded sample); `split_holdout` keeps a seeded slice of every task out of training as well
-    model      `train.base_model`: `scratch:<preset>` is a small GPT-2 initialised from the seed, with a
-               byte-level BPE tokenizer trained on the training texts by `tokenizers` (nothing downloaded);
-               a local model directory, or a Hub id already in the local cache, is loaded with
-               `local_files_only=True`: the stage never downloads
-    loop       plain PyTorch: AdamW, linear warmup then linear decay (or constant), gradient clipping,
-               `grad_accum` micro-batches per step; the loss covers the response tokens only (the prompt is
-               masked with -100). CUDA when present (bf16 autocast where supported), else the CPU
-    save       model, tokenizer and `train_config.json` go to a temporary directory next to the output, which
-               is renamed into place only when complete: a failed run leaves the previous model, or none
+    model      `train.base_model` (`dynosaur.training.models`): a seeded scratch GPT-2 with a tokenizer
+               trained offline, the packaged GGUF (`gguf:local`) or another `.gguf` file converted once, a
+               local model directory, or a Hub id already in the local cache; never downloaded
+    loop       TRL's `SFTTrainer` on a tokenized prompt-completion dataset (`input_ids` and a `completion_mask`)
+               with `completion_only_loss`: the loss covers the response and its eos only. AdamW, linear
+               warmup then linear decay (or constant), gradient clipping, `grad_accum` micro-batches per step,
+               batches grouped by length. LoRA via peft (`train.lora`), merged before saving; bf16 mixed
+               precision on a GPU that supports it (`train.bf16`); gradient checkpointing as a param
+    devices    one process: CUDA when present, else the CPU. Under `accelerate launch` the same code trains
+               data-parallel on every GPU (`train.batch_size` is per GPU); only the main process writes
+    resume     with a checkpoint folder (the stage's `--checkpoints`), a checkpoint every `train.save_steps`
+               steps goes to a subfolder named by the run's fingerprint (examples, the params that change the
+               model, the model it starts from, the number of processes). Killed and run again with the same
+               inputs, it resumes from the last one (weights, optimizer, schedule, data order and RNG states)
+               and ends with the model an uninterrupted run writes. A finished run removes its checkpoints;
+               other fingerprints' are stale and removed when a run starts
+    save       model, tokenizer and `train_config.json` are swapped into place only when complete
+               (`dynosaur.training.models.save_model`): a failed run leaves the previous model, or none
 
 Sequences are `prompt + response + eos`, cut at `train.max_length` tokens; an example whose prompt leaves no
 room for a response token is dropped and counted. Prompt and response are tokenized separately, as they are
-at generation time (`dynosaur.training.evaluate`), so a boundary never merges differently in training and inference.
+at generation time (`dynosaur.training.evaluate`), so a boundary never merges differently in training and
+inference (TRL's own tokenization of `prompt + completion` could merge across it: `Output: ` + `yes`).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import csv
 import hashlib
 import io
 import math
+import os
 import resource
 import shutil
 import tempfile
@@ -37,16 +48,16 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from dynosaur.core.errors import DynoError, ModelError, NotFound, ParamsError, first_line, some
-from dynosaur.core.io import atomic_write, read_json, replace_dir, write_json
-from dynosaur.core.params import HUB_REPO, SCRATCH_MODELS, SCRATCH_PREFIX, TrainParams, load_params
-from dynosaur.core.records import Record
+from dynosaur.core.errors import DynoError, NotFound, ParamsError, some
+from dynosaur.core.fingerprint import fingerprint
+from dynosaur.core.io import atomic_write, read_json, write_json
+from dynosaur.core.params import TrainParams, load_params
+from dynosaur.core.records import Record, digest
 from dynosaur.core.runner import log, run, write_metrics
 from dynosaur.training.evaluation import is_classification
+from dynosaur.training.models import TRAIN_CONFIG, apply_lora, context_length, initial_model, save_model
 
-FORMAT_VERSION = 1  # bump when the encoding of examples changes
-EOS, PAD = "<|endoftext|>", "<pad>"
-TRAIN_CONFIG = "train_config.json"
+FORMAT_VERSION = 2  # bump when the encoding of examples or the training loop changes (2: TRL's SFTTrainer)
 COLUMNS = ["instruction", "input", "output", "task_id", "source_id"]
 
 ALPACA = (
@@ -79,16 +90,17 @@ class LossPoint(Record):
 
 class TrainResult(Record):
     steps: int
-    losses: list[LossPoint]
+    losses: list[LossPoint]  # every step's, those before a resume included
     examples: int  # encoded training examples
     dropped_too_long: int  # prompt alone fills max_length
-    tokens_seen: int  # non-padding tokens through the forward pass
+    tokens_seen: int  # non-padding tokens through the forward pass, in this run (after a resume: since it)
     tokens_per_s: float
-    seconds: float  # the training loop, without loading or saving
+    seconds: float  # the training loop, without loading, preparing or saving
     peak_rss_mb: float  # of the whole process
     peak_gpu_mb: float | None = None
     device: str
     parameters: int
+    resumed_from_step: int | None = None  # the checkpoint this run continued from
 
 
 class EvalSet(Record):
@@ -189,203 +201,43 @@ def format_prompt(instruction: str | Example, input: str = "", fmt: str = "alpac
 def encode_example(
     prompt_ids: list[int], response_ids: list[int], eos_id: int, max_length: int
 ) -> tuple[list[int], list[int]] | None:
-    """(input ids, labels) with the prompt masked as -100; None when the prompt leaves no room to learn."""
+    """(input ids, completion mask): 0 over the prompt, 1 over the response and eos, which the loss covers;
+    None when the prompt leaves no room to learn."""
     if len(prompt_ids) >= max_length:
         return None
     ids = (prompt_ids + response_ids + [eos_id])[:max_length]
-    labels = [-100] * len(prompt_ids) + ids[len(prompt_ids) :]
-    return ids, labels
+    return ids, [0] * len(prompt_ids) + [1] * (len(ids) - len(prompt_ids))
 
 
-def planned_steps(n_examples: int, params: TrainParams) -> int:
-    per_epoch = math.ceil(n_examples / (params.batch_size * params.grad_accum))
+def planned_steps(n_examples: int, params: TrainParams, processes: int = 1) -> int:
+    """Optimizer steps: `max_steps`, or fewer when `epochs` over `n_examples` come first; each step takes
+    `batch_size × grad_accum` examples on each of `processes` (data-parallel) processes."""
+    per_epoch = math.ceil(n_examples / (params.batch_size * params.grad_accum * processes))
     candidates = [params.max_steps] if params.max_steps is not None else []
     if params.epochs is not None:
         candidates.append(max(1, math.ceil(params.epochs * per_epoch)))
     return min(candidates)
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Multiplier of `lr` at optimizer step `step` (0-based): linear warmup, then linear decay or constant."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    if schedule == "constant":
-        return 1.0
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-# --- models and tokenizers --------------------------------------------------------------------------------
-
-
-def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    """A byte-level BPE tokenizer trained on `texts` (offline), as a `PreTrainedTokenizerFast`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[EOS, PAD],
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD)
-
-
-def scratch_model(preset: str, tokenizer: Any, n_positions: int, seed: int) -> Any:
-    """A GPT-2 of the preset's size, initialised from `seed` (the same seed gives the same weights)."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    # No dropout: a small model on a few thousand examples for about an epoch underfits rather than
-    # overfits, and dropout costs a fifth of a CPU step.
-    shape: dict[str, Any] = SCRATCH_MODELS[preset]  # Any: GPT2Config's stubs type each keyword differently
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=n_positions,
-        **shape,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
-
-
-def load_pretrained(name: str | Path, what: str = "base model") -> tuple[Any, Any]:
-    """(model, tokenizer) from a local directory, or a Hub id already in the local cache; never downloads.
-
-    Args:
-        what: names the model in errors ("base model 'x' cannot be loaded offline: ...").
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(name)
-    fail = f"{what} {str(name)!r} cannot be loaded offline"
-    if not path.exists() and not HUB_REPO.match(str(name)):
-        raise ModelError(f"{fail}: no such directory")
-    if path.exists() and not (path / "config.json").is_file():
-        raise ModelError(f"{fail}: {path} has no config.json (not a transformers model directory)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(name), local_files_only=True)
-    except (OSError, ValueError, KeyError, ImportError) as exc:
-        if path.exists():
-            raise ModelError(f"{fail}: {first_line(exc)}") from None
-        raise ModelError(
-            f"{fail}: not in the local Hugging Face cache, and the stage never downloads;"
-            f" run `hf download {name}` once, or give a local model directory"
-        ) from None
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise ModelError(f"{what} {str(name)!r}: its tokenizer has neither a pad nor an eos token")
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
-def initial_model(
-    params: TrainParams, texts: Callable[[], Iterator[str]] | None, init_from: Path | None = None
-) -> tuple[Any, Any]:
-    """The model training starts from: `init_from`, a scratch model (its tokenizer trained on `texts()`), or
-    the pretrained `base_model`."""
-    if init_from is not None:
-        return load_pretrained(init_from, "model to continue from")
-    if not params.scratch:
-        return load_pretrained(params.base_model)
-    if texts is None:
-        raise ValueError("a scratch model needs training texts for its tokenizer")
-    tokenizer = train_tokenizer(list(texts()), params.vocab_size)
-    return scratch_model(
-        params.base_model.removeprefix(SCRATCH_PREFIX), tokenizer, params.max_length, params.seed
-    ), tokenizer
-
-
-def load_base(model_dir: Path) -> tuple[Any, Any]:
-    """The model that `model_dir` was trained from, for comparison: the `init_from` model, the pretrained
-    base, or for a scratch model its seeded initialisation (rebuilt, with the trained tokenizer)."""
-    from transformers import AutoTokenizer
-
-    try:
-        config = read_json(model_dir / TRAIN_CONFIG)
-        params = TrainParams.model_validate(config["params"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{model_dir}: not a model of the train stage ({first_line(exc)})") from None
-    if config.get("init_from"):
-        return load_pretrained(Path(config["init_from"]), "model it continued from")
-    if not params.scratch:
-        return load_pretrained(params.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    preset = params.base_model.removeprefix(SCRATCH_PREFIX)
-    return scratch_model(preset, tokenizer, config["max_length"], config["seed"]), tokenizer
-
-
-def context_length(model: Any) -> int | None:
-    """Positions the model can attend over (None when its config does not say)."""
-    for name in ("n_positions", "max_position_embeddings"):
-        if value := getattr(model.config, name, None):
-            return int(value)
-    return None
-
-
-def apply_lora(model: Any, params: TrainParams) -> Any:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=params.lora.r,
-        lora_alpha=params.lora.alpha,
-        lora_dropout=params.lora.dropout,
-        target_modules=params.lora.target_modules,
-        task_type="CAUSAL_LM",
-        fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores weights transposed
-    )
-    try:
-        return get_peft_model(model, config)
-    except ValueError as exc:
-        raise ParamsError(f"train.lora: {first_line(exc)}") from None
-
-
-# --- the training loop ------------------------------------------------------------------------------------
+# --- training with TRL ------------------------------------------------------------------------------------
 
 
 def _texts(examples: Sequence[Example], fmt: str) -> Callable[[], Iterator[str]]:
     return lambda: (format_prompt(ex, fmt=fmt) + ex.output for ex in examples)
 
 
-def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
-    import torch
-
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (x, y) in enumerate(batch):
-        ids[row, : len(x)] = torch.tensor(x)
-        labels[row, : len(y)] = torch.tensor(y)
-        mask[row, : len(x)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def length_grouped_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, window: int = 32
-) -> Iterator[list[int]]:
-    """Endless batches of indices: each epoch is a seeded shuffle, cut into windows of `window` batches;
-    within a window, examples of similar length are batched together and the batches are shuffled, so
-    little of each batch is padding while the order stays random. Every example appears once per epoch."""
-    rng = np.random.default_rng(seed)
-    n = len(lengths)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size * window):
-            chunk = sorted(order[start : start + batch_size * window].tolist(), key=lambda i: (lengths[i], i))
-            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-            for b in rng.permutation(len(batches)).tolist():
-                yield batches[b]
+def encode_examples(
+    examples: Sequence[Example], tokenizer: Any, fmt: str, max_length: int
+) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """(encoded examples, how many were dropped because the prompt alone fills `max_length`)."""
+    prompts = tokenizer([format_prompt(ex, fmt=fmt) for ex in examples]).input_ids
+    responses = tokenizer([ex.output for ex in examples], add_special_tokens=False).input_ids
+    encoded = [
+        encode_example(p, r, tokenizer.eos_token_id, max_length)
+        for p, r in zip(prompts, responses, strict=True)
+    ]
+    data = [e for e in encoded if e is not None]
+    return data, len(encoded) - len(data)
 
 
 def set_threads(threads: int | None) -> None:
@@ -396,8 +248,143 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def processes() -> int:
+    """Data-parallel processes of this run: `accelerate launch` and `torchrun` set WORLD_SIZE."""
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def is_main_process() -> bool:
+    """The one process (of `processes()`) that writes the stage's outputs."""
+    return int(os.environ.get("RANK") or 0) == 0
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def run_fingerprint(
+    data: Sequence[tuple[list[int], list[int]]], params: TrainParams, init_from: Path | None, n_processes: int
+) -> str:
+    """What a checkpoint may be resumed under: the encoded examples, the params that change the model (not
+    `threads`, `save_steps`, `gradient_checkpointing`), the model it starts from, the number of processes."""
+    tokens = hashlib.sha256()
+    for ids, mask in data:
+        tokens.update(np.asarray(ids, dtype=np.int64).tobytes() + bytes(mask) + b"|")
+    start = None
+    if init_from is not None:
+        config = init_from / TRAIN_CONFIG
+        start = [str(init_from), digest(read_json(config)) if config.is_file() else None]
+    inputs = {"data": tokens.hexdigest(), "init_from": start, "processes": n_processes}
+    return fingerprint(inputs=inputs, params=params, version=FORMAT_VERSION)
+
+
+def checkpoint_dir(root: Path, run_id: str) -> Path:
+    """This run's checkpoint folder under `root`; other runs' folders there are stale and removed."""
+    name = run_id.removeprefix("sha256:")[:16]
+    if root.is_dir():
+        for old in root.iterdir():
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    return root / name
+
+
+def _progress(total: int) -> Any:
+    """A TrainerCallback: stops on a non-finite loss, logs progress, and times the loop and its tokens."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self) -> None:
+            self.every = max(1, total // 10)
+            self.start = self.seconds = 0.0
+            self.tokens_at_start = self.tokens = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.tokens_at_start = state.num_input_tokens_seen
+            self.start = time.perf_counter()
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is None:
+                return
+            step = state.global_step
+            if not math.isfinite(loss):
+                raise DynoError(f"training diverged at step {step} (loss {loss}): lower train.lr")
+            if state.is_world_process_zero and (step % self.every == 0 or step == total):
+                rate = (state.num_input_tokens_seen - self.tokens_at_start) / (
+                    time.perf_counter() - self.start
+                )
+                log(
+                    f"train: step {step}/{total} loss {loss:.4f} ({rate:,.0f} tokens/s on {args.device.type})"
+                )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step >= state.max_steps:
+                control.should_save = False  # the finished model is saved as the stage's output instead
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.seconds = time.perf_counter() - self.start
+            self.tokens = state.num_input_tokens_seen - self.tokens_at_start
+
+    return Progress()
+
+
+def sft_config(
+    params: TrainParams, steps: int, max_length: int, output_dir: Path, *, bf16: bool, save: bool
+) -> Any:
+    """The train params as TRL's `SFTConfig` (a `transformers.TrainingArguments`)."""
+    import torch
+    from trl import SFTConfig
+
+    # transformers 5.2x renamed gradient_checkpointing (TRL defaults it to True) to activation_checkpointing
+    renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
+    checkpointing: dict[str, Any] = {
+        "activation_checkpointing" if renamed else "gradient_checkpointing": params.gradient_checkpointing
+    }
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        learning_rate=params.lr,
+        lr_scheduler_type="linear" if params.schedule == "linear" else "constant_with_warmup",
+        warmup_steps=params.warmup_steps,
+        weight_decay=params.weight_decay,
+        max_grad_norm=params.grad_clip or 0.0,  # 0: no clipping
+        seed=params.seed,
+        data_seed=params.seed,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        **checkpointing,
+        completion_only_loss=True,  # labels are -100 wherever the completion mask is 0
+        max_length=max_length,
+        train_sampling_strategy="group_by_length",  # little padding per batch, still a random order
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # a non-finite loss must reach the divergence check
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="steps" if save and params.save_steps else "no",
+        save_steps=params.save_steps or 500,
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+
+
+def make_trainer(
+    model: Any, tokenizer: Any, data: Sequence[tuple[list[int], list[int]]], config: Any, callbacks: list[Any]
+) -> Any:
+    """TRL's `SFTTrainer` over the encoded examples: `input_ids` and `completion_mask` columns, from which TRL
+    builds the labels (-100 over the prompt; the collator pads them with -100 too)."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import SFTTrainer
+
+    dataset = Dataset.from_dict({"input_ids": [x for x, _ in data], "completion_mask": [m for _, m in data]})
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks
+    )
+    trainer.remove_callback(PrinterCallback)  # every step's log dict on stdout; `_progress` logs instead
+    return trainer
 
 
 def train_model(
@@ -407,14 +394,21 @@ def train_model(
     *,
     init_from: Path | None = None,
     describe: dict[str, Any] | None = None,
+    checkpoints: Path | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Train on `examples` and write the model, its tokenizer and `train_config.json` to `out_dir`.
+    """Train on `examples` with TRL's `SFTTrainer` and write the model, its tokenizer and `train_config.json`
+    to `out_dir` (from the main process only, when several train data-parallel).
 
     Args:
         init_from: a model directory written by an earlier run to continue from (its tokenizer too).
         describe: extra provenance for `train_config.json` (e.g. which corpus or release).
+        checkpoints: a folder for checkpoints (`train.save_steps`), to resume from when the run is killed;
+            None: no checkpoints.
+        callbacks: extra `transformers.TrainerCallback`s.
     """
     import torch
+    from transformers.trainer_utils import get_last_checkpoint
 
     if not examples:
         raise DynoError("no training examples: the corpus is empty once the held-out sources are removed")
@@ -423,105 +417,76 @@ def train_model(
     model, tokenizer = initial_model(params, _texts(examples, params.prompt_format), init_from)
     limit = context_length(model)
     max_length = params.max_length if limit is None else min(params.max_length, limit)
-    prompts = tokenizer([format_prompt(ex, fmt=params.prompt_format) for ex in examples]).input_ids
-    responses = tokenizer([ex.output for ex in examples], add_special_tokens=False).input_ids
-    encoded = [
-        encode_example(p, r, tokenizer.eos_token_id, max_length)
-        for p, r in zip(prompts, responses, strict=False)
-    ]
-    data = [e for e in encoded if e is not None]
+    data, dropped = encode_examples(examples, tokenizer, params.prompt_format, max_length)
     if not data:
         raise ParamsError(
             f"train.max_length: {max_length} tokens leave no room for a response in any example"
         )
-
-    if getattr(model, "loss_type", None) is None:
-        model.loss_type = "ForCausalLM"  # what transformers falls back to anyway, with a warning
-    if params.lora.enabled:
-        model = apply_lora(model, params)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cpu" or not params.lora.enabled:
+    cuda = torch.cuda.is_available()
+    if not cuda or not params.lora.enabled:
         # fp32 weights: the CPU's kernels, and full fine-tuning's optimizer state, want them (bf16 weights
         # stall AdamW); on a GPU the forward pass runs under bf16 autocast. LoRA keeps a frozen GPU base.
         model.float()
-    model.to(device).train()
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    total = planned_steps(len(data), params)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, params.warmup_steps, params.schedule)
-    )
-    stream = length_grouped_batches([len(ids) for ids, _ in data], params.batch_size, params.seed)
-    losses: list[LossPoint] = []
-    tokens = 0
-    every = max(1, total // 10)
-    start = time.perf_counter()
-    for step in range(1, total + 1):
-        step_loss = 0.0
-        for _ in range(params.grad_accum):
-            batch = _collate([data[i] for i in next(stream)], tokenizer.pad_token_id)
-            tokens += int(batch["attention_mask"].sum())
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss / params.grad_accum
-            loss.backward()
-            step_loss += float(loss.detach())
-        if not math.isfinite(step_loss):
-            raise DynoError(f"training diverged at step {step} (loss {step_loss}): lower train.lr")
-        if params.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, params.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(LossPoint(step=step, loss=round(step_loss, 5)))
-        if step % every == 0 or step == total:
-            rate = tokens / (time.perf_counter() - start)
-            log(f"train: step {step}/{total} loss {step_loss:.4f} ({rate:,.0f} tokens/s on {device.type})")
-    seconds = time.perf_counter() - start
-
     if params.lora.enabled:
-        model = model.merge_and_unload()
-    model.to("cpu")
-    train_config = {
-        "format_version": FORMAT_VERSION,
-        "base_model": params.base_model,
-        "init_from": None if init_from is None else str(init_from),
-        "max_length": max_length,
-        "prompt_format": params.prompt_format,
-        "seed": params.seed,
-        "steps": total,
-        "examples": len(data),
-        "params": params.model_dump(mode="json", exclude={"continual"}),
-        **(describe or {}),
-    }
-    save_model(model, tokenizer, train_config, out_dir)
+        torch.manual_seed(params.seed)  # the adapters' initialisation
+        model = apply_lora(model, params)
+    bf16 = params.bf16 if params.bf16 is not None else cuda and torch.cuda.is_bf16_supported()
+    n_processes = processes()
+    total = planned_steps(len(data), params, n_processes)
+    with contextlib.ExitStack() as stack:
+        if checkpoints is None:
+            output_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dyno-sft-")))
+        else:
+            output_dir = checkpoint_dir(checkpoints, run_fingerprint(data, params, init_from, n_processes))
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        progress = _progress(total)
+        config = sft_config(params, total, max_length, output_dir, bf16=bf16, save=checkpoints is not None)
+        trainer = make_trainer(model, tokenizer, data, config, [progress, *callbacks])
+        resumed = int(Path(last).name.rpartition("-")[2]) if last else None
+        if resumed is not None:
+            log(f"train: resuming from the checkpoint at step {resumed} of {total} ({last})")
+        trainer.train(resume_from_checkpoint=last)
+        losses = [
+            LossPoint(step=int(e["step"]), loss=round(float(e["loss"]), 5))
+            for e in trainer.state.log_history
+            if "loss" in e
+        ]
+        device = str(trainer.args.device)
+        model = trainer.model
+        if params.lora.enabled:
+            model = model.merge_and_unload()
+        model.to("cpu")
+        if trainer.is_world_process_zero():
+            train_config = {
+                "format_version": FORMAT_VERSION,
+                "base_model": params.base_model,
+                "init_from": None if init_from is None else str(init_from),
+                "max_length": max_length,
+                "prompt_format": params.prompt_format,
+                "seed": params.seed,
+                "steps": total,
+                "examples": len(data),
+                "params": params.model_dump(mode="json", exclude={"continual"}),
+                **(describe or {}),
+            }
+            save_model(model, tokenizer, train_config, out_dir)
+            if checkpoints is not None:
+                shutil.rmtree(output_dir, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
     return TrainResult(
         steps=total,
         losses=losses,
         examples=len(data),
-        dropped_too_long=len(encoded) - len(data),
-        tokens_seen=tokens,
-        tokens_per_s=round(tokens / seconds, 1) if seconds > 0 else 0.0,
-        seconds=round(seconds, 2),
+        dropped_too_long=dropped,
+        tokens_seen=progress.tokens,
+        tokens_per_s=round(progress.tokens / progress.seconds, 1) if progress.seconds > 0 else 0.0,
+        seconds=round(progress.seconds, 2),
         peak_rss_mb=_peak_rss_mb(),
-        peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,
-        device=str(device),
+        peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        device=device,
         parameters=sum(p.numel() for p in model.parameters()),
+        resumed_from_step=resumed,
     )
-
-
-def save_model(model: Any, tokenizer: Any, config: dict[str, Any], out_dir: Path) -> None:
-    """Write to a temporary sibling of `out_dir`, then swap it into place: all or nothing."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / TRAIN_CONFIG, config)
-        replace_dir(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- the stage --------------------------------------------------------------------------------------------
@@ -555,11 +520,14 @@ def loss_csv(losses: Sequence[LossPoint]) -> str:
 
 
 def quiet_transformers() -> None:
-    """No progress bars or advisory warnings from transformers in stage logs (errors still show)."""
+    """No progress bars or advisory warnings from transformers, datasets or TRL in stage logs (errors show)."""
+    import datasets
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
 
 
 def main(args: argparse.Namespace) -> None:
@@ -582,7 +550,9 @@ def main(args: argparse.Namespace) -> None:
         f"train: {len(train)} examples of {len(group_by_task(train))} tasks from {name};"
         f" {sum(map(len, heldout.values()))} held out; {len(unseen)} unseen tasks"
     )
-    result = train_model(train, p, args.model, describe={"corpus": name})
+    result = train_model(train, p, args.model, describe={"corpus": name}, checkpoints=args.checkpoints)
+    if not is_main_process():
+        return
     options = label_options(group_by_task(examples) | unseen)
     evalset = EvalSet(heldout=heldout, unseen=unseen, label_options=options)
     write_json(args.evalset, evalset)
@@ -610,6 +580,7 @@ def main(args: argparse.Namespace) -> None:
                     "peak_gpu_mb",
                     "device",
                     "parameters",
+                    "resumed_from_step",
                 }
             ),
         },
@@ -621,4 +592,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "corpus", "model", "evalset", "metrics", "plots")
+    run(main, "corpus", "model", "evalset", "metrics", "plots", "checkpoints")

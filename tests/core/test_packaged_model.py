@@ -1,0 +1,119 @@
+"""`dynosaur.core.packaged_model`: assembling the chunked default model from fake parts, and the real parts."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from pathlib import Path
+
+import pytest
+
+from dynosaur.core import packaged_model
+from dynosaur.core.errors import ModelError
+from dynosaur.core.packaged_model import DEFAULT_MODEL_SIZE, default_model_path, find_model_parts
+
+CHUNKS = [b"GGUF" + b"a" * 1000, b"b" * 4096, b"c" * 17]
+BLOB = b"".join(CHUNKS)
+SIZE, SHA = len(BLOB), hashlib.sha256(BLOB).hexdigest()
+NAME = "fake-model.gguf"
+
+
+@pytest.fixture
+def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DYNO_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Three tiny part files, served by the (monkeypatched) part locator."""
+    paths = []
+    for i, chunk in enumerate(CHUNKS, start=1):
+        path = tmp_path / "parts" / f"part{i:02d}.bin"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(chunk)
+        paths.append(path)
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: list(paths))
+    return paths
+
+
+def test_models_dir_defaults_to_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNO_MODELS_DIR", raising=False)
+    assert packaged_model.models_dir() == Path.home() / ".cache" / "dynosaur" / "models"
+
+
+def test_assembles_parts_in_order_and_writes_marker(models: Path, parts: list[Path]) -> None:
+    path = default_model_path(size=SIZE, sha256=SHA, name=NAME)
+    assert path == models / NAME
+    assert path.read_bytes() == BLOB
+    assert (models / f"{NAME}.sha256").read_text() == f"{SHA}  {NAME}\n"  # `sha256sum -c` format
+    assert sorted(p.name for p in models.iterdir()) == [NAME, f"{NAME}.sha256"]  # no temp files left
+
+
+def test_explicit_parts_need_no_locator(
+    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: pytest.fail("locator called"))
+    part = tmp_path / "only.bin"
+    part.write_bytes(BLOB)
+    assert default_model_path([part], size=SIZE, sha256=SHA, name=NAME).read_bytes() == BLOB
+
+
+@pytest.mark.parametrize("size, sha", [(SIZE, "0" * 64), (SIZE + 1, SHA)], ids=["wrong-sha", "wrong-size"])
+def test_mismatch_raises_and_leaves_nothing(models: Path, parts: list[Path], size: int, sha: str) -> None:
+    with pytest.raises(ModelError, match="failed verification") as exc:
+        default_model_path(size=size, sha256=sha, name=NAME)
+    assert "\n" not in str(exc.value)
+    assert not models.exists() or list(models.iterdir()) == []
+
+
+def test_failed_rebuild_removes_the_stale_model(models: Path, parts: list[Path]) -> None:
+    default_model_path(size=SIZE, sha256=SHA, name=NAME)
+    with pytest.raises(ModelError):  # e.g. a new release expects another digest, but old parts are installed
+        default_model_path(size=SIZE, sha256="1" * 64, name=NAME)
+    assert list(models.iterdir()) == []
+
+
+def test_marker_short_circuits_rehashing(
+    models: Path, parts: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = default_model_path(size=SIZE, sha256=SHA, name=NAME)
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: pytest.fail("parts read again"))
+    monkeypatch.setattr(packaged_model.hashlib, "sha256", lambda *a: pytest.fail("model re-hashed"))
+    assert default_model_path(size=SIZE, sha256=SHA, name=NAME) == path
+    assert path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("damage", ["no-marker", "other-digest", "truncated"])
+def test_unverified_cache_is_rebuilt(models: Path, parts: list[Path], damage: str) -> None:
+    path = default_model_path(size=SIZE, sha256=SHA, name=NAME)
+    marker = models / f"{NAME}.sha256"
+    if damage == "no-marker":
+        marker.unlink()
+    elif damage == "other-digest":
+        marker.write_text("f" * 64 + f"  {NAME}\n")
+    else:
+        path.write_bytes(BLOB[:-1])
+    assert default_model_path(size=SIZE, sha256=SHA, name=NAME).read_bytes() == BLOB
+    assert marker.read_text().split()[0] == SHA
+
+
+def test_missing_parts_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packaged_model, "PART_PACKAGES", ("json", "dyno_no_such_part_package"))
+    with pytest.raises(ModelError, match=r"pip install 'dynosaur\[local\]'") as exc:
+        find_model_parts()
+    assert "json" in str(exc.value) and "dyno-no-such-part-package" in str(exc.value)
+
+
+def test_installed_parts_add_up_to_the_model() -> None:
+    try:
+        found = find_model_parts()
+    except ModelError:
+        pytest.skip("model parts not installed (pip install 'dynosaur[local]')")
+    assert len(found) == 6
+    sizes = []
+    for part in found:
+        with importlib.resources.as_file(part) as path:
+            sizes.append(path.stat().st_size)
+    assert sum(sizes) == DEFAULT_MODEL_SIZE
