@@ -909,7 +909,8 @@ def test_a_stage_process_with_bad_params_prints_one_line(tmp_path: Path):
     real = RealProject(tmp_path / "repo", "http://127.0.0.1:9/v1")
     (real.root / "params.yaml").write_bytes(b"sources: []\nllm:\n  model: caf\xe9\n")
     proc = real.run(
-        "python", "-m", "dynosaur.pipeline.collect", "--retractions", "ledger/retractions.jsonl",
+        "python", "-m", "dynosaur.pipeline.collect", "--sources", "sources.yaml", "--lock", "sources.lock",
+        "--retractions", "ledger/retractions.jsonl",
         "--out", "data/collected", "--metrics", "m.json", check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
