@@ -124,6 +124,8 @@ def run_train(project: Project):
         "m.json",
         "--plots",
         "p.csv",
+        "--checkpoints",
+        "models/checkpoints",
         check=False,
     )
 
