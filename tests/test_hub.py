@@ -165,6 +165,8 @@ def test_a_moved_hub_revision_is_a_new_source_version(project: Project, hub_serv
     release(project, "v1")
     card = hub_server.read_file("demo/vader-tweets", "README.md")
     hub_server.commit("demo/vader-tweets", {"README.md": card + b"\nA note added upstream.\n"})
+    assert release(project, "nothing pinned moved") is None  # collect reads pins; it never asks the Hub
+    project.dyno("refresh")  # pins main where it is now: the new commit
     v2 = release(project, "upstream moved")
     assert v2 is not None
     d = json.loads(project.dyno("diff", "v1", "v2", "--json").stdout)

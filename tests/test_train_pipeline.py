@@ -177,5 +177,9 @@ def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
         project.params[section] = good[section]
     project.write_params()
     assert (project.root / "models/model/model.safetensors").read_bytes() == before
-    assert sorted(p.name for p in (project.root / "models").iterdir()) == [".gitignore", "model"]
+    # a failed run may leave its resumable checkpoints, never a half-written model
+    assert sorted(p.name for p in (project.root / "models").iterdir() if p.name != "checkpoints") == [
+        ".gitignore",
+        "model",
+    ]
     assert not (project.root / "m.json").exists()
