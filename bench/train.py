@@ -3,12 +3,12 @@
 The corpus is built from the bundled demo sources without an LLM: one task per source (the three VADER
 sentiment sets as classification, the ChatterBot questions as free-form answers), shards laid out as
 `organize` writes them, and `vader-movie-reviews` held out as the train stage holds it out. Each side runs
-`dynosaur.training.train.train_model` with the repository's `train` params (`--steps` caps the steps) in its
+`dynosaur.training.train.train_model` with the default `train` params (but `--steps` and `--threads`) in its
 own child process, `PYTHONPATH` pointing at its `src/`; the sides alternate `--repeat` times, so a load spike
 on the shared machine hits both. A side reports the loop's own tokens/s (`TrainResult.tokens_per_s`: non-padding
 tokens through the forward pass over the loop's wall time) and the child's wall time.
 
-    .venv/bin/python bench/train.py [--steps 300] [--repeat 2] [--threads 2] [--baseline-src DIR]
+    .venv/bin/python bench/train.py [--steps 300] [--repeat 2] [--threads 2] [--baseline-src DIR] [--name train]
 
 `--baseline-src` is another checkout's `src/` (e.g. `git archive <rev> src | tar -x -C /tmp/base`): the
 hand-written loop before TRL. Target: this checkout's tokens/s ≥ 0.9 × the baseline's.
@@ -47,8 +47,8 @@ import json, sys, time
 from pathlib import Path
 from dynosaur.core.params import load_params
 from dynosaur.training import train as tr
-corpus, out, steps, threads = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-p = load_params(sys.argv[5]).train.model_copy(update={"max_steps": steps, "threads": int(threads) if threads else None})
+corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
+p = load_params(sys.argv[3]).train
 tr.quiet_transformers()
 examples = tr.load_examples(corpus, exclude_sources={"vader-movie-reviews"}, max_per_task=p.max_per_task, seed=p.seed)
 train, _ = tr.split_holdout(examples, p.holdout_fraction, p.seed)
@@ -84,20 +84,11 @@ def build_corpus(out: Path) -> int:
     return total
 
 
-def run_side(src: Path, corpus: Path, work: Path, steps: int, threads: int | None) -> dict:
+def run_side(src: Path, corpus: Path, work: Path, params: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1"}
     with Timer() as t:
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                CHILD,
-                str(corpus),
-                str(work / "model"),
-                str(steps),
-                str(threads or ""),
-                str(ROOT / "params.yaml"),
-            ],
+            [sys.executable, "-c", CHILD, str(corpus), str(work / "model"), str(params)],
             env=env,
             capture_output=True,
             text=True,
@@ -115,18 +106,22 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=None, help="train.threads for both sides (default: params)"
     )
+    ap.add_argument("--name", default="train", help="the results file: bench/results/<name>.json")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another checkout's src/ to compare with")
     args = ap.parse_args()
     sides = {"this": ROOT / "src"}
     if args.baseline_src is not None:
         sides["baseline"] = args.baseline_src.resolve()
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dyno-bench-train-") as tmp:
         work = Path(tmp)
         instances = build_corpus(work / "corpus")
+        # The default train params but for these (a file both sides read: keys only one side knows stay out)
+        train = {"max_steps": args.steps, "threads": args.threads}
+        (work / "params.yaml").write_text(json.dumps({"train": train}))
         runs: dict[str, list[dict]] = {name: [] for name in sides}
         for i in range(args.repeat):
             for name, src in sides.items() if i % 2 == 0 else reversed(sides.items()):
-                r = run_side(src, work / "corpus", work / name, args.steps, args.threads)
+                r = run_side(src, work / "corpus", work / name, work / "params.yaml")
                 runs[name].append(r)
                 print(f"run {i + 1} {name}: {r}", flush=True)
     med = {name: statistics.median(r["tokens_per_s"] for r in rs) for name, rs in runs.items()}
@@ -136,7 +131,7 @@ def main() -> None:
             ("baseline_tokens_per_s", round(med["baseline"], 1), ""),
             ("ratio", round(med["this"] / med["baseline"], 3), ">= 0.9"),
         ]
-    report("train", rows, {"steps": args.steps, "instances": instances, "runs": runs})
+    report(args.name, rows, {"steps": args.steps, "instances": instances, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """train + evaluate end to end: the real `dvc repro` in a temporary repo on a tiny corpus, on the CPU.
 
 The corpus comes from the scripted LLM server (three small sources, one held out); a scratch GPT-2 trains for
-a few dozen steps. Then: training on a release pulled from the DVC remote, and bad input failing with one
-line and leaving the model as it was.
+a few dozen steps through TRL. Then: the stage killed mid-run resumes under `dvc repro`, training on a release
+pulled from the DVC remote, and bad input failing with one line and leaving the model as it was.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +111,30 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
     out = project.repro("evaluate").stdout
     assert "Stage 'train' didn't change, skipping" in out and "Running stage 'evaluate'" in out
     assert project.metrics("evaluate")["counts"]["heldout_instances"] == 8
+
+
+def test_a_killed_train_stage_resumes_under_dvc_repro(project: Project):
+    project.repro("organize")
+    project.set("train", max_steps=40, save_steps=10)
+    project.commit("params")
+    cmd = project.pipeline()["stages"]["train"]["cmd"].split()
+    proc = subprocess.Popen(cmd, cwd=project.root, env=project.env(), stderr=subprocess.PIPE, text=True)
+    checkpoints = project.root / "models" / "checkpoints"
+    deadline = time.monotonic() + 600
+    while not list(checkpoints.glob("*/checkpoint-*/trainer_state.json")):  # a complete checkpoint
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint within 10 minutes"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (project.root / "models/model").exists()
+
+    out = project.repro("train")
+    assert "train: resuming from the checkpoint at step" in out.stderr
+    train = project.metrics("train")
+    assert train["steps"] == 40 and train["resumed_from_step"] in (10, 20, 30)
+    assert len(losses(project)) == 40  # the steps before the kill too
+    assert not checkpoints.exists()  # a finished run keeps no checkpoints
 
 
 def run_train(project: Project):

@@ -116,6 +116,22 @@ def test_lora_on_a_pretrained_qwen2_trains_saves_and_evaluates(qwen_dir: Path, t
     assert report.heldout.rouge_l is not None and report.unseen.rouge_l is not None
 
 
+def test_the_response_loss_through_lora_adapters_is_the_models_loss(qwen_dir: Path):
+    model, _ = models.load_pretrained(qwen_dir)
+    model = models.apply_lora(model.float(), lora_params(qwen_dir))
+    for name, param in model.named_parameters():  # adapters start at B = 0: make them count
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    batch = {
+        "input_ids": torch.tensor([[5, 6, 7, 8, 9], [5, 8, 1, 1, 1]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]),
+        "labels": torch.tensor([[-100, -100, 7, 8, 9], [-100, 8, -100, -100, -100]]),
+    }
+    assert tr.response_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+    lora_off = models.load_pretrained(qwen_dir)[0].float()
+    assert tr.response_loss(lora_off, batch).item() != pytest.approx(model(**batch).loss.item(), rel=1e-3)
+
+
 def test_gradient_checkpointing_trains_the_same_model(qwen_dir: Path, tmp_path: Path):
     """Recomputing activations saves memory and changes nothing else (it is a tuning param)."""
     data = examples()

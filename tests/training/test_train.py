@@ -4,6 +4,7 @@ from a checkpoint, LoRA on a tiny pretrained Qwen2, all-or-nothing saving, offli
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,6 +130,28 @@ def test_trl_trains_on_the_response_only(tmp_path: Path):
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 0], [5, 8, 1, 1, 1]]  # 1: the <pad> token
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 0], [-100, 8, -100, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+
+
+def test_the_response_loss_is_the_models_loss_on_the_labelled_positions():
+    """The CPU loss projects only labelled positions onto the vocabulary; the value and gradients are those of
+    transformers' causal-LM loss over the same labels."""
+    tok = models.train_tokenizer(["a b c"] * 10, 300)
+    model = models.scratch_model("tiny-gpt2", tok, 64, seed=0)
+    batch = {
+        "input_ids": torch.tensor([[5, 6, 7, 8, 0], [5, 8, 1, 1, 1]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]),
+        "labels": torch.tensor([[-100, -100, -100, 8, 0], [-100, 8, -100, -100, -100]]),
+    }
+    ours = tr.response_loss(model, batch)
+    ours.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    theirs = model(**batch).loss
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads, model.parameters(), strict=True))
+    # With the step's label count from the trainer (gradient accumulation): a sum over that count.
+    assert tr.response_loss(model, batch, num_items_in_batch=6).item() == pytest.approx(theirs.item() * 3 / 6)
 
 
 def test_the_sft_config_carries_the_train_params(tmp_path: Path):
@@ -483,7 +506,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
     _, _, examples = trained
     params = tiny_params(max_steps=12, save_steps=5)
     whole = tr.train_model(examples, params, tmp_path / "whole", checkpoints=tmp_path / "ckpt-whole")
-    assert whole.resumed_from_step is None and not list((tmp_path / "ckpt-whole").iterdir())
+    assert whole.resumed_from_step is None and not (tmp_path / "ckpt-whole").exists()
 
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
@@ -491,6 +514,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
     assert not (tmp_path / "model").exists()
     [run] = ckpt.iterdir()
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5"]  # TRL adds a README.md
+    # Killed while saving step 6's checkpoint: its trainer_state.json (written last) is missing.
+    shutil.copytree(run / "checkpoint-5", run / "checkpoint-6")
+    (run / "checkpoint-6" / "trainer_state.json").unlink()
 
     resumed = tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt)
     assert resumed.resumed_from_step == 5 and resumed.steps == 12
@@ -499,7 +525,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
     assert resumed.losses == whole.losses
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert list(ckpt.iterdir()) == []  # a finished run removes its checkpoints
+    assert not ckpt.exists()  # a finished run removes its checkpoints
 
 
 def test_a_checkpoint_of_other_inputs_is_not_resumed(trained, tmp_path: Path):
@@ -530,6 +556,16 @@ def test_repository_params_train_and_evaluate_sections():
     assert params.train.continual is None and not params.train.lora.enabled
     sources = {s.id for s in params.sources}
     assert params.evaluate.holdout_sources and set(params.evaluate.holdout_sources) <= sources
+
+
+def test_the_qwen_profile_differs_from_params_yaml_in_train_and_evaluate_only():
+    """params-qwen.yaml is a whole params file (DVC reads params.yaml; a profile is copied over it), so every
+    other section must stay params.yaml's."""
+    default, qwen = load_params(REPO_PARAMS), load_params(REPO_PARAMS.with_name("params-qwen.yaml"))
+    other = {"train", "evaluate"}
+    assert qwen.model_dump(exclude=other) == default.model_dump(exclude=other)
+    assert qwen.train.base_model == "gguf:local" and qwen.train.lora.enabled and qwen.train.continual is None
+    assert qwen.evaluate.holdout_sources == default.evaluate.holdout_sources
 
 
 @pytest.mark.parametrize(
