@@ -201,3 +201,11 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_tasks_from_schema_answers_a_fields_first_schema() -> None:
+    from dynosaur.pipeline.prompts import fields_first_schema
+
+    request = {"response_format": {"type": "json_schema", "json_schema": {"schema": fields_first_schema(3)}}}
+    answer = json.loads(tasks_from_schema(request))
+    assert len(answer["instructions"]) == len(set(answer["instructions"])) == 3

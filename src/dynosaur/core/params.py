@@ -167,6 +167,13 @@ class GenerateParams(Section):
         "without_description",
     ]
     tasks_per_prompt: int = Field(default=3, ge=1, le=10)
+    # propose: the model proposes whole tasks (the paper's way); fields_first: plausible (inputs → output)
+    # mappings are enumerated from the field statistics and the model writes each one's instruction.
+    mode: Literal["propose", "fields_first"] = "propose"
+    max_mappings: int = Field(default=10, ge=1, le=30)  # fields_first: at most this many mappings per source
+    mappings_per_request: int = Field(default=1, ge=1, le=30)  # fields_first: instructions asked for per request
+    demonstrations: bool = False  # the paper's demonstrations (SQuAD, ANLI / MathQA, CommonGen) as turns
+    repair: bool = True  # an output also listed as an input is dropped from the inputs (if others remain)
     limit: int | None = Field(default=None, ge=1, le=MAX_COUNT)  # smoke runs: only the first N sources
     allow_failures: bool = False  # true: a source whose calls failed is recorded and the pipeline goes on
 

@@ -22,7 +22,17 @@ from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
 from dynosaur.pipeline.batch import WAITING, BatchRunner, ensure_tracker, load_tracker
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
-from dynosaur.pipeline.prompts import build_messages, parse_tasks, response_schema
+from dynosaur.pipeline.prompts import (
+    FieldMapping,
+    build_fields_first_messages,
+    build_messages,
+    enumerate_mappings,
+    fields_first_schema,
+    parse_instructions,
+    parse_tasks,
+    repair_task,
+    response_schema,
+)
 
 
 class DryRunReport(DryRun):
@@ -35,12 +45,27 @@ class DryRunReport(DryRun):
 
 def source_requests(meta: SourceMeta, params: Params, llm: LLM) -> list[tuple[str, ChatRequest]]:
     g = params.generate
+    sample_rows = params.collect.sample_rows
+    if g.mode == "fields_first":  # the description when there is one; `mappings_per_request` per request
+        described = meta.description and "with_description" in g.variants
+        variant = "with_description" if described else "without_description"
+        return [
+            (
+                f"{variant}#{i}",
+                llm.request(
+                    build_fields_first_messages(meta, variant, chunk, sample_rows, g.demonstrations),
+                    fields_first_schema(len(chunk)),
+                    g.prompt_version,
+                ),
+            )
+            for i, chunk in enumerate(mapping_chunks(meta, params))
+        ]
     schema = response_schema(meta, g.tasks_per_prompt)
     return [
         (
             variant,
             llm.request(
-                build_messages(meta, variant, g.tasks_per_prompt, params.collect.sample_rows),
+                build_messages(meta, variant, g.tasks_per_prompt, sample_rows, g.demonstrations),
                 schema,
                 g.prompt_version,
             ),
@@ -50,8 +75,25 @@ def source_requests(meta: SourceMeta, params: Params, llm: LLM) -> list[tuple[st
     ]
 
 
-def to_proposal(variant: str, request: ChatRequest, result: ChatResult) -> Proposal:
-    tasks, parse_error = parse_tasks(result.content)
+def mapping_chunks(meta: SourceMeta, params: Params) -> list[list[FieldMapping]]:
+    """fields_first: the source's mappings, `mappings_per_request` at a time (request `#i` asks chunk i)."""
+    g = params.generate
+    mappings = enumerate_mappings(meta, g.max_mappings)
+    k = g.mappings_per_request
+    return [mappings[i : i + k] for i in range(0, len(mappings), k)]
+
+
+def to_proposal(
+    variant: str, request: ChatRequest, result: ChatResult, meta: SourceMeta, params: Params
+) -> Proposal:
+    g = params.generate
+    if g.mode == "fields_first":
+        chunk = mapping_chunks(meta, params)[int(variant.rsplit("#", 1)[1])]
+        tasks, parse_error = parse_instructions(result.content, chunk)
+    else:
+        tasks, parse_error = parse_tasks(result.content)
+    if g.repair:
+        tasks = [repair_task(t) for t in tasks]
     return Proposal(
         variant=variant,
         cache_key=request.cache_key,
@@ -134,6 +176,8 @@ def main(args: argparse.Namespace) -> None:
         for sid, reqs in todo.items():  # two sources with identical metadata share one request
             for variant, request in reqs:
                 waiting[request.cache_key].append((sid, variant))
+            if not reqs:  # fields_first found no plausible mapping: an empty record, nothing to ask
+                finish_source(metas[sid], [], out, params, llm)
         answers: dict[str, list[tuple[str, ChatRequest, ChatResult]]] = defaultdict(list)
         counts: dict[str, int] = defaultdict(int)
         failures: dict[str, str] = {}
@@ -189,6 +233,12 @@ def main(args: argparse.Namespace) -> None:
         )
 
 
+def variant_order(variant: str, order: dict[str, int]) -> tuple[int, int]:
+    """`with_description` before `without_description`; fields_first's `<variant>#<i>` by i."""
+    base, _, index = variant.partition("#")
+    return order.get(base, len(order)), int(index or 0)
+
+
 def finish_source(
     meta: SourceMeta, answers: list[tuple[str, ChatRequest, ChatResult]], out: Path, params: Params, llm: LLM
 ) -> dict[str, str]:
@@ -196,14 +246,14 @@ def finish_source(
     if any(result.skipped for _, _, result in answers):
         return {}  # not written: the next run (with a higher cap) completes it
     order: dict[str, int] = {v: i for i, v in enumerate(params.generate.variants)}
-    answers.sort(key=lambda a: order[a[0]])
+    answers.sort(key=lambda a: variant_order(a[0], order))
     errors = [result.error for _, _, result in answers if result.error]
     record = GeneratedSource(
         source_id=meta.source_id,
         fingerprint=digest([r.cache_key for _, r, _ in answers]),
         model=llm.model_identity,
         prompt_version=params.generate.prompt_version,
-        proposals=[to_proposal(v, r, res) for v, r, res in answers if res.error is None],
+        proposals=[to_proposal(v, r, res, meta, params) for v, r, res in answers if res.error is None],
         status="failed" if errors else "ok",
         reason=errors[0] if errors else None,
     )

@@ -130,13 +130,19 @@ def default_responder(request_json: dict[str, Any]) -> str:
 
 
 def tasks_from_schema(request_json: dict[str, Any]) -> str:
-    """Deterministic answer to a `response_format` json_schema asking for `{"tasks": [...]}`.
+    """Deterministic answer to a `response_format` json_schema asking for `{"tasks": [...]}` (or, from
+    `generate.mode: fields_first`, `{"instructions": [...]}`: as many distinct instructions as asked).
 
     Reads the allowed field names from the schema's `input_fields` enum and proposes, for each
     field but the (sorted) first, a task predicting it from the others; at most 3 tasks.
     """
     try:
         schema = request_json["response_format"]["json_schema"]["schema"]
+        if "instructions" in schema["properties"]:  # generate.mode fields_first: one per listed mapping
+            wanted = schema["properties"]["instructions"]["minItems"]
+            return json.dumps(
+                {"instructions": [f"Solve task number {i} of this dataset." for i in range(1, wanted + 1)]}
+            )
         item = schema["properties"]["tasks"]["items"]["properties"]
         allowed = sorted(set(item["input_fields"]["items"]["enum"]))
     except (KeyError, TypeError):
