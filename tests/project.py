@@ -89,6 +89,10 @@ class Project:
         # The repository's own params.yaml (DVC needs every section a stage lists), pointed at the fake.
         self.params: dict[str, Any] = yaml.safe_load((REPO / "params.yaml").read_text())
         self.params["sources"] = []
+        # The fake's scripted answers are whole tasks, and these tests count two calls per source (with and
+        # without the description): the `propose` mode. `fields_first` has its own tests
+        # (tests/pipeline/test_generate.py) and the quality bench.
+        self.params["generate"]["mode"] = "propose"
         self.params["llm"].update(
             provider="compatible",
             base_url=base_url,

@@ -109,6 +109,8 @@ def test_unknown_key(data, key_path):
         ({"collect": {"sample_rows": 0}}, "collect.sample_rows"),
         ({"sources": "data/sources"}, "sources"),
         ({"generate": {"variants": ["nope"]}}, "generate.variants[0]"),
+        ({"generate": {"mode": "guess"}}, "generate.mode"),
+        ({"generate": {"mappings_per_request": 0}}, "generate.mappings_per_request"),
         (
             {"llm": {"prices": {"m": {"input_per_mtok": -1, "output_per_mtok": 1}}}},
             "llm.prices.m.input_per_mtok",

@@ -24,17 +24,18 @@ def requests_for(tmp_path: Path, params: Params) -> list:
 
 
 def test_propose_asks_both_variants(tmp_path: Path):
-    requests = requests_for(tmp_path, make_params())
+    requests = requests_for(tmp_path, make_params(mode="propose"))
     assert [v for v, _ in requests] == ["with_description", "without_description"]
     assert all(len(r.messages) == 2 for _, r in requests)
-    with_demos = requests_for(tmp_path, make_params(demonstrations=True))
+    with_demos = requests_for(tmp_path, make_params(mode="propose", demonstrations=True))
     assert all(len(r.messages) == 6 for _, r in with_demos)  # system, 2 × (demo, answer), dataset
 
 
-def test_fields_first_asks_one_request_per_mapping(tmp_path: Path):
+def test_fields_first_is_the_default_and_asks_one_request_per_mapping(tmp_path: Path):
     mappings = enumerate_mappings(make_meta())
     assert len(mappings) >= 2
-    requests = requests_for(tmp_path, make_params(mode="fields_first"))
+    assert GenerateParams().mode == "fields_first"
+    requests = requests_for(tmp_path, make_params())
     assert [v for v, _ in requests] == [f"with_description#{i}" for i in range(len(mappings))]
     for (inputs, output), (_, request) in zip(mappings, requests, strict=True):
         assert f"1. Given the {', '.join(inputs)}, produce the {output}." in request.messages[-1][1]
@@ -58,7 +59,7 @@ def test_propose_answers_are_repaired_unless_turned_off(tmp_path: Path):
     task = {"instruction": "Classify the review.", "input_fields": ["text", "label"], "output_field": "label"}
     answer = ChatResult(content=json.dumps({"tasks": [task]}))
     for repair, inputs in ((True, ["text"]), (False, ["text", "label"])):
-        params = make_params(repair=repair)
+        params = make_params(mode="propose", repair=repair)
         variant, request = requests_for(tmp_path, params)[0]
         assert to_proposal(variant, request, answer, make_meta(), params).tasks[0].input_fields == inputs
 

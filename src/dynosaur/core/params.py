@@ -161,7 +161,7 @@ class DiscoverParams(Section):
 
 
 class GenerateParams(Section):
-    prompt_version: str = Field(default="v1", min_length=1)
+    prompt_version: str = Field(default="v2", min_length=1)
     variants: list[Literal["with_description", "without_description"]] = [
         "with_description",
         "without_description",
@@ -169,7 +169,7 @@ class GenerateParams(Section):
     tasks_per_prompt: int = Field(default=3, ge=1, le=10)
     # propose: the model proposes whole tasks (the paper's way); fields_first: plausible (inputs → output)
     # mappings are enumerated from the field statistics and the model writes each one's instruction.
-    mode: Literal["propose", "fields_first"] = "propose"
+    mode: Literal["propose", "fields_first"] = "fields_first"
     max_mappings: int = Field(default=10, ge=1, le=30)  # fields_first: at most this many mappings per source
     mappings_per_request: int = Field(default=1, ge=1, le=30)  # fields_first: instructions asked for per request
     demonstrations: bool = False  # the paper's demonstrations (SQuAD, ANLI / MathQA, CommonGen) as turns

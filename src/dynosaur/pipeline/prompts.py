@@ -53,17 +53,15 @@ SYSTEM_FIELDS_FIRST = (
 
 ASK_FIELDS_FIRST = (
     "Write one instruction for each of the {n} numbered tasks listed in the dataset block, in their order. "
-    "An instruction is a command to a model, starting with a verb such as Classify, Write or Summarise: "
-    "what to do with the given fields of any row to produce the asked field, in one or two sentences. Do "
-    "not name the fields and do not describe or quote the example rows. Each task asks for something "
-    'different, so each instruction must fit its own task. Answer as {{"instructions": ["...", "..."]}} '
-    "with exactly {n} instructions."
+    "An instruction tells a model what to do with the given fields of one row to produce the asked field, "
+    "in one or two sentences, without naming fields and without quoting the example rows. Each task asks "
+    'for something different, so each instruction must fit its own task. Answer as {{"instructions": '
+    '["...", "..."]}} with exactly {n} instructions.'
 )
 ASK_FIELD_FIRST = (  # one mapping per request
-    "Write the instruction for the task listed in the dataset block. An instruction is a command to a "
-    "model, starting with a verb such as Classify, Write or Summarise: what to do with the given fields of "
-    "any row to produce the asked field, in one or two sentences. Do not name the fields and do not "
-    'describe or quote the example rows. Answer as {"instructions": ["..."]}.'
+    "Write the instruction for the task listed in the dataset block. It tells a model what to do with the "
+    "given fields of one row to produce the asked field, in one or two sentences, without naming fields and "
+    'without quoting the example rows. Answer as {"instructions": ["..."]}.'
 )
 
 
