@@ -7,8 +7,7 @@ code and `params.yaml` (llm: the default local Qwen2.5-Coder-0.5B, unless `--pro
 
 Then, per source and overall, scored against the hand-written `bench/quality/valid_mappings.yaml`:
 - proposals: tasks the model proposed (unparseable answers counted apart);
-- kept: tasks the filter kept, less those whose instruction copies a demonstration
-  (`dynosaur.pipeline.prompts.copies_demonstration`, applied here until the filter applies it);
+- kept: tasks the filter kept (its `copies_demonstration` rule included);
 - precision: the share of kept tasks whose (inputs → output) mapping is on the valid list;
 - yield: distinct valid mappings kept (entries of the list matched), per source;
 - dataset talk: kept instructions that speak of the dataset, its fields or splits rather than a task (a
@@ -226,14 +225,7 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
         return {"status": meta.status, "reason": meta.reason}
     generated = read_model(repo / "data" / "generated" / f"{sid}.json", GeneratedSource)
     filtered = read_model(repo / "data" / "tasks" / f"{sid}.json", FilteredSource)
-    valid_tasks, copies = filtered.valid, 0
-    try:  # the filter rule that rejects copied demonstrations; a no-op once the filter applies it itself
-        from dynosaur.pipeline.prompts import copies_demonstration
-    except ImportError:  # code from before demonstrations
-        pass
-    else:
-        valid_tasks = [t for t in filtered.valid if not copies_demonstration(t.instruction)]
-        copies = len(filtered.valid) - len(valid_tasks)
+    valid_tasks = filtered.valid
     kept = [t.model_dump() for t in valid_tasks]
     entries = [match_entry(t["input_fields"], t["output_field"], spec) for t in kept]
     on_list = [e for e in entries if e is not None]
@@ -265,7 +257,7 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
         "proposals": sum(len(p.tasks) for p in generated.proposals),
         "unparseable": sum(p.parse_error is not None for p in generated.proposals),
         "kept": len(kept),
-        "demo_copies": copies,
+        "demo_copies": rejected.get("copies_demonstration", 0),
         "kept_valid": len(on_list),
         "precision": len(on_list) / len(kept) if kept else None,
         "yield": len(set(on_list)),
@@ -354,9 +346,7 @@ def table(per_source: dict[str, dict[str, Any]], total: dict[str, Any]) -> str:
         mark = "✓" if met(total[key]) else "✗ MISSED"
         lines.append(f"  {key:<22} {cell(total[key]):>8}  target {target} {mark}")
     lines.append(f"  {'unparseable answers':<22} {total['unparseable']:>8}")
-    copies = (
-        f"{total['demo_copies']:>8}  kept by the filter but copied from a demonstration: not counted as kept"
-    )
+    copies = f"{total['demo_copies']:>8}  rejected by the filter as copied from a demonstration"
     lines.append(f"  {'demonstration copies':<22} {copies}")
     talk = f"{total['dataset_talk']:>8}  kept instructions about the dataset, not a task (a proxy)"
     lines.append(f"  {'dataset talk':<22} {talk}")

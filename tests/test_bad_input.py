@@ -242,6 +242,7 @@ def baseline_root(tmp_path_factory: pytest.TempPathFactory, llm_server: FakeOpen
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sources"] = [{"id": "good", "path": "data/sources/good"}]
+    params["generate"]["mode"] = "propose"  # the fake's scripted answers are whole tasks
     params["llm"].update(
         provider="compatible",
         base_url=llm_server.base_url,

@@ -24,12 +24,16 @@ def test_dvc_repro_with_the_local_model_builds_a_corpus(tmp_path: Path):
         "model": "qwen2.5-coder-0.5b-instruct-q4_k_m",
         "timeout_s": 300,
     }
+    # The default mode (Project pins `propose` for its scripted fakes): one call per enumerated mapping,
+    # two at most here
+    project.params["generate"].update(mode="fields_first", max_mappings=2)
     project.add_demo_source("vader-tweets")
     # two real model calls on 2 shared cores: minutes, not seconds
     project.run("dvc", "repro", "organize", timeout=1200)
 
     generate = project.metrics("generate")
-    assert generate["calls_made"] == 2  # with and without the description
+    calls = generate["calls_made"]
+    assert 1 <= calls <= 2
     assert generate["unparseable_answers"] == 0  # json_schema-constrained decoding
     assert generate["completion_tokens"] > 0
     status = project.status()
@@ -56,4 +60,7 @@ def test_dvc_repro_with_the_local_model_builds_a_corpus(tmp_path: Path):
 
     shutil.rmtree(project.root / "data/generated")
     project.run("dvc", "repro", "organize", timeout=1200)
-    assert (project.metrics("generate")["calls_made"], project.metrics("generate")["cache_hits"]) == (0, 2)
+    assert (project.metrics("generate")["calls_made"], project.metrics("generate")["cache_hits"]) == (
+        0,
+        calls,
+    )

@@ -343,13 +343,14 @@ def stage(tmp_path: Path, srv: FakeBatchOpenAI, monkeypatch: pytest.MonkeyPatch)
 
     def configure(**llm: Any) -> Namespace:
         params = {
+            "generate": {"mode": "propose"},  # the scripted answers are whole tasks
             "llm": {
                 "provider": "compatible",
                 "base_url": srv.base_url,
                 "model": "fake-model",
                 "max_retries": 0,
                 **llm,
-            }
+            },
         }
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         monkeypatch.setenv("DYNO_PARAMS", str(tmp_path / "params.yaml"))

@@ -741,3 +741,31 @@ def test_published_glue_label_tasks_are_valid(published):
             expected = None  # each published instruction already names every label: none are appended
         task = judge_one(spec_for(entry), meta_for(entry, label=label))
         assert (task.verdict, task.reason, task.label_options) == ("valid", None, expected), entry
+
+
+# --- copies_demonstration ------------------------------------------------------------------------------
+
+
+def test_copies_demonstration_rejects_a_demonstration_pasted_onto_other_fields():
+    """Seen with demonstrations on: the 0.5B model asked SQuAD's "Create a question provided the article."
+    of a table that has no question."""
+    spec = make_spec(
+        instruction="Create a question provided the article.", input_fields=["text"], output_field="label"
+    )
+    assert_rejected(judge_one(spec), "copies_demonstration")
+    nearly = make_spec(
+        instruction="Please choose the correct answer for the math problem!", output_field="label"
+    )
+    assert_rejected(judge_one(nearly), "copies_demonstration")
+
+
+def test_copies_demonstration_keeps_the_same_instruction_over_the_same_kind_of_output():
+    # the demonstration's own output (`title`): the instruction fits the fields it is asked of
+    spec = make_spec(
+        instruction="Can you write a title for the passage?", input_fields=["text"], output_field="title"
+    )
+    task = judge_one(spec)
+    assert (task.verdict, task.reason) == ("valid", None)
+    # a task of its own that merely shares a few words with a demonstration
+    own = make_spec(instruction="Choose the sentiment that the review expresses.", output_field="label")
+    assert judge_one(own).verdict == "valid"

@@ -171,7 +171,9 @@ class GenerateParams(Section):
     # mappings are enumerated from the field statistics and the model writes each one's instruction.
     mode: Literal["propose", "fields_first"] = "fields_first"
     max_mappings: int = Field(default=10, ge=1, le=30)  # fields_first: at most this many mappings per source
-    mappings_per_request: int = Field(default=1, ge=1, le=30)  # fields_first: instructions asked for per request
+    mappings_per_request: int = Field(
+        default=1, ge=1, le=30
+    )  # fields_first: instructions asked for per request
     demonstrations: bool = False  # the paper's demonstrations (SQuAD, ANLI / MathQA, CommonGen) as turns
     repair: bool = True  # an output also listed as an input is dropped from the inputs (if others remain)
     limit: int | None = Field(default=None, ge=1, le=MAX_COUNT)  # smoke runs: only the first N sources

@@ -38,9 +38,11 @@ from dynosaur.core.records import (
 from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates
+from dynosaur.pipeline.prompts import copied_from_demonstration
 from dynosaur.registry.ledger import read_records
 
-RULES_VERSION = 5  # bump when a rule changes meaning, so every source is judged again (5: injection)
+# bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration)
+RULES_VERSION = 6
 
 REASONS = (
     "unparseable",
@@ -53,6 +55,7 @@ REASONS = (
     "instruction_too_short",
     "instruction_too_long",
     "injection",
+    "copies_demonstration",
     "meta_field",
     "code_from_metadata",
     "bad_target",
@@ -187,6 +190,12 @@ def injection(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     prompt) instead of describing a task over the data: never a training instruction (issue 11)."""
     text = spec.instruction
     return "injection" if INJECTION.search(text) or SECRET_VARIABLE.search(text) else None
+
+
+def copies_demonstration(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """A demonstration's instruction pasted onto other fields (a 0.5B model given the paper's SQuAD
+    demonstration asks "Create a question provided the article." of a word-similarity table)."""
+    return "copies_demonstration" if copied_from_demonstration(spec) else None
 
 
 def snake_name(name: str) -> str:
@@ -400,6 +409,7 @@ RULES: tuple[Rule, ...] = (
     instruction_too_short,
     instruction_too_long,
     injection,
+    copies_demonstration,
     meta_field,
     code_from_metadata,
     bad_target,

@@ -312,6 +312,22 @@ def copies_demonstration(
     return any(_rouge_l(words, _words(demo)) >= threshold for demo in demos)
 
 
+def copied_from_demonstration(spec: TaskSpec, threshold: float = 0.7) -> bool:
+    """True when `spec` takes a demonstration task's instruction (`copies_demonstration`) but not its output
+    field: the copy is pasted onto fields it does not fit. The same instruction over the same kind of output
+    (a real SQuAD-like source asked for its answers) is a fine task."""
+    words = _words(spec.instruction)
+    fields = [spec.output_field] if isinstance(spec.output_field, str) else spec.output_field
+    output = fields[0] if len(fields) == 1 else ""  # several outputs are another rule's business
+    base = output.split(".", 1)[0].strip().lower()
+    for demos in DEMONSTRATIONS.values():
+        for task in (t for d in demos for t in d.tasks):
+            demo_output = str(task.output_field).split(".", 1)[0].lower()
+            if base != demo_output and _rouge_l(words, _words(task.instruction)) >= threshold:
+                return True
+    return False
+
+
 def _demo_turns(variant: str, tasks_per_prompt: int, sample_rows: int) -> list[tuple[str, str]]:
     turns = []
     for demo in DEMONSTRATIONS.get(variant, ()):
