@@ -107,6 +107,7 @@ def repro(repo: Path, env: dict, log: Path) -> tuple[float, dict[str, float]]:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(f"{time.perf_counter() - t0:8.2f} {line}")
             if m := STAGE.search(line):

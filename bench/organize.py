@@ -46,7 +46,8 @@ def build(work: Path, rows: int, files: int) -> None:
     with Timer() as t:
         meta = collect_source(spec, CollectParams(), source_revision(spec))
     print(f"collect of {rows} rows: {t.s:.1f}s (not part of the comparison)", flush=True)
-    assert meta.status == "ok" and meta.feature("label").class_names == LABELS, meta
+    label = meta.feature("label")
+    assert meta.status == "ok" and label is not None and label.class_names == LABELS, meta
     specs = [  # (instruction, inputs, output, label options)
         ("Answer the question using the passage as context.", ["context", "question"], "answer", None),
         ("Classify the sentiment of the passage below.", ["context"], "label", LABELS),
@@ -114,7 +115,9 @@ def vm_hwm_mb() -> float:
     """This process's peak RSS. Not `ru_maxrss`: Linux carries that over fork+exec, so a child would report
     the (large) parent's RSS at fork time; VmHWM belongs to the post-exec address space only."""
     status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    assert found, "no VmHWM in /proc/self/status"
+    return int(found.group(1)) / 1024
 
 
 def measure(kind: str, work: Path) -> dict:
@@ -143,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-organize-") as tmp:
         work = Path(tmp)
         build(work, args.rows, args.files)
-        runs = {"floor": [], "organize": []}
+        runs: dict[str, list[dict[str, float]]] = {"floor": [], "organize": []}
         for _ in range(args.repeat):
             for kind in runs:  # side by side, alternating
                 runs[kind].append(measure(kind, work))

@@ -292,15 +292,12 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
 
 
 def paper_figures() -> dict[str, Any] | str:
-    """The filter's figures on the paper's published tasks, once `dynosaur.pipeline.paper_tasks` exists."""
-    try:
-        from dynosaur.pipeline.paper_tasks import paper_task_figures  # type: ignore[import-not-found]
-    except ImportError:
-        return "n/a (needs dynosaur.pipeline.paper_tasks)"
+    """The filter's figures on the paper's published tasks (when ../shared/data sits beside the checkout)."""
+    from dynosaur.pipeline.paper_tasks import load_paper_tasks, paper_task_figures
+
     if not PAPER_TASKS.exists():
         return f"n/a ({PAPER_TASKS} not found)"
-    figures = paper_task_figures(PAPER_TASKS)
-    return figures.model_dump() if hasattr(figures, "model_dump") else dict(figures)
+    return paper_task_figures(load_paper_tasks(PAPER_TASKS)).model_dump()
 
 
 def overall(per_source: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -324,7 +321,14 @@ def overall(per_source: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def table(per_source: dict[str, dict[str, Any]], total: dict[str, Any]) -> str:
-    cols = ("proposals", "kept", "precision", "yield", "near_duplicate_pairs", "duplicate_instances")
+    cols: tuple[str, ...] = (
+        "proposals",
+        "kept",
+        "precision",
+        "yield",
+        "near_duplicate_pairs",
+        "duplicate_instances",
+    )
     cols += ("cut_targets", "instances")
     heads = ("proposed", "kept", "precision", "yield", "near-dup", "dup inst", "cut", "instances")
 

@@ -88,10 +88,13 @@ https://github.com/gunthercox/chatterbot-corpus.
 """
 
 
-def pip_download(spec: str, dest: Path, sdist: bool) -> Path:
-    """Fetch one distribution file (sdist or wheel, no dependencies) and return its path."""
+def pip_download(spec: str, dest: Path, sdist: bool, extra: tuple[str, ...] = ()) -> Path:
+    """Fetch one distribution file (sdist or wheel, no dependencies) and return its path.
+
+    `extra` goes to pip as is, e.g. `--platform` and `--python-version` to pin one wheel of a binary package.
+    """
     kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, spec, "-d", str(dest)]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, *extra, spec, "-d", str(dest)]
     subprocess.run([*cmd, "--quiet", "--disable-pip-version-check"], check=True)
     prefix = spec.split("==")[0].replace("-", "_").lower()
     (found,) = [p for p in dest.iterdir() if p.name.replace("-", "_").lower().startswith(prefix)]
@@ -102,13 +105,21 @@ def sentiment(score: float) -> int:
     return 0 if score <= -0.5 else 2 if score >= 0.5 else 1
 
 
+def tar_member(tar: tarfile.TarFile, name: str) -> bytes:
+    """A regular file's bytes (`extractfile` gives None for a directory or link)."""
+    member = tar.extractfile(name)
+    if member is None:
+        raise ValueError(f"{name} is not a regular file in {tar.name!s}")
+    return member.read()
+
+
 def read_vader(sdist: Path, member: str) -> list[Row]:
     """Rows of one ground-truth TSV (`id<TAB>mean rating<TAB>text`), sorted by id (`12`, `3_7` numerically)."""
     with tarfile.open(sdist) as outer:
         (inner_name,) = [n for n in outer.getnames() if n.endswith(VADER_TARBALL)]
-        inner_bytes = outer.extractfile(inner_name).read()
+        inner_bytes = tar_member(outer, inner_name)
     with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
-        text = inner.extractfile(f"hutto_ICWSM_2014/{member}").read().decode("utf-8")
+        text = tar_member(inner, f"hutto_ICWSM_2014/{member}").decode("utf-8")
     rows = []
     for row_id, score, snippet in (line.split("\t") for line in text.splitlines() if line.strip()):
         value = float(score)

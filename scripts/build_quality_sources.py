@@ -148,7 +148,7 @@ def grimm_tales(wheel: Path) -> Built:
     topics, types = labels([r[0] for r in rows]), labels([r[5] for r in rows])
     out = []
     for r in rows:
-        row = dict(zip(fields, r, strict=True))
+        row: dict[str, Any] = dict(zip(fields, r, strict=True))
         row["atu_topic"], row["atu_type"] = topics.index(r[0]), types.index(r[5])
         out.append(row)
     features = [feature("atu_topic", topics), feature("title", "string"), feature("abstract", "string")]

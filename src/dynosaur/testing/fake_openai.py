@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 Responder = Callable[[dict[str, Any]], "str | Reply | Fault"]
 
@@ -195,7 +195,7 @@ class FakeOpenAI:
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> FakeOpenAI:
+    def start(self) -> Self:
         if self._server is not None:
             return self
         self._stopping.clear()
@@ -220,7 +220,7 @@ class FakeOpenAI:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> FakeOpenAI:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
