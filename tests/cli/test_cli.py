@@ -387,3 +387,28 @@ def test_usage_errors_exit_2(ws, capsys, args):
     code, out, err = run_main(capsys, *args)
     assert (code, out) == (2, "")
     assert "Error:" in err and "Traceback" not in err
+
+
+# --- show by id prefix -------------------------------------------------------------------------------
+
+
+def test_show_accepts_a_unique_prefix_of_the_task_id(ws):
+    shown = as_json(invoke("show", ws.valid.task_id[:6], "-n", "1", "--json"))
+    assert shown["task"]["task_id"] == ws.valid.task_id
+    assert [r["task_id"] for r in shown["instances"]] == [ws.valid.task_id]
+
+
+def test_show_of_an_ambiguous_prefix_lists_candidates_and_exits_2(ws, capsys):
+    # Two tasks whose ids share their first four characters.
+    twins = [make_task(task_id=f"abcd{c * 12}", source_id="zz") for c in "12"]
+    write_source(ws.root, make_meta(source_id="zz"), make_generated(source_id="zz"), twins)
+    code, out, err = run_main(capsys, "show", "abcd")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "task id prefix 'abcd' matches 2 tasks: abcd111111111111, abcd222222222222")
+    assert invoke("show", "abcd1", "--json").exit_code != 2  # one more character settles it
+
+
+def test_show_of_an_unknown_prefix_is_not_found(ws, capsys):
+    code, out, err = run_main(capsys, "show", "zzzz")
+    assert (code, out) == (1, "")
+    assert_one_line_error(err, "unknown task 'zzzz'")

@@ -192,12 +192,12 @@ def print_grouped(out, cols: list[Col], rows: list[list[Any]], *, flat: bool = T
 @click.option("-n", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many instances.")
 @json_option
 def show(task_id: str, n: int, as_json: bool) -> None:
-    """Show a task and a sample of its instances."""
+    """Show a task and a sample of its instances. TASK_ID may be any unique prefix of the id."""
     from dynosaur.registry.status import find_task, sample_instances
 
     ws = _workspace()
     task = find_task(ws, task_id)
-    rows = sample_instances(ws, task_id, n)
+    rows = sample_instances(ws, task.task_id, n)
     if as_json:
         return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
     from rich.panel import Panel

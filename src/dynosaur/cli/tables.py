@@ -57,7 +57,8 @@ def source_detail(origin: str, revision: str, licence: str | None, width: int) -
     """`origin@revision · licence` in `width` cells: a 7-character revision; the origin, then the licence,
     shortened to fit."""
     rev = "@" + revision.removeprefix("sha256:")[:7]
-    tail = f" · {middle_ellipsis(licence, max(6, width // 3))}" if licence else ""
+    # The licence whole while the origin keeps 12 cells; past that both give way.
+    tail = f" · {middle_ellipsis(licence, max(6, width - len(rev) - 3 - 12))}" if licence else ""
     return f"{short_origin(origin, max(8, width - len(rev) - len(tail)))}{rev}{tail}"
 
 
