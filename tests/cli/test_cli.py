@@ -8,6 +8,7 @@ collect), `flaky` (generate failed) and `fresh` (collected, nothing after that y
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,17 +178,46 @@ def test_status_json_totals_and_per_source_fields(ws):
         assert (by_id[sid]["tasks_valid"], by_id[sid]["tasks_rejected"], by_id[sid]["instances"]) == (0, 0, 0)
 
 
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """A table's lines as cells (split at runs of two or more spaces; empty cells vanish), by first cell."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines() if line.strip()]
+    return {row[0]: row for row in rows}
+
+
 def test_status_table_lists_sources_and_total(ws):
-    result = invoke("status")
+    result = CliRunner().invoke(cli, ["status"], prog_name="dyno", env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    lines = [line for line in result.stdout.splitlines() if line.startswith("│")]
-    cells = {row[0]: row for row in ([c.strip() for c in line.split("│")[1:-1]] for line in lines)}
+    cells = table_rows(result.stdout)
     local = "local:data/sources/"
-    assert cells["reviews"] == ["reviews", local + "reviews", "000000000000", "", "ok", "1", "1", "5"]
+    assert cells["source"] == [
+        "source",
+        "origin",
+        "revision",
+        "licence",
+        "status",
+        "valid",
+        "rejected",
+        "instances",
+    ]
+    assert cells["reviews"] == ["reviews", local + "reviews", "000000000000", "ok", "1", "1", "5"]
     assert cells["news"] == ["news", local + "news", "222222222222", "cc-by-4.0", "ok", "1", "0", "3"]
-    assert cells["gated"][4] == f"skipped: {GATED}"
-    assert cells["total"] == ["total", "", "", "", "", "2", "1", "8"]
+    assert cells["gated"][-4:] == ["skipped", "0", "0", "0"]
+    assert cells["total"] == ["total", "2", "1", "8"]
+    # The reasons follow the table, one line per source.
+    assert f"gated: skipped: {GATED}" in result.stdout
+    assert f"flaky: failed: {FAILED}" in result.stdout
+
+
+def test_status_table_at_80_columns_puts_origin_under_the_id(ws):
+    result = CliRunner().invoke(cli, ["status"], prog_name="dyno", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    cells = table_rows(result.stdout)
+    assert cells["reviews"] == ["reviews", "ok", "1", "1", "5"]
+    detail = lines[lines.index(next(line for line in lines if line.startswith("news "))) + 1]
+    assert detail.startswith("  local:") and detail.rstrip().endswith("news@2222222 · cc-by-4.0"), detail
 
 
 def test_status_of_an_empty_project(ws):
@@ -357,3 +387,28 @@ def test_usage_errors_exit_2(ws, capsys, args):
     code, out, err = run_main(capsys, *args)
     assert (code, out) == (2, "")
     assert "Error:" in err and "Traceback" not in err
+
+
+# --- show by id prefix -------------------------------------------------------------------------------
+
+
+def test_show_accepts_a_unique_prefix_of_the_task_id(ws):
+    shown = as_json(invoke("show", ws.valid.task_id[:6], "-n", "1", "--json"))
+    assert shown["task"]["task_id"] == ws.valid.task_id
+    assert [r["task_id"] for r in shown["instances"]] == [ws.valid.task_id]
+
+
+def test_show_of_an_ambiguous_prefix_lists_candidates_and_exits_2(ws, capsys):
+    # Two tasks whose ids share their first four characters.
+    twins = [make_task(task_id=f"abcd{c * 12}", source_id="zz") for c in "12"]
+    write_source(ws.root, make_meta(source_id="zz"), make_generated(source_id="zz"), twins)
+    code, out, err = run_main(capsys, "show", "abcd")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "task id prefix 'abcd' matches 2 tasks: abcd111111111111, abcd222222222222")
+    assert invoke("show", "abcd1", "--json").exit_code != 2  # one more character settles it
+
+
+def test_show_of_an_unknown_prefix_is_not_found(ws, capsys):
+    code, out, err = run_main(capsys, "show", "zzzz")
+    assert (code, out) == (1, "")
+    assert_one_line_error(err, "unknown task 'zzzz'")

@@ -19,6 +19,17 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from dynosaur.cli.tables import (
+    GAP,
+    Col,
+    fit,
+    licence_change,
+    licence_shares,
+    render,
+    short_origin,
+    source_detail,
+    truncate,
+)
 from dynosaur.core.errors import DynoError, error_line
 from dynosaur.core.text import printable
 
@@ -70,6 +81,13 @@ def table(
     return t
 
 
+def plain_text(text: str):
+    """Data as a rich renderable: printed as it is (no markup), control characters escaped."""
+    from rich.text import Text
+
+    return Text(printable(text))
+
+
 def short(revision: str) -> str:
     return revision.removeprefix("sha256:")[:12]
 
@@ -101,22 +119,37 @@ def status(as_json: bool) -> None:
     report = build(_workspace())
     if as_json:
         return emit_json(report)
-    rows = [
-        [
-            s.source_id,
-            s.origin,
-            short(s.revision),
-            s.license,
-            s.status + (f": {s.reason}" if s.reason else ""),
-            s.tasks_valid,
-            s.tasks_rejected,
-            f"{s.instances:,}",
-        ]
-        for s in report.sources
+    out = _stdout()
+    cols = [
+        Col("source", "id"),
+        Col("origin", "cut", min_width=14, drop=2, cut=short_origin),
+        Col("revision", "cut", min_width=7, drop=1, cut=truncate),
+        Col("licence", "cut", min_width=12),
+        Col("status"),
+        Col("valid", "number"),
+        Col("rejected", "number"),
+        Col("instances", "number"),
     ]
-    rows.append(["total", "", "", "", "", report.tasks_valid, report.tasks_rejected, f"{report.instances:,}"])
-    cols = ["source", "origin", "revision", "licence", "status", "valid", "rejected", "instances"]
-    _stdout().print(table(None, cols, rows, {"valid", "rejected", "instances"}))
+    counts = lambda s: [s.tasks_valid, s.tasks_rejected, f"{s.instances:,}"]  # noqa: E731
+    rows = [
+        [s.source_id, s.origin, short(s.revision), s.license, s.status, *counts(s)] for s in report.sources
+    ]
+    total = ["total", "", "", "", "", *counts(report)]
+    if fit(cols, [*rows, total], out.width - 1).hidden:
+        # Too narrow for them all: origin, revision and licence go on a second line, under the source's id.
+        cols = [cols[0], *cols[4:6], Col("rejected", "number", drop=1), cols[7]]
+        total = ["total", "", *counts(report)]
+        rows = [[s.source_id, s.status, *counts(s)] for s in report.sources]
+        fitted = fit(cols, [*rows, total], out.width - 1)
+        spare = out.width - 1 - sum(fitted.widths) - GAP * (len(fitted.widths) - 1)
+        width = max(24, fitted.widths[0] + spare) - 2
+        for row, s in zip(rows, report.sources, strict=True):
+            row[0] += f"\n  {source_detail(s.origin, s.revision, s.license, width)}"
+    out.print(render(None, cols, rows, out.width, footer=[total]), crop=False)
+    # Reasons go under the table, one line per source: in a column they would take a line per word.
+    for s in report.sources:
+        if s.reason:
+            out.print(plain_text(f"{s.source_id}: {s.status}: {s.reason}"))
 
 
 @cli.command()
@@ -130,13 +163,28 @@ def tasks(source: str | None, rejected: bool, as_json: bool) -> None:
     found = list_tasks(_workspace(), source, rejected)
     if as_json:
         return emit_json(found)
-    cols = ["task", "source", "inputs", "output", "instruction"] + (["reason"] if rejected else [])
+    out = _stdout()
+    out.print(f"{len(found)} {'rejected' if rejected else 'valid'} tasks")
+    fields = lambda t: f"{', '.join(t.input_fields)} → {t.output_field}"  # noqa: E731
+    cols = [Col("task", "id"), Col("source", "id", drop=1), Col("fields", "wrap", min_width=12)]
+    cols += [Col("instruction", "wrap", min_width=40)] + ([Col("reason")] if rejected else [])
     rows: list[list[Any]] = [
-        [t.task_id, t.source_id, ", ".join(t.input_fields), t.output_field, t.final_instruction]
-        + ([t.reason] if rejected else [])
+        [t.task_id, t.source_id, fields(t), t.final_instruction] + ([t.reason] if rejected else [])
         for t in found
     ]
-    _stdout().print(table(f"{len(found)} {'rejected' if rejected else 'valid'} tasks", cols, rows))
+    print_grouped(out, cols, rows, flat=source is None)
+
+
+def print_grouped(out, cols: list[Col], rows: list[list[Any]], *, flat: bool = True) -> None:
+    """Rows whose second column is a source id: one table when it fits (or `flat`), else one table per
+    source with its id as the title, lined up: a source column would leave the text too little room."""
+    if flat and not fit(cols, rows, out.width - 1).hidden:
+        return out.print(render(None, cols, rows, out.width), crop=False)
+    cols = cols[:1] + cols[2:]
+    narrow = [r[:1] + r[2:] for r in rows]
+    for n, sid in enumerate(dict.fromkeys(r[1] for r in rows)):
+        group = [short for short, r in zip(narrow, rows, strict=True) if r[1] == sid]
+        out.print(render(sid, cols, group, out.width, fit_to=narrow, show_header=n == 0), crop=False)
 
 
 @cli.command()
@@ -144,12 +192,12 @@ def tasks(source: str | None, rejected: bool, as_json: bool) -> None:
 @click.option("-n", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many instances.")
 @json_option
 def show(task_id: str, n: int, as_json: bool) -> None:
-    """Show a task and a sample of its instances."""
+    """Show a task and a sample of its instances. TASK_ID may be any unique prefix of the id."""
     from dynosaur.registry.status import find_task, sample_instances
 
     ws = _workspace()
     task = find_task(ws, task_id)
-    rows = sample_instances(ws, task_id, n)
+    rows = sample_instances(ws, task.task_id, n)
     if as_json:
         return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
     from rich.panel import Panel
@@ -407,17 +455,26 @@ def releases(as_json: bool) -> None:
     rows = [
         [
             r.tag,
-            r.created_at,
+            r.created_at.replace("T", " ")[:16],
             r.totals.sources,
             r.totals.tasks,
             f"{r.totals.instances:,}",
-            ", ".join(f"{k} {v:,}" for k, v in r.licenses.items()),
+            licence_shares(r.licenses),
             r.message,
         ]
         for r in found
     ]
-    cols = ["version", "created", "sources", "tasks", "instances", "licences (instances)", "message"]
-    _stdout().print(table(None, cols, rows, {"sources", "tasks", "instances"}))
+    cols = [
+        Col("version"),
+        Col("created", "cut", min_width=10, drop=2, cut=truncate),
+        Col("sources", "number"),
+        Col("tasks", "number"),
+        Col("instances", "number"),
+        Col("licences", "cut", min_width=14, drop=1),
+        Col("message", "wrap", min_width=24),
+    ]
+    out = _stdout()
+    out.print(render(None, cols, rows, out.width), crop=False)
 
 
 @cli.command(name="diff")
@@ -432,44 +489,45 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
     report = diff(_root(), a, b, instances=instances)
     if as_json:
         return emit_json(report)
+    t = report.totals
+    kinds = ["added", "changed", "removed", "retracted"]
+    # Task counts nobody has (all zero, totals too) are left out: they only take width.
+    shown = [k for k in kinds if getattr(t, f"tasks_{k}")] or ["added"]
+    churn = lambda x: f"+{x.instances_added:,} -{x.instances_removed:,}"  # noqa: E731
     rows = [
         [
             s.source_id,
-            s.tasks_added,
-            s.tasks_changed,
-            s.tasks_removed,
-            s.tasks_retracted,
-            f"+{s.instances_added:,}",
-            f"-{s.instances_removed:,}",
-            f"{s.license_before} → {s.license_after}"
-            if s.license_before != s.license_after
-            else (s.license_after or ""),
+            *(getattr(s, f"tasks_{k}") for k in shown),
+            churn(s),
+            licence_change(
+                s.license_before,
+                s.license_after,
+                in_before=s.revision_before is not None,
+                in_after=s.revision_after is not None,
+            ),
         ]
         for s in report.sources
     ]
-    t = report.totals
-    rows.append(
-        [
-            "total",
-            t.tasks_added,
-            t.tasks_changed,
-            t.tasks_removed,
-            t.tasks_retracted,
-            f"+{t.instances_added:,}",
-            f"-{t.instances_removed:,}",
-            f"{t.instances_before:,} → {t.instances_after:,} instances",
-        ]
-    )
-    cols = ["source", "added", "changed", "removed", "retracted", "instances +", "instances -", "licence"]
+    total = ["total", *(getattr(t, f"tasks_{k}") for k in shown), churn(t), ""]
+    cols = [
+        Col("source", "id"),
+        *(Col(k, "number") for k in shown),
+        Col("instances", "number"),
+        Col("licence", "wrap", min_width=12),
+    ]
+    title = f"{report.a} → {report.b}: {t.instances_before:,} → {t.instances_after:,} instances"
     out = _stdout()
-    right = {"added", "changed", "removed", "retracted", "instances +", "instances -"}
-    out.print(table(f"{report.a} → {report.b}", cols, rows, right))
+    out.print(render(title, cols, rows, out.width, footer=[total]), crop=False)
     if report.tasks:
-        task_rows = [
-            [c.task_id, c.source_id, c.change, f"+{c.instances_added:,}", f"-{c.instances_removed:,}"]
-            for c in report.tasks
+        task_rows = [[c.task_id, c.source_id, c.change, churn(c)] for c in report.tasks]
+        task_cols = [
+            Col("task", "id"),
+            Col("source", "id", drop=1),
+            Col("change"),
+            Col("instances", "number"),
         ]
-        out.print(table(None, ["task", "source", "change", "instances +", "instances -"], task_rows, right))
+        out.print()
+        print_grouped(out, task_cols, task_rows)
     if not report.churn_from_ids:
         _stderr().print("[yellow]note:[/] some shards were not readable here: their churn is the net change")
     for task_id, delta in (report.instances or {}).items():

@@ -63,6 +63,12 @@ class NotFound(DynoError, LookupError):
     """A task, source or version that does not exist."""
 
 
+class Ambiguous(DynoError, LookupError):
+    """An id prefix that names more than one task (or source): a usage error, give more characters."""
+
+    exit_code = 2
+
+
 class StageFailed(DynoError):
     """A stage finished the sources it could, but some failed (each is recorded with its reason)."""
 

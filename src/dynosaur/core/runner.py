@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from dynosaur.core.errors import DynoError, EmptyInput, error_line
 from dynosaur.core.io import read_model, write_json
+from dynosaur.core.progress import Progress
 from dynosaur.core.records import SourceMeta
 from dynosaur.core.text import printable
 
@@ -45,28 +46,16 @@ def log(message: str) -> None:
     print(printable(message), file=sys.stderr, flush=True)
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """A rich progress bar on a terminal; plain `description: i/n` lines otherwise (logs, CI, dvc)."""
+def progress(
+    items: Iterable[T], description: str, total: int | None = None, unit: str = "sources"
+) -> Iterator[T]:
+    """Each item, counted by a `Progress` (a rich bar on a terminal; plain lines every few seconds otherwise)."""
     items = list(items) if total is None else items
     total = len(items) if total is None else total  # type: ignore[arg-type]
-    if sys.stderr.isatty() and not os.environ.get("CI"):
-        from rich.progress import track
-
-        yield from track(
-            items, description=description, total=total, console=_stderr_console(), transient=True
-        )
-        return
-    step = max(1, total // 10)
-    for i, item in enumerate(items, 1):
-        yield item
-        if i == total or i % step == 0:
-            log(f"{description}: {i}/{total}")
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+    with Progress(description, total, unit) as bar:
+        for item in items:
+            yield item
+            bar.advance()
 
 
 def write_metrics(path: Path, metrics: dict) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from dynosaur.core.errors import StageFailed
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import Params, load_params
+from dynosaur.core.progress import Progress
 from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
-from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.core.runner import log, prune, run, write_metrics
 from dynosaur.pipeline.batch import WAITING, BatchRunner, ensure_tracker, load_tracker
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
 from dynosaur.pipeline.prompts import (
@@ -184,18 +185,23 @@ def main(args: argparse.Namespace) -> None:
         unwritten: set[str] = set()  # batch mode: sources with a request in a batch still running
         requests = [r for reqs in todo.values() for _, r in reqs]
         answered = runner.complete_many(requests) if runner else llm.complete_many(requests)
-        for request, result in progress(answered, "generate", total=len(waiting)):
-            counts[outcome(result)] += 1
-            counts["failed_calls"] += result.error is not None
-            counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
-            counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
-            if result.skipped == WAITING:
-                unwritten.update(sid for sid, _ in waiting[request.cache_key])
-            for sid, variant in waiting[request.cache_key]:
-                answers[sid].append((variant, request, result))
-                pending[sid] -= 1
-                if pending[sid] == 0:
-                    failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
+        tokens = 0  # this run's, cache hits not counted (they cost nothing)
+        with Progress("generate", len(waiting), "calls") as bar:
+            for request, result in answered:
+                if not result.cached:
+                    tokens += result.usage.prompt_tokens + result.usage.completion_tokens
+                bar.advance(tokens=tokens, cost_usd=llm.budget.spent_usd)
+                counts[outcome(result)] += 1
+                counts["failed_calls"] += result.error is not None
+                counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
+                counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
+                if result.skipped == WAITING:
+                    unwritten.update(sid for sid, _ in waiting[request.cache_key])
+                for sid, variant in waiting[request.cache_key]:
+                    answers[sid].append((variant, request, result))
+                    pending[sid] -= 1
+                    if pending[sid] == 0:
+                        failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
 
     removed = prune(out, set(metas), collected=args.collected)
     generated = [read_model(p, GeneratedSource) for p in sorted(out.glob("*.json"))]

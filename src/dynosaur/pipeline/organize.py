@@ -49,6 +49,7 @@ from dynosaur.core.errors import StageFailed, first_line
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import canonical_json, read_model
 from dynosaur.core.params import OrganizeParams, load_params
+from dynosaur.core.progress import Progress
 from dynosaur.core.records import (
     INSTANCE_COLUMNS,
     Feature,
@@ -57,7 +58,7 @@ from dynosaur.core.records import (
     Task,
     instance_ids,
 )
-from dynosaur.core.runner import log, progress, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
@@ -489,59 +490,64 @@ def main(args: argparse.Namespace) -> None:
     failures: dict[str, str] = {}
     live: dict[str, set[str]] = {}
     shards: dict[str, dict[str, list[int]]] = {}  # source → task → [instances, dropped_contaminated]
-    for tasks_path in progress(sorted(args.tasks.glob("*.json")), "organize"):
-        source_id = tasks_path.stem
-        source_dir = out / source_id
-        known = cache.peek(source_id)
-        if known is not None:
-            paths = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
-            if cache.get(source_id, paths) is not None:
-                live[source_id], shards[source_id] = set(known), known
-                counts["tasks_reused"] += len(known)
-                continue
-        source = read_model(tasks_path, FilteredSource)
-        live[source.source_id] = {t.task_id for t in source.valid}
-        want = shard_fingerprint
-        stale = [
-            t
-            for t in source.valid
-            if existing_fingerprint(source_dir / f"{t.task_id}.parquet")
-            != want(t, params, evalset_fingerprint)
-        ]
-        counts["tasks_reused"] += len(source.valid) - len(stale)
-        result = SourceResult()
-        if stale:
-            if files and evalset is None:
-                evalset = load_index(files, params.decontaminate.ngram)
-                log(
-                    f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate"
-                    " against"
+    paths = sorted(args.tasks.glob("*.json"))
+    # rows read from the sources (reused sources read none): organize's rate
+    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
+        for done, tasks_path in enumerate(paths):
+            bar.update(completed=done, rows=counts["rows_seen"])
+            source_id = tasks_path.stem
+            source_dir = out / source_id
+            known = cache.peek(source_id)
+            if known is not None:
+                paths = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
+                if cache.get(source_id, paths) is not None:
+                    live[source_id], shards[source_id] = set(known), known
+                    counts["tasks_reused"] += len(known)
+                    continue
+            source = read_model(tasks_path, FilteredSource)
+            live[source.source_id] = {t.task_id for t in source.valid}
+            want = shard_fingerprint
+            stale = [
+                t
+                for t in source.valid
+                if existing_fingerprint(source_dir / f"{t.task_id}.parquet")
+                != want(t, params, evalset_fingerprint)
+            ]
+            counts["tasks_reused"] += len(source.valid) - len(stale)
+            result = SourceResult()
+            if stale:
+                if files and evalset is None:
+                    evalset = load_index(files, params.decontaminate.ngram)
+                    log(
+                        f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate"
+                        " against"
+                    )
+                try:
+                    meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
+                    result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
+                except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
+                    if os.environ.get("DYNO_DEBUG"):
+                        raise
+                    failures[source.source_id] = first_line(exc, typed=True)
+                    result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
+                else:
+                    failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
+            live[source.source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
+            counts.update(result.counts)
+            counts["tasks_organized"] += len(stale) - len(result.failed)
+            counts["tasks_failed"] += len(result.failed)
+            shards[source_id] = {
+                t: shard_summary(source_dir / f"{t}.parquet")
+                for t in sorted(live[source_id])
+                if (source_dir / f"{t}.parquet").exists()
+            }
+            if not result.failed and source_id not in failures:
+                cache.put(
+                    source_id,
+                    [tasks_path, *(source_dir / f"{t}.parquet" for t in shards[source_id])],
+                    shards[source_id],
                 )
-            try:
-                meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
-                result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
-            except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
-                if os.environ.get("DYNO_DEBUG"):
-                    raise
-                failures[source.source_id] = first_line(exc, typed=True)
-                result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
-            else:
-                failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
-        live[source.source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
-        counts.update(result.counts)
-        counts["tasks_organized"] += len(stale) - len(result.failed)
-        counts["tasks_failed"] += len(result.failed)
-        shards[source_id] = {
-            t: shard_summary(source_dir / f"{t}.parquet")
-            for t in sorted(live[source_id])
-            if (source_dir / f"{t}.parquet").exists()
-        }
-        if not result.failed and source_id not in failures:
-            cache.put(
-                source_id,
-                [tasks_path, *(source_dir / f"{t}.parquet" for t in shards[source_id])],
-                shards[source_id],
-            )
+        bar.update(completed=len(paths), rows=counts["rows_seen"])
     for key, reason in failures.items():
         log(f"organize: {key}: failed: {reason}")
     if not live:  # no task records at all: never remove the whole corpus for that (issue 11)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import NotFound, ParamsError
+from dynosaur.core.errors import Ambiguous, NotFound, ParamsError, some
 from dynosaur.core.io import read_model
 from dynosaur.core.params import SOURCE_ID
 from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task, shard_path
 from dynosaur.registry.workspace import Workspace
+
+T = TypeVar("T")
 
 
 class SourceStatus(BaseModel):
@@ -91,11 +94,27 @@ def tasks(ws: Workspace, source: str | None = None, rejected: bool = False) -> l
 
 
 def find_task(ws: Workspace, task_id: str) -> Task:
+    """The task whose id is `task_id` or, failing that, the one task whose id starts with it."""
+    found: dict[str, Task] = {}
     for path in sorted(ws.tasks.glob("*.json")):
         for task in read_model(path, FilteredSource).tasks:
             if task.task_id == task_id:
                 return task
-    raise NotFound(f"unknown task {task_id!r} (see `dyno tasks`)")
+            if task_id and task.task_id.startswith(task_id):
+                found.setdefault(task.task_id, task)
+    return resolve_prefix(task_id, found, "task")
+
+
+def resolve_prefix(prefix: str, matches: dict[str, T], kind: str) -> T:
+    """The one match of an id prefix; `NotFound` for none, `Ambiguous` (exit 2) naming a few for several."""
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if not matches:
+        raise NotFound(f"unknown {kind} {prefix!r} (see `dyno {kind}s`)")
+    raise Ambiguous(
+        f"{kind} id prefix {prefix!r} matches {len(matches)} {kind}s: {some(sorted(matches))};"
+        " give more characters"
+    )
 
 
 def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
@@ -103,11 +122,11 @@ def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
     import pyarrow.parquet as pq
 
     task = find_task(ws, task_id)
-    shard = ws.corpus / shard_path(task.source_id, task_id)
+    shard = ws.corpus / shard_path(task.source_id, task.task_id)
     if task.verdict != "valid":
-        raise NotFound(f"task {task_id} was rejected ({task.reason}); it has no instances")
+        raise NotFound(f"task {task.task_id} was rejected ({task.reason}); it has no instances")
     if not shard.exists():
-        raise NotFound(f"task {task_id} has no shard yet: run `dvc repro`")
+        raise NotFound(f"task {task.task_id} has no shard yet: run `dvc repro`")
     rows: list[dict] = []
     for batch in pq.ParquetFile(shard).iter_batches(batch_size=max(n, 1)):
         rows.extend(batch.to_pylist())

@@ -53,6 +53,7 @@ from dynosaur.core.errors import DynoError, NotFound, ParamsError, some
 from dynosaur.core.fingerprint import fingerprint
 from dynosaur.core.io import atomic_write, read_json, write_json
 from dynosaur.core.params import TrainParams, load_params
+from dynosaur.core.progress import Progress as Reporter
 from dynosaur.core.records import Record, digest
 from dynosaur.core.runner import log, run, write_metrics
 from dynosaur.training.evaluation import is_classification
@@ -305,18 +306,22 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 
 def _progress(total: int) -> Any:
-    """A TrainerCallback: stops on a non-finite loss, logs progress, and times the loop and its tokens."""
+    """A TrainerCallback: stops on a non-finite loss, reports progress (steps, loss, tokens/s: a bar on a
+    terminal, plain lines otherwise), and times the loop and its tokens."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
         def __init__(self) -> None:
-            self.every = max(1, total // 10)
             self.start = self.seconds = 0.0
             self.tokens_at_start = self.tokens = 0
+            self.bar: Reporter | None = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.tokens_at_start = state.num_input_tokens_seen
             self.start = time.perf_counter()
+            if state.is_world_process_zero:
+                self.bar = Reporter("train", total, "steps", rate_of="tokens").__enter__()
+                self.bar.update(completed=state.global_step)  # resumed from a checkpoint: not at 0
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             loss = (logs or {}).get("loss")
@@ -324,14 +329,11 @@ def _progress(total: int) -> Any:
                 return
             step = state.global_step
             if not math.isfinite(loss):
+                self._close()
                 raise DynoError(f"training diverged at step {step} (loss {loss}): lower train.lr")
-            if state.is_world_process_zero and (step % self.every == 0 or step == total):
-                rate = (state.num_input_tokens_seen - self.tokens_at_start) / (
-                    time.perf_counter() - self.start
-                )
-                log(
-                    f"train: step {step}/{total} loss {loss:.4f} ({rate:,.0f} tokens/s on {args.device.type})"
-                )
+            if self.bar is not None:
+                tokens = state.num_input_tokens_seen - self.tokens_at_start
+                self.bar.update(completed=step, loss=loss, tokens=tokens)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.global_step >= state.max_steps:
@@ -340,6 +342,12 @@ def _progress(total: int) -> Any:
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.seconds = time.perf_counter() - self.start
             self.tokens = state.num_input_tokens_seen - self.tokens_at_start
+            self._close()
+
+        def _close(self) -> None:
+            if self.bar is not None:
+                self.bar.__exit__(None, None, None)
+                self.bar = None
 
     return Progress()
 
