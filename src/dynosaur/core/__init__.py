@@ -1,0 +1,1 @@
+"""Records, params, fingerprints, errors and file conventions that every other layer shares."""

@@ -1,0 +1,1 @@
+"""The corpus stages (collect → generate → filter → organize) and the LLM client they share."""

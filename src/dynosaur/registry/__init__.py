@@ -1,0 +1,1 @@
+"""Releases: the ledger, manifests, diffs, pulls, verification and Hub publishing."""

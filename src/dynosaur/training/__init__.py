@@ -1,0 +1,1 @@
+"""The train, evaluate and continual stages over the corpus or a release."""
