@@ -769,3 +769,32 @@ def test_copies_demonstration_keeps_the_same_instruction_over_the_same_kind_of_o
     # a task of its own that merely shares a few words with a demonstration
     own = make_spec(instruction="Choose the sentiment that the review expresses.", output_field="label")
     assert judge_one(own).verdict == "valid"
+
+
+# --- procedure_talk ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [  # seen on the quality bench with the local 0.5B model (fields-first, prompt v2)
+        "To produce the abstract, the model should extract the `abstract` field from the given row.",
+        "To produce the atu_numerical field, we need to find the corresponding row in the dataset.",
+        "To determine the sentiment of the given text, please provide the text as fields in the dataset row.",
+        "Write a title for the review, in one sentence, without naming fields and without quoting the rows.",
+        "Determine if the question is a paraphrase of another question in the dataset.",  # the paper's corpus
+    ],
+)
+def test_procedure_talk_rejects_narration_of_the_data(instruction):
+    assert_rejected(judge_one(make_spec(instruction=instruction)), "procedure_talk")
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "Classify the sentiment of the given review.",
+        "To a reader who has not seen the film, summarise the review in one sentence.",  # no "To X ..., "
+        "Identify the topic of the news article; the answer is one of the given categories.",
+    ],
+)
+def test_procedure_talk_keeps_instructions(instruction):
+    assert judge_one(make_spec(instruction=instruction)).verdict == "valid"

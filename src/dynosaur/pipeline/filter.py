@@ -41,7 +41,7 @@ from dynosaur.pipeline.near_duplicates import merge_near_duplicates
 from dynosaur.pipeline.prompts import copied_from_demonstration
 from dynosaur.registry.ledger import read_records
 
-# bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration)
+# bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration, procedure_talk)
 RULES_VERSION = 6
 
 REASONS = (
@@ -56,6 +56,7 @@ REASONS = (
     "instruction_too_long",
     "injection",
     "copies_demonstration",
+    "procedure_talk",
     "meta_field",
     "code_from_metadata",
     "bad_target",
@@ -134,6 +135,17 @@ INJECTION = re.compile(
     r"|^\s*(?:system|assistant|developer)\s*:",
     re.IGNORECASE,
 )
+# An instruction that describes the data or a procedure instead of a task (`procedure_talk`): the solver sees
+# one record, never "the dataset" or its rows; "the model should ..." and "we need to ..." narrate; "To produce
+# the title, ..." explains; and phrases of the generation prompt itself leak back from small models.
+PROCEDURE = re.compile(
+    r"\b(?:dataset|data set|rows?)\b"
+    r"|\bthe model (?:should|must|needs? to|has to|will)\b"
+    r"|\bwe (?:need|have|must|should|will|can)\b"
+    r"|^\s*to (?:produce|determine|generate|extract|find|get|obtain|create|predict)\b[^.]*,"
+    r"|\bwithout (?:naming|quoting|mentioning)\b|\bexample (?:rows|values)\b|\bnumbered tasks?\b",
+    re.IGNORECASE,
+)
 # Names of environment variables holding secrets (OPENAI_API_KEY, HF_TOKEN): upper case, so matched apart.
 SECRET_VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:KEY|TOKEN|SECRET|PASSWORD)\b")
 
@@ -196,6 +208,12 @@ def copies_demonstration(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> s
     """A demonstration's instruction pasted onto other fields (a 0.5B model given the paper's SQuAD
     demonstration asks "Create a question provided the article." of a word-similarity table)."""
     return "copies_demonstration" if copied_from_demonstration(spec) else None
+
+
+def procedure_talk(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """Seen with the local 0.5B model: "To produce the atu_numerical field, we need to find the corresponding
+    row in the dataset ...": a narration of a lookup, not an instruction a solver can follow."""
+    return "procedure_talk" if PROCEDURE.search(spec.instruction) else None
 
 
 def snake_name(name: str) -> str:
@@ -416,6 +434,7 @@ RULES: tuple[Rule, ...] = (
     quotes_sample,
     underdetermined_output,
     degenerate_label,
+    procedure_talk,  # after the field rules: a bookkeeping output is reported as such
 )
 
 
