@@ -101,7 +101,7 @@ class Project:
         (root / "data" / "sources").mkdir(parents=True)
         (root / "data" / "sources" / ".gitkeep").touch()
         (root / "ledger").mkdir()
-        (root / "ledger" / "retractions.jsonl").touch()
+        (root / "ledger" / "retractions.jsonl").write_text("\n")  # as the repository ships it
         self.git("init", "-q")
         self.git("config", "user.email", "test@example.com")
         self.git("config", "user.name", "test")

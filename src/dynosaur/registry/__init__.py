@@ -1,0 +1,1 @@
+"""The ledger, releases, manifests, diffs, pulls and verification over git and DVC (imports core only)."""

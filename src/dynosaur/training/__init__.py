@@ -1,0 +1,1 @@
+"""The train, evaluate and continual stages of dvc.yaml, and replay selection."""
