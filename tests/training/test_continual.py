@@ -282,9 +282,7 @@ def test_the_stage_passes_over_when_continual_is_not_set(tmp_path: Path, monkeyp
         plot=tmp_path / "c.svg",
     )
     continual.main(args)
-    assert (
-        json.loads((tmp_path / "metrics.json").read_text()) == {}
-    )  # no numbers: no row in `dvc metrics show`
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {}  # no scores, not made-up ones
     assert "nothing to show yet" in (tmp_path / "c.svg").read_text()
     assert (tmp_path / "out/report.json").is_file()
     assert (tmp_path / "c.csv").read_text() == ",".join(continual.TABLE_COLUMNS) + "\n"  # DVC needs the file

@@ -358,7 +358,7 @@ def main(args: argparse.Namespace) -> None:
     if params.train.continual is None:  # the default: `dvc repro` passes over this stage, writing a marker
         log("continual: train.continual is not set; nothing to train")
         write_json(args.out / "report.json", {"skipped": "train.continual is not set"})
-        write_metrics(args.metrics, {})  # DVC needs the files; no numbers, so no row of dashes to read
+        write_metrics(args.metrics, {})  # DVC needs the file: a row of dashes in `dvc metrics show`
         atomic_write(args.table, table_csv([]))
         atomic_write(args.plot, table_chart([]))
         return
