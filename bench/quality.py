@@ -406,7 +406,12 @@ def main() -> None:
             shutil.copytree(repo / "data" / "llm_cache", args.llm_cache, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("failures"))  # fmt: skip
         per_source = {sid: measure_source(repo, sid, valid[sid]) for sid in ids}
-        generate_metrics = json.loads((repo / "data" / "metrics" / "generate.json").read_text())
+        # generate's totals, their breakdown (tokens, cost) and its run's counters (calls, cache hits)
+        generate_metrics = {
+            k: v
+            for kind in ("runs", "stats", "metrics")
+            for k, v in json.loads((repo / "data" / kind / "generate.json").read_text()).items()
+        }
     finally:
         if not args.keep:
             shutil.rmtree(repo, ignore_errors=True)

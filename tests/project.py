@@ -105,7 +105,7 @@ class Project:
         (root / "data" / "sources").mkdir(parents=True)
         (root / "data" / "sources" / ".gitkeep").touch()
         (root / "ledger").mkdir()
-        (root / "ledger" / "retractions.jsonl").touch()
+        (root / "ledger" / "retractions.jsonl").write_text("\n")  # as the repository ships it
         self.git("init", "-q")
         self.git("config", "user.email", "test@example.com")
         self.git("config", "user.name", "test")
@@ -174,7 +174,16 @@ class Project:
         return self.run("dyno", *args, check=check)
 
     def metrics(self, stage: str) -> dict[str, Any]:
+        """The stage's totals (`dvc metrics show`)."""
         return json.loads((self.root / "data" / "metrics" / f"{stage}.json").read_text())
+
+    def stats(self, stage: str) -> dict[str, Any]:
+        """The breakdown of the stage's totals (per source, per reason, per task)."""
+        return json.loads((self.root / "data" / "stats" / f"{stage}.json").read_text())
+
+    def run_log(self, stage: str) -> dict[str, Any]:
+        """What the stage's last run did (calls made, sources reused, ...)."""
+        return json.loads((self.root / "data" / "runs" / f"{stage}.json").read_text())
 
     def pipeline(self) -> dict[str, Any]:
         return yaml.safe_load((self.root / "dvc.yaml").read_text())

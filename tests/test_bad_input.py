@@ -172,8 +172,8 @@ class Project:
             rows.extend(pq.read_table(shard).to_pylist())
         return rows
 
-    def metrics(self, stage_name: str) -> dict[str, Any]:
-        return json.loads((self.root / "data/metrics" / f"{stage_name}.json").read_text())
+    def run_log(self, stage_name: str) -> dict[str, Any]:
+        return json.loads((self.root / "data/runs" / f"{stage_name}.json").read_text())
 
 
 def check(
@@ -629,8 +629,8 @@ def test_control_characters_in_an_instruction_are_stripped(project: Project, ser
 def test_an_empty_answer_is_asked_again_and_counted(project: Project, server: FakeOpenAI):
     project.set("llm", concurrency=1)
     hostile_run(project, server, first_then("", Reply("   ")))
-    assert project.metrics("generate")["incomplete_retries"] == 2
-    assert project.metrics("generate")["incomplete_answers"] == 0
+    assert project.run_log("generate")["incomplete_retries"] == 2
+    assert project.run_log("generate")["incomplete_answers"] == 0
     assert "unparseable" not in rejected(project) and valid(project)
 
 
@@ -639,7 +639,7 @@ def test_a_cut_answer_is_asked_again_and_counted(project: Project, server: FakeO
     hostile_run(
         project, server, first_then(Reply('{"tasks": [{"instruction": "Answer the', finish_reason="length"))
     )
-    assert project.metrics("generate")["incomplete_retries"] == 1
+    assert project.run_log("generate")["incomplete_retries"] == 1
     assert "unparseable" not in rejected(project) and valid(project)
 
 
@@ -658,7 +658,7 @@ def test_an_answer_that_stays_incomplete_fails_its_source_and_is_not_cached(
     outcomes = hostile_run(project, server, reply, codes=(0, 1, 0, 0))
     assert message in outcomes[1].errors[0]
     assert project.record("generated")["status"] == "failed"
-    assert project.metrics("generate")["incomplete_answers"] >= 1
+    assert project.run_log("generate")["incomplete_answers"] >= 1
     calls = server.calls
     server.responder = tasks_from_schema  # the server mends: the next run asks again, nothing was cached
     check(project.stage("generate"), 0, project)
@@ -893,7 +893,7 @@ def test_hostile_answers_through_dvc_repro(tmp_path: Path):
         real.add_source("good")
         real.add_source("hostile")
         real.repro()
-        assert real.metrics("filter")["rejected"]["injection"] == 2  # one per prompt variant
+        assert real.stats("filter")["rejected"]["injection"] == 2  # one per prompt variant
         rows = real.instances()
         assert rows
         for row in rows:
@@ -912,7 +912,8 @@ def test_a_stage_process_with_bad_params_prints_one_line(tmp_path: Path):
     proc = real.run(
         "python", "-m", "dynosaur.pipeline.collect", "--sources", "sources.yaml", "--lock", "sources.lock",
         "--retractions", "ledger/retractions.jsonl",
-        "--out", "data/collected", "--metrics", "m.json", check=False,
+        "--out", "data/collected", "--metrics", "m.json", "--stats", "s.json", "--run-log", "r.json",
+        check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [

@@ -53,4 +53,4 @@ def test_a_waiting_batch_does_not_hold_back_other_sources_and_resumes(tmp_path: 
         assert states == {"alpha": "ok", "beta": "ok"}
         assert list((project.root / "data/corpus").glob("beta/*.parquet"))
         assert json.loads((project.root / "data/llm_batches.json").read_text())["batches"] == []
-        assert project.metrics("generate")["calls_made"] == 2
+        assert project.run_log("generate")["calls_made"] == 2

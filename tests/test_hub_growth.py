@@ -22,7 +22,17 @@ from tests.project import REPO, Project
 pytestmark = pytest.mark.integration
 
 DEMO = ("vader-tweets", "chatterbot-conversations")
-OUTPUTS = ("data/collected", "data/generated", "data/tasks", "data/corpus", "data/llm_cache", "data/metrics")
+OUTPUTS = (
+    "data/collected",
+    "data/generated",
+    "data/tasks",
+    "data/corpus",
+    "data/llm_cache",
+    "data/metrics",
+    "data/stats",
+    "data/runs",
+    "data/plots",
+)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert len({r["instance_id"] for r in rows}) == len(rows)
     label_rows = [r for r in rows if r["instruction"].endswith("Answer with one of: yes, no, maybe.")]
     assert label_rows and {r["output"] for r in label_rows} == {"yes", "no", "maybe"}
-    assert project.metrics("generate")["calls_made"] == 4
+    assert project.run_log("generate")["calls_made"] == 4
 
     # Nothing changed: nothing is called, nothing rewritten.
     before = project.shards()
@@ -60,8 +60,8 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert server.calls == 6
     after = project.shards()
     assert {k: v for k, v in after.items() if "gamma" not in k} == before
-    assert project.metrics("organize")["tasks_organized"] == 2
-    assert project.metrics("generate")["sources_reused"] == 2
+    assert project.run_log("organize")["tasks_organized"] == 2
+    assert project.run_log("generate")["sources_reused"] == 2
 
     # Removing a source removes its outputs and calls nothing.
     project.remove_source("alpha")
@@ -112,7 +112,7 @@ def test_prompt_version_regenerates_through_the_cache(project: Project, server: 
     project.set("generate", prompt_version=version)
     project.repro()
     assert server.calls == 4  # back to the first version: every answer is in the cache
-    assert project.metrics("generate")["cache_hits"] == 2
+    assert project.run_log("generate")["cache_hits"] == 2
 
 
 def test_resume_after_kill_pays_only_for_missing_calls(tmp_path: Path):
@@ -177,10 +177,10 @@ def test_transient_faults_are_retried_and_a_bad_answer_never_becomes_an_instance
     server.enqueue(Fault.status(429), Fault.status(500), "this is not JSON at all", hostile)
     project.repro()
 
-    gen = project.metrics("generate")
+    gen = project.run_log("generate")
     assert gen["calls_made"] == 4 and gen["failed_calls"] == 0
     assert server.calls == 6  # two retried faults + four answers
-    filt = project.metrics("filter")
+    filt = project.stats("filter")
     assert filt["rejected"]["unparseable"] == 1
     assert filt["rejected"]["unknown_field"] == 1
     assert filt["rejected"]["instruction_too_long"] == 1
@@ -302,6 +302,10 @@ def test_bad_params_fail_with_one_line_and_write_nothing(project: Project, edit,
         "data/collected",
         "--metrics",
         "m.json",
+        "--stats",
+        "s.json",
+        "--run-log",
+        "r.json",
         check=False,
     )
     assert proc.returncode == 2

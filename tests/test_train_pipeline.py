@@ -58,7 +58,7 @@ def project(tmp_path: Path, server: FakeOpenAI) -> Project:
 
 
 def losses(project: Project) -> list[float]:
-    with open(project.root / "data/plots/train_loss.csv") as fh:
+    with open(project.root / "data/stats/train_loss.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
     return [float(r["loss"]) for r in rows]
@@ -69,17 +69,24 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
 
     loss = losses(project)
     assert len(loss) == 30 and sum(loss[-5:]) / 5 < sum(loss[:5]) / 5
-    train = project.metrics("train")
-    assert train["steps"] == 30 and train["tasks"] == 4 and train["unseen_tasks"] == 2
+    train = project.run_log("train")
+    assert train["steps"] == 30 and train["unseen_tasks"] == 2
     assert train["loss_last10"] < train["loss_first10"] and train["tokens_per_s"] > 0
+    totals = project.metrics("train")
+    assert totals == {"tasks": 4, "instances": totals["instances"], "loss": train["loss_last10"]}
+    assert totals["instances"] > 0
     model = project.root / "models/model"
     assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.json"} <= {
         p.name for p in model.iterdir()
     }
     assert not [p for p in (project.root / "models").iterdir() if p.name.startswith(".model")]
 
-    ev = project.metrics("evaluate")
+    ev = project.stats("evaluate")
     assert set(ev) == {"trained", "base", "lift", "counts", "per_task"}
+    assert project.metrics("evaluate") == {
+        "rouge_l": ev["trained"]["heldout_rouge_l"],
+        "lift": ev["lift"]["heldout_rouge_l"],
+    }
     assert ev["counts"] == {
         "heldout_tasks": 4,
         "heldout_instances": 16,
@@ -97,11 +104,10 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
 
     shown = json.loads(project.run("dvc", "metrics", "show", "--json").stdout)
     data = next(iter(shown.values()))["data"]
-    shown_lift = data["data/metrics/evaluate.json"]["data"]["lift"]
-    assert shown_lift["heldout_rouge_l"] == ev["lift"]["heldout_rouge_l"]
-    assert data["data/metrics/train.json"]["data"]["steps"] == 30
+    assert data["data/metrics/evaluate.json"]["data"]["lift"] == ev["lift"]["heldout_rouge_l"]
+    assert data["data/metrics/train.json"]["data"]["tasks"] == 4
     plots = json.loads(project.run("dvc", "plots", "show", "--json").stdout)
-    assert "data/plots/train_loss.csv" in json.dumps(plots)
+    assert "data/plots/train_loss.svg" in json.dumps(plots)
 
     # Deterministic and incremental: nothing changed → nothing runs; an evaluate param → evaluate only.
     project.commit("trained")
@@ -110,7 +116,7 @@ def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
     project.set("evaluate", max_instances_per_task=2)
     out = project.repro("evaluate").stdout
     assert "Stage 'train' didn't change, skipping" in out and "Running stage 'evaluate'" in out
-    assert project.metrics("evaluate")["counts"]["heldout_instances"] == 8
+    assert project.stats("evaluate")["counts"]["heldout_instances"] == 8
 
 
 def test_a_killed_train_stage_resumes_under_dvc_repro(project: Project):
@@ -150,8 +156,12 @@ def run_train(project: Project):
         "data/evalset.json",
         "--metrics",
         "m.json",
-        "--plots",
-        "p.csv",
+        "--run-log",
+        "r.json",
+        "--losses",
+        "l.csv",
+        "--plot",
+        "l.svg",
         "--checkpoints",
         "models/checkpoints",
         check=False,
@@ -166,7 +176,7 @@ def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
 
     project.set("train", release="v1")
     project.repro("evaluate")
-    assert project.metrics("train")["corpus"] == "v1"
+    assert project.run_log("train")["corpus"] == "v1"
     config = json.loads((project.root / "models/model/train_config.json").read_text())
     assert config["corpus"] == "v1"
     # The release holds the same corpus, and training is seeded: the same weights.

@@ -34,7 +34,9 @@ def test_train_error_names_three_of_500_sources(tmp_path: Path, monkeypatch: pyt
         model=tmp_path / "model",
         evalset=tmp_path / "evalset.json",
         metrics=tmp_path / "m.json",
-        plots=tmp_path / "p.csv",
+        run_log=tmp_path / "run.json",
+        losses=tmp_path / "losses.csv",
+        plot=tmp_path / "loss.svg",
     )
     with pytest.raises(ParamsError) as err:
         train.main(args)

@@ -360,6 +360,8 @@ def stage(tmp_path: Path, srv: FakeBatchOpenAI, monkeypatch: pytest.MonkeyPatch)
             batches=tmp_path / "batches.json",
             out=tmp_path / "generated",
             metrics=tmp_path / "metrics.json",
+            stats=tmp_path / "stats.json",
+            run_log=tmp_path / "run.json",
             dry_run=False,
         )
 
@@ -389,8 +391,8 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("generate: waiting for 1 batch(es) at the provider (2 requests, 1 source(s)")
     assert (args.out / "alpha.json").exists() and not (args.out / "beta.json").exists()
-    metrics = json.loads(args.metrics.read_text())
-    assert (metrics["cache_hits"], metrics["calls_waiting"], metrics["calls_made"]) == (2, 2, 0)
+    counters = json.loads(args.run_log.read_text())
+    assert (counters["cache_hits"], counters["calls_waiting"], counters["calls_made"]) == (2, 2, 0)
 
     report = generate.dry_run(args.collected, args.cache, args.out, args.batches)
     assert (report.mode, report.requests, report.in_flight, report.calls) == ("batch", 2, 2, 0)
@@ -401,8 +403,13 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
     srv.hold = False
     args = stage(mode="batch", batch={"wait_s": 10, "poll_s": 0.02})
     generate.main(args)
-    metrics = json.loads(args.metrics.read_text())
-    assert (metrics["calls_made"], metrics["calls_waiting"], metrics["sources_failed"]) == (2, 0, 0)
+    counters = json.loads(args.run_log.read_text())
+    assert (counters["calls_made"], counters["calls_waiting"]) == (2, 0)
+    assert json.loads(args.metrics.read_text()) == {
+        "sources": 2,
+        "tasks": 8,
+        "failed": 0,
+    }  # 2 × 2 variants × 2
     assert read_model(args.out / "beta.json", GeneratedSource).status == "ok"
     assert srv.batches_created == 1 and srv.duplicates() == 0
     assert load_tracker(args.batches) == Tracker()

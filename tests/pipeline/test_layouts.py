@@ -285,6 +285,8 @@ def test_collect_stage_records_the_bad_source_and_the_others_proceed(tmp_path, m
             retractions=tmp_path / "retractions.jsonl",
             out=tmp_path / "collected",
             metrics=tmp_path / "m.json",
+            stats=tmp_path / "stats.json",
+            run_log=tmp_path / "run.json",
         )
         if allow:
             collect.main(args)
@@ -297,7 +299,7 @@ def test_collect_stage_records_the_bad_source_and_the_others_proceed(tmp_path, m
         }
         assert status == {"broken": "failed", "card-no-configs": "ok", "no-card": "ok"}
         metrics = json.loads((tmp_path / "m.json").read_text())
-        assert (metrics["sources_ok"], metrics["sources_failed"]) == (2, 1)
+        assert (metrics["sources"], metrics["failed"]) == (2, 1)
 
 
 def test_dyno_debug_raises_the_unexpected_error(tmp_path, monkeypatch):

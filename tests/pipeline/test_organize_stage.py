@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ PASSAGE = (
 )
 
 
+@dataclass
+class Written:
+    """What a run wrote besides the corpus: the totals (metrics), their breakdown (stats), the run's counters."""
+
+    metrics: dict[str, Any]
+    stats: dict[str, Any]
+    run: dict[str, Any]
+
+    def contaminated(self) -> dict[str, int]:
+        per_source = self.stats["per_source"].items()
+        return {sid: n["dropped_contaminated"] for sid, n in per_source if n["dropped_contaminated"]}
+
+
 class Project:
     """data/collected, data/tasks and a params.yaml in a temporary folder (the working directory)."""
 
@@ -38,7 +52,13 @@ class Project:
         self.root = root
         self.params: dict[str, Any] = {"organize": {}}
         self.args = argparse.Namespace(
-            collected=root / "collected", tasks=root / "tasks", out=root / "corpus", metrics=root / "m.json"
+            collected=root / "collected",
+            tasks=root / "tasks",
+            out=root / "corpus",
+            metrics=root / "m.json",
+            stats=root / "stats.json",
+            run_log=root / "run.json",
+            plot=root / "sources.svg",
         )
 
     def source(self, source_id: str, lines: list[str], features=None, tasks=None) -> list[str]:
@@ -71,13 +91,13 @@ class Project:
         )
         return [t.task_id for t in made]
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Written:
         (self.root / "params.yaml").write_text(yaml.safe_dump(self.params))
-        try:
-            organize.main(self.args)
-        finally:
-            metrics = read_json(self.args.metrics) if self.args.metrics.exists() else {}
-        return metrics
+        organize.main(self.args)
+        return self.written()
+
+    def written(self) -> Written:
+        return Written(read_json(self.args.metrics), read_json(self.args.stats), read_json(self.args.run_log))
 
     def shard(self, source_id: str, the_id: str) -> Path:
         return self.args.out / source_id / f"{the_id}.parquet"
@@ -98,12 +118,17 @@ GOOD = rows(("good", 1), ("bad", 0), ("good", 1), ("fine", 1))
 
 def test_good_source_gets_its_shard_and_footer_counts(project):
     (the_id,) = project.source("good", GOOD)
-    metrics = project.run()
+    out = project.run()
     shard = project.shard("good", the_id)
     assert pq.read_table(shard).column("input").to_pylist() == ["good", "bad", "fine"]
     assert footer(shard) == shard_digest(shard)
     assert footer_counts(shard) == {k: 0 for k in organize.COUNTS} | {"rows_seen": 4, "dropped_duplicate": 1}
-    assert (metrics["instances"], metrics["dropped_duplicate"], metrics["failures"]) == (3, 1, {})
+    assert (out.metrics["instances"], out.metrics["rejected"], out.stats["failures"]) == (3, 1, {})
+    assert out.stats["corpus"]["dropped_duplicate"] == out.run["dropped_duplicate"] == 1
+    # the totals are the corpus's, the counters the run's: a second run organizes nothing, the totals stay
+    again = project.run()
+    assert again.metrics == out.metrics and again.stats == out.stats
+    assert (again.run["rows_seen"], again.run["tasks_reused"]) == (0, 1)
 
 
 # --- isolation (issue 9 §1, issue 11 item 2) -------------------------------------------------------------
@@ -132,10 +157,10 @@ def test_one_bad_source_fails_alone_and_the_stage_says_so(project, capsys):
     ids = bad_sources(project)
     with pytest.raises(StageFailed, match="organize.allow_failures"):
         project.run()
-    metrics = read_json(project.args.metrics)
-    assert set(metrics["failures"]) == {"big-cell", "type-change"}
-    assert all("\n" not in reason and reason for reason in metrics["failures"].values())
-    assert metrics["sources_failed"] == 2
+    out = project.written()
+    assert set(out.stats["failures"]) == {"big-cell", "type-change"}
+    assert all("\n" not in reason and reason for reason in out.stats["failures"].values())
+    assert out.metrics["failed"] == 2
     assert project.shard("good", ids["good"][0]).exists()
     # a list<struct> column is no longer a failure: flattened, each key is a field of its own
     outputs = pq.read_table(project.shard("list-struct", ids["list-struct"][0])).column("output").to_pylist()
@@ -148,18 +173,18 @@ def test_one_bad_source_fails_alone_and_the_stage_says_so(project, capsys):
 def test_allowed_failures_let_the_stage_succeed(project):
     bad_sources(project)
     project.params["organize"]["allow_failures"] = True
-    metrics = project.run()
-    assert set(metrics["failures"]) == {"big-cell", "type-change"}
-    assert metrics["tasks"] == 2
+    out = project.run()
+    assert set(out.stats["failures"]) == {"big-cell", "type-change"}
+    assert out.metrics["tasks"] == 2
 
 
 def test_a_failing_stage_ends_on_one_error_line(project, monkeypatch, capsys):
     bad_sources(project)
     (project.root / "params.yaml").write_text(yaml.safe_dump(project.params))
-    argv = [f"--{k}={v}" for k, v in vars(project.args).items()]
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(project.args).items()]
     monkeypatch.setattr(sys, "argv", ["organize", *argv])
     with pytest.raises(SystemExit) as exit_:
-        run(organize.main, "collected", "tasks", "out", "metrics")
+        run(organize.main, "collected", "tasks", "out", "metrics", "stats", "run-log", "plot")
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if line.startswith("Error:")]) == 1
@@ -172,21 +197,21 @@ def test_a_failing_task_fails_alone_and_loses_its_old_shard(project):
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an old shard of the failing task")
     project.params["organize"]["allow_failures"] = True
-    metrics = project.run()
-    assert list(metrics["failures"]) == [f"good/{missing}"]
-    assert metrics["failures"][f"good/{missing}"].startswith("KeyError")
+    out = project.run()
+    assert list(out.stats["failures"]) == [f"good/{missing}"]
+    assert out.stats["failures"][f"good/{missing}"].startswith("KeyError")
     assert project.shard("good", good).exists()
     assert not stale.exists()
-    assert (metrics["tasks_organized"], metrics["tasks_failed"]) == (1, 1)
+    assert (out.run["tasks_organized"], out.run["tasks_failed"]) == (1, 1)
 
 
 def test_a_failed_source_is_tried_again_next_run(project):
     (the_id,) = project.source("flaky", rows(("a", 1)) + ['{"text": 5, "label": "x"}'])
     project.params["organize"]["allow_failures"] = True
-    assert project.run()["tasks_failed"] == 1
+    assert project.run().run["tasks_failed"] == 1
     (project.root / "sources" / "flaky" / "data" / "train.jsonl").write_text("\n".join(rows(("a", 1))) + "\n")
-    metrics = project.run()
-    assert (metrics["tasks_organized"], metrics["failures"]) == (1, {})
+    out = project.run()
+    assert (out.run["tasks_organized"], out.stats["failures"]) == (1, {})
     assert project.shard("flaky", the_id).exists()
 
 
@@ -211,22 +236,22 @@ def planted(project: Project) -> str:
 
 def test_an_instance_sharing_13_words_with_an_eval_set_is_removed(project):
     the_id = planted(project)
-    metrics = project.run()
+    out = project.run()
     shard = project.shard("reviews", the_id)
     assert pq.read_table(shard).column("row").to_pylist() == [1, 2]
     assert footer_counts(shard)["dropped_contaminated"] == 1
-    assert metrics["dropped_contaminated"] == 1
-    assert metrics["contaminated_per_source"] == {"reviews": 1}
+    assert out.run["dropped_contaminated"] == out.stats["corpus"]["dropped_contaminated"] == 1
+    assert out.contaminated() == {"reviews": 1}
 
 
 def test_contamination_counts_survive_reuse_and_follow_the_eval_set(project):
     the_id = planted(project)
     project.run()
     again = project.run()
-    assert (again["tasks_reused"], again["contaminated_per_source"]) == (1, {"reviews": 1})
+    assert (again.run["tasks_reused"], again.contaminated()) == (1, {"reviews": 1})
     (project.root / "eval.jsonl").write_text(json.dumps({"passage": "something else entirely"}) + "\n")
     changed = project.run()
-    assert (changed["tasks_organized"], changed["contaminated_per_source"]) == (1, {})
+    assert (changed.run["tasks_organized"], changed.contaminated()) == (1, {})
     assert pq.read_table(project.shard("reviews", the_id)).num_rows == 3
 
 
@@ -236,11 +261,11 @@ def test_superni_dir_is_an_eval_set(project):
         "reviews", rows(("The blender is loud but crushes ice well.", 1), ("Loud blender.", 1))
     )
     project.params["evaluate"] = {"superni_dir": str(SUPERNI)}
-    metrics = project.run()
+    out = project.run()
     assert pq.read_table(project.shard("reviews", the_id)).column("input").to_pylist() == ["Loud blender."]
-    assert metrics["contaminated_per_source"] == {"reviews": 1}
+    assert out.contaminated() == {"reviews": 1}
     project.params["organize"]["decontaminate"] = {"superni": False}
-    assert project.run()["contaminated_per_source"] == {}
+    assert project.run().contaminated() == {}
 
 
 def test_a_missing_eval_file_stops_the_stage_before_anything_is_written(project):

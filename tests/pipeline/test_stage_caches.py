@@ -32,8 +32,10 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
     first = project.run()
     age(project.root)
     second = project.run()  # fills the cache: every file is old enough to vouch for now
-    assert second == {
-        **first,
+    # the corpus is unchanged: the same totals and breakdown; the run organized nothing
+    assert (second.metrics, second.stats) == (first.metrics, first.stats)
+    assert second.run == {
+        **first.run,
         "tasks_organized": 0,
         "tasks_reused": 3,
         "rows_seen": 0,
@@ -51,8 +53,8 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
 
     # One more source: only its files are opened; the others still come from the cache.
     project.source("d", GOOD)
-    metrics = project.run()
-    assert metrics["tasks_organized"] == 1 and metrics["tasks_reused"] == 3 and metrics["instances"] == 12
+    out = project.run()
+    assert (out.run["tasks_organized"], out.run["tasks_reused"], out.metrics["instances"]) == (1, 3, 12)
     assert opened and {source_of(Path(p)) for p in opened} == {"d"}
 
     # A removed shard is noticed, and only its source is opened.
@@ -61,8 +63,8 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
     opened.clear()
     shard = next((project.args.out / "b").glob("*.parquet"))
     shard.unlink()
-    metrics = project.run()
-    assert metrics["tasks_organized"] == 1 and metrics["instances"] == 12
+    out = project.run()
+    assert out.run["tasks_organized"] == 1 and out.metrics["instances"] == 12
     assert {source_of(Path(p)) for p in opened} == {"b"}
 
 
@@ -90,6 +92,9 @@ def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monk
         retractions=tmp_path / "retractions.jsonl",
         out=tmp_path / "tasks",
         metrics=tmp_path / "m.json",
+        stats=tmp_path / "stats.json",
+        run_log=tmp_path / "run.json",
+        plot=tmp_path / "rejections.svg",
     )
 
     def add(source_id: str) -> None:
@@ -100,14 +105,15 @@ def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monk
         write_json(args.generated / f"{source_id}.json", make_generated(proposal, source_id=source_id))
 
     def run() -> dict:
+        """The totals, and this run's counters."""
         filter_stage.main(args)
-        return read_json(args.metrics)
+        return {**read_json(args.metrics), **read_json(args.run_log)}
 
     for name in ("a", "b"):
         add(name)
     first = run()
     age(tmp_path)
-    assert run() == {**first, "sources_reused": 2}  # fills the cache
+    assert run() == {**first, "sources_judged": 0, "sources_reused": 2}  # fills the cache
     judged: list[str] = []
     real_judge = filter_stage.judge
     monkeypatch.setattr(
@@ -118,12 +124,12 @@ def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monk
     monkeypatch.setattr(
         filter_stage, "read_model", lambda p, m: opened.append(Path(p).stem) or real_read(p, m)
     )
-    assert run() == {**first, "sources_reused": 2} and opened == []
+    assert run() == {**first, "sources_judged": 0, "sources_reused": 2} and opened == []
 
     add("c")
     metrics = run()
     assert judged == ["c"] and set(opened) == {"c"}
-    assert metrics["tasks_proposed"] == 3 * first["tasks_proposed"] // 2
+    assert metrics["tasks"] == 3 * first["tasks"] // 2 and metrics["sources_judged"] == 1
     assert json.loads((args.out / "c.json").read_text())["source_id"] == "c"
 
 
@@ -143,6 +149,8 @@ def test_collect_reads_and_hashes_only_the_new_source(tmp_path: Path, monkeypatc
         retractions=tmp_path / "ledger/retractions.jsonl",
         out=tmp_path / "data/collected",
         metrics=tmp_path / "m.json",
+        stats=tmp_path / "stats.json",
+        run_log=tmp_path / "run.json",
     )
     ids: list[str] = []
 
@@ -153,8 +161,9 @@ def test_collect_reads_and_hashes_only_the_new_source(tmp_path: Path, monkeypatc
         (tmp_path / "params.yaml").write_text(json.dumps({"sources": sources}))
 
     def run() -> dict:
+        """The totals, and this run's counters."""
         collect.main(args)
-        return read_json(args.metrics)
+        return {**read_json(args.metrics), **read_json(args.run_log)}
 
     add("a")
     add("b")

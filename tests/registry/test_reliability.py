@@ -174,7 +174,8 @@ def test_uncommitted_ledger_edits_no_crash_left_are_never_discarded(project: Pro
         project.dyno("retract", "--source", "alpha", "--reason", "x", check=False)
     )
     assert path.read_text() == edited
-    assert "ledger/retractions.jsonl:1: not a valid Retraction" in error_line(
+    # line 2: the file starts as one empty line (ledger/retractions.jsonl, as the repository ships it)
+    assert "ledger/retractions.jsonl:2: not a valid Retraction" in error_line(
         project.dyno("verify", check=False)
     )
     project.dyno("releases")
@@ -257,13 +258,13 @@ def test_a_deleted_retraction_stops_the_pipeline_and_the_release(project: Projec
     brought the retracted source back. Now the pipeline refuses, naming the file and line."""
     project.dyno("release")
     project.dyno("retract", "--source", "alpha", "--reason", "licence withdrawn")
-    (project.root / "ledger/retractions.jsonl").write_text("")
+    (project.root / "ledger/retractions.jsonl").write_text("\n")  # as it was before the retraction
     project.git("commit", "-qam", "forget the retraction")
     # The file is back to the bytes dvc.lock recorded (no repro ran in between), so DVC alone would skip
     # collect; forced, collect reads the ledger and refuses. The release below refuses either way.
     proc = project.run("dvc", "repro", "-f", "-s", "collect", check=False)
     assert proc.returncode != 0
-    assert "Error: ledger/retractions.jsonl:1: the line committed at commit " in proc.stderr
+    assert "Error: ledger/retractions.jsonl:2: the line committed at commit " in proc.stderr
     assert error_line(project.dyno("release", check=False))
-    assert "retractions.jsonl:1: the line committed at" in error_line(project.dyno("verify", check=False))
+    assert "retractions.jsonl:2: the line committed at" in error_line(project.dyno("verify", check=False))
     assert project.git("tag").split() == ["v1"]

@@ -20,7 +20,7 @@ pytest.importorskip("transformers")
 from dynosaur.core.params import EvaluateParams  # noqa: E402
 from dynosaur.training import models  # noqa: E402
 from dynosaur.training import train as tr  # noqa: E402
-from dynosaur.training.evaluate import evaluate_model, generate, report_metrics  # noqa: E402
+from dynosaur.training.evaluate import evaluate_model, generate, headline, report_metrics  # noqa: E402
 from dynosaur.training.train import Example, encode_example, format_prompt, load_examples, split_holdout  # noqa: E402
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -420,6 +420,11 @@ def test_evaluate_model_scores_suites_and_reports_lift(trained):
         "unseen_instances": 3,
         "superni_tasks": len(superni),
         "superni_instances": report.superni.instances,
+    }
+    # the metrics file: the trained model's held-out score and its lift, nothing per task
+    assert headline(metrics) == {
+        "rouge_l": metrics["trained"]["heldout_rouge_l"],
+        "lift": metrics["lift"]["heldout_rouge_l"],
     }
 
 

@@ -281,20 +281,28 @@ def main(args: argparse.Namespace) -> None:
         if known["status"] != "ok" and source_id in fresh:
             log(f"collect: {source_id}: {known['status']}: {known['reason']}")
     failed = {sid: k["reason"] or "" for sid, k in ordered if k["status"] == "failed"}
+    skipped = {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"}
     write_metrics(
         args.metrics,
         {
-            "sources": len(ordered),
-            "sources_ok": sum(k["status"] == "ok" for _, k in ordered),
-            "sources_skipped": {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"},
-            "sources_failed": len(failed),
+            "sources": sum(k["status"] == "ok" for _, k in ordered),  # read: what generate sees
+            "rejected": len(skipped),  # by policy: an evaluation benchmark, a licence, ...
+            "failed": len(failed),
+        },
+    )
+    write_json(
+        args.stats,
+        {
+            "sources_listed": len(ordered),
+            "sources_skipped": skipped,
             "sources_timed_out": sum((k["reason"] or "").startswith(TIMED_OUT) for _, k in ordered),
-            "sources_read": len(todo),
-            "sources_reused": len(reused),
-            "sources_removed": len(removed),
             "sources_unpinned": len(unpinned),
             "rows": sum(k["rows"] for _, k in ordered),
         },
+    )
+    write_json(
+        args.run_log,
+        {"sources_read": len(todo), "sources_reused": len(reused), "sources_removed": len(removed)},
     )
     if failed and not params.collect.allow_failures:
         first = next(iter(failed.values()))
@@ -305,7 +313,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "sources", "lock", "retractions", "out", "metrics")
+    run(main, "sources", "lock", "retractions", "out", "metrics", "stats", "run-log")
     # Done, and every output is written (atomically, fsynced): leave without tearing the interpreter down.
     # Unloading `datasets` costs ~1 s, and a timed-out source's abandoned thread may still hold a lock.
     sys.stdout.flush()

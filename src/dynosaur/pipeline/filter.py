@@ -2,11 +2,12 @@
 
 Each rule is a small pure function returning `None` (keep) or a stable snake_case reason. Rules run in a
 fixed order and the first reason wins, so every rejection has exactly one code, counted per reason in
-metrics. Structural rules come first (one output, known fields, a usable instruction); then the rules that
-judge meaning from names, field statistics and sample rows: bookkeeping outputs (`meta_field`), code from
-repository metadata, targets that teach bad behaviour, instructions quoting a sample row, outputs the inputs
-can't determine, degenerate labels. Last, within the source, tasks that repeat an earlier valid task's
-fields with a reworded instruction are merged into it (`near_duplicate`, dynosaur.pipeline.near_duplicates).
+data/stats/filter.json (drawn in data/plots/rejections.svg). Structural rules come first (one output, known
+fields, a usable instruction); then the rules that judge meaning from names, field statistics and sample
+rows: bookkeeping outputs (`meta_field`), code from repository metadata, targets that teach bad behaviour,
+instructions quoting a sample row, outputs the inputs can't determine, degenerate labels. Last, within the
+source, tasks that repeat an earlier valid task's fields with a reworded instruction are merged into it
+(`near_duplicate`, dynosaur.pipeline.near_duplicates).
 Classification-like outputs (class names from the features, or few distinct values in the scan) get their
 label options appended to the instruction when the options are short.
 """
@@ -21,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dynosaur.core.charts import bar_chart
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import read_model, write_json
+from dynosaur.core.io import atomic_write, read_model, write_json
 from dynosaur.core.params import FilterParams, load_params
 from dynosaur.core.records import (
     FilteredSource,
@@ -584,18 +586,28 @@ def main(args: argparse.Namespace) -> None:
     reasons: Counter = Counter()
     for summary in summaries.values():
         reasons.update(summary["reasons"])
+    rejected = {reason: reasons.get(reason, 0) for reason in REASONS}
     write_metrics(
         args.metrics,
         {
             "sources": len(summaries),
-            "sources_reused": reused,
-            "tasks_proposed": sum(s["proposed"] for s in summaries.values()),
-            "tasks_valid": sum(s["valid"] for s in summaries.values()),
-            "tasks_rejected": sum(reasons.values()),
-            "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
+            "tasks": sum(s["valid"] for s in summaries.values()),  # the valid ones: what organize builds
+            "rejected": sum(reasons.values()),
         },
     )
+    write_json(
+        args.stats,
+        {
+            "tasks_proposed": sum(s["proposed"] for s in summaries.values()),
+            "rejected": rejected,
+            "per_source": {sid: summaries[sid] for sid in sorted(summaries)},
+        },
+    )
+    write_json(args.run_log, {"sources_judged": len(summaries) - reused, "sources_reused": reused})
+    shown = sorted(((r, n) for r, n in rejected.items() if n), key=lambda rn: (-rn[1], rn[0]))
+    chart = bar_chart("Tasks rejected, by reason", [r for r, _ in shown], {"tasks": [n for _, n in shown]})
+    atomic_write(args.plot, chart)
 
 
 if __name__ == "__main__":
-    run(main, "collected", "generated", "retractions", "out", "metrics")
+    run(main, "collected", "generated", "retractions", "out", "metrics", "stats", "run-log", "plot")

@@ -107,7 +107,7 @@ def to_proposal(
 
 
 def outcome(result: ChatResult) -> str:
-    """The metrics counter an answer goes to."""
+    """The run-log counter an answer goes to."""
     if result.skipped:
         return "calls_waiting" if result.skipped == WAITING else "calls_not_made"
     return "cache_hits" if result.cached else "calls_made"
@@ -206,14 +206,30 @@ def main(args: argparse.Namespace) -> None:
     removed = prune(out, set(metas), collected=args.collected)
     generated = [read_model(p, GeneratedSource) for p in sorted(out.glob("*.json"))]
     proposals = [p for g in generated for p in g.proposals]
+    failed = sum(g.status == "failed" for g in generated)
     write_metrics(
         args.metrics,
         {
-            "sources": len(metas),
+            "sources": len(generated) - failed,  # answered: each has its proposals
+            "tasks": sum(len(p.tasks) for p in proposals),  # proposed, before the filter
+            "failed": failed,
+        },
+    )
+    write_json(
+        args.stats,
+        {
+            "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
+            "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
+            "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),  # what every answer kept cost
+            "unparseable_answers": sum(p.parse_error is not None for p in proposals),
+        },
+    )
+    write_json(
+        args.run_log,
+        {
             "sources_processed": len(todo),
             "sources_reused": len(metas) - len(todo),
             "sources_removed": len(removed),
-            "sources_failed": sum(g.status == "failed" for g in generated),
             "calls_made": counts["calls_made"],
             "cache_hits": counts["cache_hits"],
             "failed_calls": counts["failed_calls"],
@@ -222,11 +238,6 @@ def main(args: argparse.Namespace) -> None:
             "calls_not_made": counts["calls_not_made"],
             "calls_waiting": counts["calls_waiting"],  # batch mode: in a batch still running
             "run_cost_usd": round(llm.budget.spent_usd, 6),
-            "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
-            "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
-            "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),
-            "tasks_proposed": sum(len(p.tasks) for p in proposals),
-            "unparseable_answers": sum(p.parse_error is not None for p in proposals),
         },
     )
     if runner and runner.waiting:
@@ -271,4 +282,4 @@ def finish_source(
 
 
 if __name__ == "__main__":
-    run(main, "collected", "cache", "batches", "out", "metrics", flags=("dry-run",))
+    run(main, "collected", "cache", "batches", "out", "metrics", "stats", "run-log", flags=("dry-run",))

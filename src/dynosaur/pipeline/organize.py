@@ -25,7 +25,7 @@ the shard's instance count and content digest, and its counts (`dynosaur.registr
 and releases never read instances.
 
 Isolation: a source that can't be read, or a task whose rows can't be formatted, is recorded as failed with
-one line (metrics `failures`, stderr); the others proceed, and the stage exits non-zero at the end unless
+one line (`failures` in data/stats/organize.json, stderr); the others proceed, and the stage exits non-zero at the end unless
 `organize.allow_failures` is set. A failed task has no shard.
 """
 
@@ -45,9 +45,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dynosaur.core.charts import bar_chart
 from dynosaur.core.errors import StageFailed, first_line
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import canonical_json, read_model
+from dynosaur.core.io import atomic_write, canonical_json, read_model, write_json
 from dynosaur.core.params import OrganizeParams, load_params
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import (
@@ -68,10 +69,12 @@ from dynosaur.registry.manifest import COUNT_KEY, COUNTS_KEY, DIGEST_KEY, Instan
 # bump when instance formatting changes, so every shard is rebuilt (6: word-boundary cuts, plain dates,
 # no duplicates, control characters stripped)
 FORMAT_VERSION = 6
+SUMMARY_VERSION = 2  # the shape of a shard's summary in the stat cache (2: every footer count)
 FINGERPRINT_KEY = b"dyno.fingerprint"
 TRUNCATION_MARKER = " …[truncated]"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
-# What organize counts, per shard (its footer) and per run (metrics): rows seen, and rows dropped or cut.
+# What organize counts, per shard (its footer: the corpus totals) and per run (the run log): rows seen, and
+# rows dropped or cut.
 COUNTS = (
     "rows_seen",
     "dropped_empty_output",
@@ -484,12 +487,14 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # A source whose task file and shards are the very files of its last check is up to date: its counts
     # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
-    salt = stage_fingerprint(inputs=[evalset_fingerprint], params=params, version=FORMAT_VERSION)
+    salt = stage_fingerprint(
+        inputs=[evalset_fingerprint, SUMMARY_VERSION], params=params, version=FORMAT_VERSION
+    )
     cache = StatCache("organize", salt, beside=out)
     counts: Counter = Counter()
     failures: dict[str, str] = {}
     live: dict[str, set[str]] = {}
-    shards: dict[str, dict[str, list[int]]] = {}  # source → task → [instances, dropped_contaminated]
+    shards: dict[str, dict[str, dict[str, int]]] = {}  # source → task → its footer counts and instances
     paths = sorted(args.tasks.glob("*.json"))
     # rows read from the sources (reused sources read none): organize's rate
     with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
@@ -499,8 +504,8 @@ def main(args: argparse.Namespace) -> None:
             source_dir = out / source_id
             known = cache.peek(source_id)
             if known is not None:
-                paths = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
-                if cache.get(source_id, paths) is not None:
+                files_of_source = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
+                if cache.get(source_id, files_of_source) is not None:
                     live[source_id], shards[source_id] = set(known), known
                     counts["tasks_reused"] += len(known)
                     continue
@@ -556,34 +561,85 @@ def main(args: argparse.Namespace) -> None:
     cache.keep_only(set(live))
     cache.save()
 
-    per_source = {sid: sum(rows for rows, _ in tasks.values()) for sid, tasks in shards.items()}
-    contaminated = {sid: sum(c for _, c in tasks.values()) for sid, tasks in shards.items()}
+    totals = corpus_totals(shards)
     write_metrics(
         args.metrics,
         {
             "sources": len(live),
-            "tasks": sum(map(len, shards.values())),
-            "instances": sum(per_source.values()),
+            "tasks": totals["tasks"],
+            "instances": totals["instances"],
+            "rejected": totals[
+                "rows_rejected"
+            ],  # rows of valid tasks left out: empty, too long, duplicate, ...
+            "failed": len({key.split("/")[0] for key in failures}),  # sources with a failed task
+        },
+    )
+    write_json(args.stats, corpus_stats(shards, failures))
+    atomic_write(args.plot, sources_chart(shards))
+    write_json(
+        args.run_log,
+        {
             "shards_removed": removed,
-            "sources_failed": len({key.split("/")[0] for key in failures}),
-            "failures": dict(sorted(failures.items())),
-            # every shard's footer, reused or not: what evaluation overlap removed from each source
-            "contaminated_per_source": {k: v for k, v in sorted(contaminated.items()) if v},
             **{k: counts.get(k, 0) for k in ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)},
         },
     )
+    per_source = {sid: sum(s["instances"] for s in tasks.values()) for sid, tasks in shards.items()}
     log(f"organize: {sum(per_source.values())} instances in {sum(map(len, shards.values()))} task shards")
     if failures and not params.allow_failures:
         key, reason = next(iter(sorted(failures.items())))
         raise StageFailed(
             f"{len(failures)} source(s) or task(s) failed, first {key}: {reason}"
-            " (recorded in the organize metrics; fix or remove them, or set organize.allow_failures: true)"
+            " (recorded in data/stats/organize.json; fix or remove them, or set organize.allow_failures: true)"
         )
 
 
-def shard_summary(path: Path) -> list[int]:
-    """[instances, dropped_contaminated] of one shard, from its footer."""
-    return [pq.read_metadata(path).num_rows, footer_counts(path).get("dropped_contaminated", 0)]
+def shard_summary(path: Path) -> dict[str, int]:
+    """One shard's instances and its footer counts (rows seen, dropped per reason)."""
+    return {"instances": pq.read_metadata(path).num_rows, **footer_counts(path)}
+
+
+def corpus_totals(shards: dict[str, dict[str, dict[str, int]]]) -> dict[str, int]:
+    """The corpus as it stands (every shard, rebuilt this run or not): tasks, instances, rows rejected."""
+    summaries = [s for tasks in shards.values() for s in tasks.values()]
+    return {
+        "tasks": len(summaries),
+        "instances": sum(s["instances"] for s in summaries),
+        "rows_rejected": sum(v for s in summaries for k, v in s.items() if k.startswith("dropped_")),
+    }
+
+
+def corpus_stats(shards: dict[str, dict[str, dict[str, int]]], failures: dict[str, str]) -> dict:
+    """The breakdown behind the metrics: per source, and the corpus's rows per count (`COUNTS`)."""
+    per_source = {}
+    for source_id, tasks in sorted(shards.items()):
+        counts: Counter = Counter({k: 0 for k in COUNTS})
+        for summary in tasks.values():
+            counts.update({k: v for k, v in summary.items() if k in COUNTS})
+        per_source[source_id] = {
+            "tasks": len(tasks),
+            "instances": sum(s["instances"] for s in tasks.values()),
+            **dict(sorted(counts.items())),
+        }
+    corpus: Counter = Counter({k: 0 for k in COUNTS})
+    for numbers in per_source.values():
+        corpus.update({k: numbers[k] for k in COUNTS})
+    return {
+        "corpus": dict(sorted(corpus.items())),
+        "failures": dict(sorted(failures.items())),
+        "per_source": per_source,
+    }
+
+
+def sources_chart(shards: dict[str, dict[str, dict[str, int]]]) -> str:
+    names = sorted(shards)
+    return bar_chart(
+        "The corpus per source",
+        names,
+        {
+            "instances": [sum(s["instances"] for s in shards[n].values()) for n in names],
+            "valid tasks": [len(shards[n]) for n in names],
+        },
+    )
 
 
 def remove_stale(out: Path, live: dict[str, set[str]]) -> int:
@@ -601,4 +657,4 @@ def remove_stale(out: Path, live: dict[str, set[str]]) -> int:
 
 
 if __name__ == "__main__":
-    run(main, "collected", "tasks", "out", "metrics")
+    run(main, "collected", "tasks", "out", "metrics", "stats", "run-log", "plot")

@@ -25,6 +25,10 @@ Three layers make the ledger grow only:
    each commit of HEAD's history) must be a byte prefix of today's file (`check_history`). That also covers
    the lines written before the chain began, and the deletion of a file's last lines, which no link shows.
 
+Blank lines are no records: readers skip them. `ledger/retractions.jsonl` starts as one empty line, not an
+empty file, because collect and filter depend on it in dvc.yaml and DVC warns about an empty dependency on
+every run; the first retraction goes after that line.
+
 `read_records` (what the pipeline uses for retractions) checks all three, so a stage refuses to run on a
 ledger whose committed lines were deleted or rewritten. The API has no update or delete: `append` rewrites a
 file as its exact old bytes plus new lines (atomically), linked to the last one.

@@ -165,15 +165,16 @@ def stale_stages(root: Path, target: str = "organize") -> list[str]:
     return sorted(name.split(":")[-1] for name, changes in status.items() if changes != ["always changed"])
 
 
-def push(root: Path, oids: list[str], target: str = "organize") -> list[str]:
-    """Push the outputs of the stages up to `target` (the corpus, and the call cache a clone reuses), then
-    make sure the objects `oids` are on the remote (`ensure_on_remote`); returns what that had to do."""
+def push(root: Path, oids: list[str]) -> list[str]:
+    """Push every output dvc.lock records (the corpus, the call cache a clone reuses, and a trained model
+    when there is one, so a fresh clone's bare `dvc pull` finds them all), then make sure the objects `oids`
+    are on the remote (`ensure_on_remote`); returns what that had to do."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         try:
-            repo.push(targets=[target], with_deps=True)
+            repo.push()
         except DvcException as exc:
             raise DynoError(
                 f"dvc push failed ({first_line(exc)}); nothing was recorded: check the DVC remote, then"

@@ -20,9 +20,9 @@ the model forgot. `mean_forgetting` averages it over the earlier stages, after t
 A replay budget (`replay.tasks`) larger than a later stage's pool is a params error, raised before any stage
 trains, so a bad request never leaves some stages' models behind.
 
-The `continual` stage of dvc.yaml writes the report (`report.json`), the continual table as metrics (one row per
-stage, and `final`: the last stage's row, the columns of docs/training.md's table) and the same rows as a CSV
-for `dvc plots show` (`table_rows`).
+The `continual` stage of dvc.yaml writes the report (`report.json`), the continual table (one row per stage, the
+columns of docs/training.md's table) as a CSV and as a chart for `dvc plots show`, and as metrics the last
+stage's held-out ROUGE-L and the mean forgetting.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynosaur.core.charts import line_chart
 from dynosaur.core.errors import DynoError, ParamsError
 from dynosaur.core.io import atomic_write, write_json
 from dynosaur.core.params import ContinualParams, Params, load_params
@@ -325,7 +326,7 @@ def table_rows(report: ContinualReport) -> list[TableRow]:
 
 
 def table_csv(rows: Sequence[TableRow]) -> str:
-    """The rows for `dvc plots show` (an empty cell where a score is undefined)."""
+    """The continual table as CSV (an empty cell where a score is undefined)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(TABLE_COLUMNS)
@@ -335,15 +336,21 @@ def table_csv(rows: Sequence[TableRow]) -> str:
 
 
 def report_metrics(report: ContinualReport) -> dict:
-    """Per stage (by release) its numbers; `final`: the last stage's row of the continual table."""
-    drop = {"release", "new_tasks", "replayed_tasks"}  # in report.json; metrics keep the numbers
+    """The metrics file: the last stage's ROUGE-L on its own held-out instances, and the mean forgetting
+    (every stage's numbers are in report.json and the table)."""
     rows = table_rows(report)
-    return {
-        "strategy": report.strategy,
-        "mean_forgetting": report.mean_forgetting,
-        "final": rows[-1].model_dump(exclude={"stage"}) if rows else None,
-        **{s.release: s.model_dump(exclude=drop) for s in report.stages},
-    }
+    final = rows[-1].current_holdout_rouge_l if rows else None
+    return {k: v for k, v in (("rouge_l", final), ("forgetting", report.mean_forgetting)) if v is not None}
+
+
+def table_chart(rows: Sequence[TableRow]) -> str:
+    series = ("unseen_rouge_l", "current_holdout_rouge_l", "previous_holdout_rouge_l", "forgetting")
+    return line_chart(
+        "Continual training, release by release (ROUGE-L)",
+        "stage",
+        [r.stage for r in rows],
+        {name: [getattr(r, name) for r in rows] for name in series},
+    )
 
 
 def main(args: argparse.Namespace) -> None:
@@ -351,15 +358,17 @@ def main(args: argparse.Namespace) -> None:
     if params.train.continual is None:  # the default: `dvc repro` passes over this stage, writing a marker
         log("continual: train.continual is not set; nothing to train")
         write_json(args.out / "report.json", {"skipped": "train.continual is not set"})
-        write_metrics(args.metrics, {"skipped": True})
-        atomic_write(args.plots, table_csv([]))
+        write_metrics(args.metrics, {})  # DVC needs the file: a row of dashes in `dvc metrics show`
+        atomic_write(args.table, table_csv([]))
+        atomic_write(args.plot, table_chart([]))
         return
     report = run_continual(Path("."), params, args.out)
     write_json(args.out / "report.json", report)
     write_metrics(args.metrics, report_metrics(report))
-    atomic_write(args.plots, table_csv(table_rows(report)))
+    atomic_write(args.table, table_csv(table_rows(report)))
+    atomic_write(args.plot, table_chart(table_rows(report)))
     log(f"continual: {len(report.stages)} stages, mean forgetting {report.mean_forgetting}")
 
 
 if __name__ == "__main__":
-    run(main, "out", "metrics", "plots")
+    run(main, "out", "metrics", "table", "plot")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dynosaur.core.errors import DynoError, ParamsError
-from dynosaur.core.io import read_json, read_model
+from dynosaur.core.io import read_json, read_model, write_json
 from dynosaur.core.params import EvaluateParams, load_params
 from dynosaur.core.records import Record
 from dynosaur.core.runner import log, run, write_metrics
@@ -171,8 +171,15 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The metrics file: the trained model's ROUGE-L on held-out instances of trained tasks and its lift over
+    the base model (the rest, unseen tasks and Super-NI included, is in the report)."""
+    score, lift = report["trained"].get("heldout_rouge_l"), report["lift"].get("heldout_rouge_l")
+    return {k: v for k, v in (("rouge_l", score), ("lift", lift)) if v is not None}
+
+
 def report_metrics(trained: EvalReport, base: EvalReport, sources: dict[str, str]) -> dict[str, Any]:
-    """The metrics file: summary scores of both models, their lift, counts, and the per-task breakdown."""
+    """The report: summary scores of both models, their lift, counts, and the per-task breakdown."""
     out: dict[str, Any] = {"trained": {}, "base": {}, "lift": {}, "counts": {}, "per_task": {}}
     for suite in SUITES:
         t, b = getattr(trained, suite), getattr(base, suite)
@@ -224,7 +231,8 @@ def main(args: argparse.Namespace) -> None:
     base = evaluate_model(load_base(args.model), evalset.heldout, evalset.unseen, params, **kwargs)
     sources = {t: xs[0].source_id for tasks in (evalset.heldout, evalset.unseen) for t, xs in tasks.items()}
     metrics = report_metrics(trained, base, sources)
-    write_metrics(args.metrics, metrics)
+    write_json(args.report, metrics)
+    write_metrics(args.metrics, headline(metrics))
     lines = [
         f"{k}: {metrics['base'][k]} → {v} ({metrics['lift'][k]:+})"
         for k, v in metrics["trained"].items()
@@ -234,4 +242,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "model", "evalset", "metrics")
+    run(main, "model", "evalset", "metrics", "report")

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from dynosaur.core.charts import line_chart
 from dynosaur.core.errors import DynoError, NotFound, ParamsError, some
 from dynosaur.core.fingerprint import fingerprint
 from dynosaur.core.io import atomic_write, read_json, write_json
@@ -571,6 +572,10 @@ def corpus_for(release: str | None, workspace_corpus: Path) -> Iterator[tuple[Pa
         yield report.out, report.tag
 
 
+def loss_chart(losses: Sequence[LossPoint]) -> str:
+    return line_chart("Training loss", "step", [p.step for p in losses], {"loss": [p.loss for p in losses]})
+
+
 def loss_csv(losses: Sequence[LossPoint]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -620,15 +625,22 @@ def main(args: argparse.Namespace) -> None:
     options = label_options(group_by_task(examples) | unseen)
     evalset = EvalSet(heldout=heldout, unseen=unseen, label_options=options)
     write_json(args.evalset, evalset)
-    atomic_write(args.plots, loss_csv(result.losses))
+    atomic_write(args.losses, loss_csv(result.losses))
+    atomic_write(args.plot, loss_chart(result.losses))
     first, last = result.losses[:10], result.losses[-10:]
     loss_first, loss_last = (round(sum(x.loss for x in xs) / len(xs), 4) for xs in (first, last))
     write_metrics(
         args.metrics,
         {
-            "corpus": name,
             "tasks": len(group_by_task(train)),
-            "examples": result.examples,
+            "instances": result.examples,  # trained on
+            "loss": loss_last,  # mean of the last 10 steps' losses
+        },
+    )
+    write_json(
+        args.run_log,
+        {
+            "corpus": name,
             "dropped_too_long": result.dropped_too_long,
             "heldout_instances": sum(map(len, heldout.values())),
             "unseen_tasks": len(unseen),
@@ -656,4 +668,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(main, "corpus", "model", "evalset", "metrics", "plots", "checkpoints")
+    run(main, "corpus", "model", "evalset", "metrics", "run-log", "losses", "plot", "checkpoints")
