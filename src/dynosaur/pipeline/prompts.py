@@ -55,18 +55,16 @@ SYSTEM_FIELDS_FIRST = (
 )
 
 ASK_FIELDS_FIRST = (
-    "Write one instruction for each of the {n} numbered tasks listed in the dataset block, in their order, "
-    "as you would give it to a person: one sentence in the imperative that starts with a verb (such as "
-    "Classify, Rate, Identify, Summarize, Write or Correct) and says what to produce from what is given. Do "
-    "not describe the dataset or how to look values up, and do not quote the example values. Each task asks "
+    "Write one instruction for each of the {n} numbered tasks listed in the dataset block, in their order: "
+    "one or two sentences telling a person what to produce from what is given. Do not describe the dataset "
+    "or how to look values up, and do not quote the example values. Each task asks "
     'for something different, so each instruction must fit its own task. Answer as {{"instructions": '
     '["...", "..."]}} with exactly {n} instructions.'
 )
 ASK_FIELD_FIRST = (  # one mapping per request
-    "Write the instruction for the task listed in the dataset block, as you would give it to a person: one "
-    "sentence in the imperative that starts with a verb (such as Classify, Rate, Identify, Summarize, Write "
-    "or Correct) and says what to produce from what is given. Do not describe the dataset or how to look "
-    'values up, and do not quote the example values. Answer as {"instructions": ["..."]}.'
+    "Write the instruction for the task listed in the dataset block: one or two sentences telling a person "
+    "what to produce from what is given. Do not describe the dataset or how to look values up, and do not "
+    'quote the example values. Answer as {"instructions": ["..."]}.'
 )
 
 
