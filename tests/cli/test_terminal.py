@@ -34,7 +34,8 @@ class Pane:
         self.tmux("set-option", "-g", "remain-on-exit", "on")
 
     def tmux(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
+        # a user's terminal: CI=true (set by CI) turns the bar off on purpose (dynosaur.core.progress)
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX", "CI")}
         return subprocess.run(
             [TMUX, "-L", self.socket, "-f", os.devnull, *args],
             check=True,
