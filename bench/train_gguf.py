@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))  # this checkout's dynosaur, as the child 
 
 
 def stage(module: str, cwd: Path, env: dict[str, str], **paths: Path) -> float:
-    args = [f"--{k}={v}" for k, v in paths.items()]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in paths.items()]
     with Timer() as t:
         proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, check=False)
     if proc.returncode != 0:
@@ -72,7 +72,9 @@ def main() -> None:
         model=work / "models" / "model",
         evalset=d / "evalset.json",
         metrics=d / "metrics" / "train.json",
-        plots=d / "plots" / "train_loss.csv",
+        run_log=d / "runs" / "train.json",
+        losses=d / "stats" / "train_loss.csv",
+        plot=d / "plots" / "train_loss.svg",
         checkpoints=work / "models" / "checkpoints",
     )
     eval_s = stage(
@@ -82,9 +84,10 @@ def main() -> None:
         model=work / "models" / "model",
         evalset=d / "evalset.json",
         metrics=d / "metrics" / "evaluate.json",
+        report=d / "stats" / "evaluate.json",
     )
-    tm = json.loads((d / "metrics" / "train.json").read_text())
-    ev = json.loads((d / "metrics" / "evaluate.json").read_text())
+    tm = json.loads((d / "runs" / "train.json").read_text())  # what the run did: steps, speed, memory
+    ev = json.loads((d / "stats" / "evaluate.json").read_text())  # every score, base and trained
     rows: list[tuple[str, object, str]] = [
         ("base_ready_s", conversion_s if conversion_s is not None else "-", "conversion: once"),
         ("train_stage_s", round(train_s, 1), ""),
