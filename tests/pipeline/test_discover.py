@@ -208,6 +208,9 @@ def test_bad_sources_file_and_lock_fail_with_one_line(tmp_path: Path):
     path.write_text("sources:\n  - id: a\n    hub: o/a\n    colour: red\n")
     with pytest.raises(ParamsError, match=r"sources\['a'\]\.colour: unknown key"):
         read_sources_file(path)
+    path.write_text("sources:\n  - {id: a, hub: o/a}\n  - {id: a, hub: o/b}\n")
+    with pytest.raises(ParamsError, match="duplicate source id 'a'"):
+        read_sources_file(path)
     path.write_text("sources: [\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         read_sources_file(path)

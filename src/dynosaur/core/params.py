@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -484,12 +484,25 @@ class Params(Section):
     @field_validator("sources")
     @classmethod
     def _unique_ids(cls, v: list[SourceSpec]) -> list[SourceSpec]:
-        seen: set[str] = set()
-        for s in v:
-            if s.id in seen:
-                raise ValueError(f"duplicate source id {s.id!r}")
-            seen.add(s.id)
-        return v
+        return unique_source_ids(v)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+SourcesT = TypeVar("SourcesT", bound=_HasId)
+
+
+def unique_source_ids(sources: list[SourcesT]) -> list[SourcesT]:
+    """A source id names one source, in params.yaml and in sources.yaml alike: a repeat is a config error."""
+    seen: set[str] = set()
+    for s in sources:
+        if s.id in seen:
+            raise ValueError(f"duplicate source id {s.id!r}")
+        seen.add(s.id)
+    return sources
 
 
 def _key_path(loc: tuple[Any, ...], data: Any) -> str:

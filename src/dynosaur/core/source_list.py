@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dynosaur.core.errors import ParamsError, first_line
 from dynosaur.core.io import atomic_write, canonical_json, read_json, write_json
-from dynosaur.core.params import Params, SourceSpec, load_yaml
+from dynosaur.core.params import Params, SourceSpec, load_yaml, unique_source_ids
 
 SOURCES_FILE = "sources.yaml"
 LOCK_FILE = "sources.lock"
@@ -58,12 +58,7 @@ class SourcesFile(BaseModel):
     @field_validator("sources")
     @classmethod
     def _unique_ids(cls, v: list[SourceEntry]) -> list[SourceEntry]:
-        seen: set[str] = set()
-        for s in v:
-            if s.id in seen:
-                raise ValueError(f"duplicate source id {s.id!r}")
-            seen.add(s.id)
-        return v
+        return unique_source_ids(v)
 
 
 class Pin(BaseModel):
