@@ -209,3 +209,30 @@ def test_tasks_from_schema_answers_a_fields_first_schema() -> None:
     request = {"response_format": {"type": "json_schema", "json_schema": {"schema": fields_first_schema(3)}}}
     answer = json.loads(tasks_from_schema(request))
     assert len(answer["instructions"]) == len(set(answer["instructions"])) == 3
+
+
+def test_the_fakes_fields_first_answers_pass_the_filter() -> None:
+    """The benchmarks run the default mode against this fake: its instructions must be tasks the filter keeps
+    (distinct, no talk of the dataset), one per mapping the prompt lists."""
+    from dynosaur.core.params import FilterParams
+    from dynosaur.pipeline.filter import judge
+    from dynosaur.pipeline.prompts import (
+        build_fields_first_messages,
+        enumerate_mappings,
+        fields_first_schema,
+        parse_instructions,
+    )
+    from tests.factories import make_generated, make_meta, make_proposal
+
+    meta = make_meta()
+    mappings = enumerate_mappings(meta)
+    assert len(mappings) >= 2
+    messages = build_fields_first_messages(meta, "with_description", mappings, 2)
+    request = {
+        "messages": [{"role": role, "content": text} for role, text in messages],
+        "response_format": {"json_schema": {"schema": fields_first_schema(len(mappings))}},
+    }
+    specs, error = parse_instructions(tasks_from_schema(request), mappings)
+    assert error is None and len(specs) == len(mappings)
+    tasks = judge(meta, make_generated(make_proposal(*specs)), FilterParams())
+    assert [(t.verdict, t.reason) for t in tasks] == [("valid", None)] * len(mappings)

@@ -794,6 +794,7 @@ def test_procedure_talk_rejects_narration_of_the_data(instruction):
         "Classify the sentiment of the given review.",
         "To a reader who has not seen the film, summarise the review in one sentence.",  # no "To X ..., "
         "Identify the topic of the news article; the answer is one of the given categories.",
+        "Answer the question using the rows of the table.",  # a table in the input has rows
     ],
 )
 def test_procedure_talk_keeps_instructions(instruction):

@@ -281,3 +281,15 @@ def test_ids_do_not_depend_on_what_was_dropped(project):
     project.run()
     table = pq.read_table(project.shard("good", the_id))
     assert table.column("instance_id").to_pylist() == [instance_id(the_id, "train", r) for r in (0, 1, 3)]
+
+
+def test_the_sources_chart_shows_the_largest_sources_and_one_row_for_the_rest():
+    from dynosaur.pipeline.organize import sources_chart
+
+    shards = {f"s{i:02d}": {"t": {"instances": i}} for i in range(35)}
+    svg = sources_chart(shards, top=30)
+    assert "5 other sources" in svg and "the 30 largest" in svg
+    assert ">s34<" in svg and ">s05<" in svg and ">s04<" not in svg  # s00..s04 are the smallest
+    assert ">10<" in svg  # 0 + 1 + 2 + 3 + 4 instances in the rest
+    small = sources_chart({"a": {"t": {"instances": 3}}})
+    assert "other sources" not in small and "largest" not in small

@@ -40,7 +40,7 @@ from dynosaur.core.records import (
 from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates
-from dynosaur.pipeline.prompts import copied_from_demonstration
+from dynosaur.pipeline.prompts import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
 from dynosaur.registry.ledger import read_records
 
 # bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration, procedure_talk)
@@ -141,7 +141,10 @@ INJECTION = re.compile(
 # one record, never "the dataset" or its rows; "the model should ..." and "we need to ..." narrate; "To produce
 # the title, ..." explains; and phrases of the generation prompt itself leak back from small models.
 PROCEDURE = re.compile(
-    r"\b(?:dataset|data set|rows?)\b"
+    r"\b(?:dataset|data set)\b"
+    # a row of the data, not of a table the input holds ("using the rows of the table" is a task)
+    r"|\b(?:corresponding|matching|given|same|this|each|every|dataset|data) rows?\b"
+    r"|\brows? (?:of|in|from) the (?:dataset|data)\b"
     r"|\bthe model (?:should|must|needs? to|has to|will)\b"
     r"|\bwe (?:need|have|must|should|will|can)\b"
     r"|^\s*to (?:produce|determine|generate|extract|find|get|obtain|create|predict)\b[^.]*,"
@@ -544,9 +547,9 @@ def main(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # A source whose three files (its generated tasks, its collect record, its verdicts) are the very files of
     # its last judgement keeps it, counts included, without opening any of them (dynosaur.core.statcache).
-    cache = StatCache(
-        "filter", stage_fingerprint(inputs=retracted.task_keys(), params=params, version=RULES_VERSION), out
-    )
+    # the demonstrations are an input of `copies_demonstration`: a changed one judges every source again
+    inputs = [retracted.task_keys(), DEMONSTRATION_INSTRUCTIONS]
+    cache = StatCache("filter", stage_fingerprint(inputs=inputs, params=params, version=RULES_VERSION), out)
     summaries: dict[str, dict] = {}
     reused = 0
     for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):

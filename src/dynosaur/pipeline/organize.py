@@ -630,14 +630,22 @@ def corpus_stats(shards: dict[str, dict[str, dict[str, int]]], failures: dict[st
     }
 
 
-def sources_chart(shards: dict[str, dict[str, dict[str, int]]]) -> str:
-    names = sorted(shards)
+CHART_SOURCES = 30  # a chart of thousands of sources is unreadable (and a large file in git)
+
+
+def sources_chart(shards: dict[str, dict[str, dict[str, int]]], top: int = CHART_SOURCES) -> str:
+    """Instances and valid tasks per source: the `top` largest by instances, the rest as one row."""
+    instances = {n: sum(s["instances"] for s in tasks.values()) for n, tasks in shards.items()}
+    names = sorted(shards, key=lambda n: (-instances[n], n))
+    shown, rest = sorted(names[:top]), names[top:]
+    labels = [*shown, *([f"{len(rest):,} other sources"] if rest else [])]
     return bar_chart(
-        "The corpus per source",
-        names,
+        "The corpus per source" + (f" (the {top} largest)" if rest else ""),
+        labels,
         {
-            "instances": [sum(s["instances"] for s in shards[n].values()) for n in names],
-            "valid tasks": [len(shards[n]) for n in names],
+            "instances": [instances[n] for n in shown] + ([sum(instances[n] for n in rest)] if rest else []),
+            "valid tasks": [len(shards[n]) for n in shown]
+            + ([sum(len(shards[n]) for n in rest)] if rest else []),
         },
     )
 

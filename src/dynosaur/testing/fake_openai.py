@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -129,6 +130,24 @@ def default_responder(request_json: dict[str, Any]) -> str:
     return '{"tasks": []}'
 
 
+# A fields-first prompt lists its mappings as "1. Given the text, produce the label." (prompts._numbered)
+MAPPING_LINE = re.compile(r"^\s*(\d+)\. Given the (.+), produce the (.+)\.\s*$", re.MULTILINE)
+
+
+def fields_first_instructions(request_json: dict[str, Any], wanted: int) -> list[str]:
+    """One distinct instruction per mapping the last user turn lists, as a model that rewords them would
+    write; a numbered stand-in for any it can't read."""
+    messages = request_json.get("messages") or [{}]
+    content = str(messages[-1].get("content", ""))
+    lines = {int(n): (inputs, output) for n, inputs, output in MAPPING_LINE.findall(content)}
+    return [
+        f"Read the {lines[i][0]} and write the {lines[i][1]} that goes with them."
+        if i in lines
+        else f"Answer question number {i} about the example."
+        for i in range(1, wanted + 1)
+    ]
+
+
 def tasks_from_schema(request_json: dict[str, Any]) -> str:
     """Deterministic answer to a `response_format` json_schema asking for `{"tasks": [...]}` (or, from
     `generate.mode: fields_first`, `{"instructions": [...]}`: as many distinct instructions as asked).
@@ -140,9 +159,7 @@ def tasks_from_schema(request_json: dict[str, Any]) -> str:
         schema = request_json["response_format"]["json_schema"]["schema"]
         if "instructions" in schema["properties"]:  # generate.mode fields_first: one per listed mapping
             wanted = schema["properties"]["instructions"]["minItems"]
-            return json.dumps(
-                {"instructions": [f"Solve task number {i} of this dataset." for i in range(1, wanted + 1)]}
-            )
+            return json.dumps({"instructions": fields_first_instructions(request_json, wanted)})
         item = schema["properties"]["tasks"]["items"]["properties"]
         allowed = sorted(set(item["input_fields"]["items"]["enum"]))
     except (KeyError, TypeError):

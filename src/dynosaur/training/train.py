@@ -330,7 +330,7 @@ def _progress(total: int) -> Any:
                 return
             step = state.global_step
             if not math.isfinite(loss):
-                self._close()
+                self.close()
                 raise DynoError(f"training diverged at step {step} (loss {loss}): lower train.lr")
             if self.bar is not None:
                 tokens = state.num_input_tokens_seen - self.tokens_at_start
@@ -343,9 +343,9 @@ def _progress(total: int) -> Any:
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.seconds = time.perf_counter() - self.start
             self.tokens = state.num_input_tokens_seen - self.tokens_at_start
-            self._close()
+            self.close()
 
-        def _close(self) -> None:
+        def close(self) -> None:
             if self.bar is not None:
                 self.bar.__exit__(None, None, None)
                 self.bar = None
@@ -432,12 +432,10 @@ def make_trainer(
         def compute_loss(
             self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
-            if self.args.device.type != "cpu" or return_outputs:
+            # one process only: under DDP the wrapped model's own forward is what synchronises gradients
+            if self.args.device.type != "cpu" or return_outputs or self.accelerator.num_processes > 1:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss = response_loss(model, inputs, num_items_in_batch)
-            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-                loss = loss * self.accelerator.num_processes  # as TRL and transformers do: DDP averages
-            return loss
+            return response_loss(model, inputs, num_items_in_batch)
 
     dataset = Dataset.from_dict({"input_ids": [x for x, _ in data], "completion_mask": [m for _, m in data]})
     trainer = DynoSFTTrainer(
@@ -504,7 +502,10 @@ def train_model(
         resumed = int(last.name.removeprefix("checkpoint-")) if last else None
         if resumed is not None:
             log(f"train: resuming from the checkpoint at step {resumed} of {total} ({last})")
-        trainer.train(resume_from_checkpoint=None if last is None else str(last))
+        try:
+            trainer.train(resume_from_checkpoint=None if last is None else str(last))
+        finally:  # Ctrl-C or out of memory: a terminal's live bar must not keep the cursor and streams
+            progress.close()
         losses = [
             LossPoint(step=int(e["step"]), loss=round(float(e["loss"]), 5))
             for e in trainer.state.log_history
