@@ -43,6 +43,8 @@ from typing import Any
 import yaml
 from _common import OFFLINE_ENV, RESULTS, ROOT
 
+from dynosaur.pipeline.near_duplicates import rouge_l  # the filter's own measure, ROUGE-L F1 on words
+
 sys.path.insert(0, str(ROOT / "scripts"))
 QUALITY = ROOT / "bench" / "quality"
 VALID = QUALITY / "valid_mappings.yaml"
@@ -61,28 +63,6 @@ TARGETS = {
 
 
 # --- scoring (pure) --------------------------------------------------------------------------------------
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def rouge_l(a: str, b: str) -> float:
-    """ROUGE-L F1 over lower-cased word tokens (longest common subsequence, as rouge_score computes it)."""
-    x, y = words(a), words(b)
-    if not x or not y:
-        return 0.0
-    prev = [0] * (len(y) + 1)
-    for tx in x:
-        cur = [0]
-        for j, ty in enumerate(y, 1):
-            cur.append(prev[j - 1] + 1 if tx == ty else max(prev[j], cur[j - 1]))
-        prev = cur
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(x), lcs / len(y)
-    return 2 * precision * recall / (precision + recall)
 
 
 def match_entry(inputs: list[str], output: str, spec: dict[str, Any]) -> int | None:

@@ -39,7 +39,7 @@ from dynosaur.core.records import (
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
-from dynosaur.pipeline.near_duplicates import merge_near_duplicates
+from dynosaur.pipeline.near_duplicates import merge_near_duplicates, words
 from dynosaur.pipeline.prompts import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
 from dynosaur.registry.ledger import read_records
 
@@ -104,7 +104,6 @@ GENERATIVE = re.compile(
 EPOCH_SECONDS = (946_684_800, 2_208_988_800)
 NUMBER = re.compile(r"^[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?$")
 PLAIN_WORD = re.compile(r"^[^\W\d_]+(['’-][^\W\d_]+)*$")
-WORD = re.compile(r"[^\W_]+")
 
 # An instruction addressed to the model that reads it, not a task over the data (`injection`): overriding
 # earlier instructions, a new persona, asking for keys or the system prompt, closing the data fence or
@@ -305,10 +304,6 @@ def bad_target(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     return "bad_target" if BAD_TARGET_NAME.search(name) and not judging else None
 
 
-def _words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
 def _longest_common_run(a: list[str], b: list[str]) -> int:
     """The longest run of consecutive words that `a` and `b` share."""
     best = 0
@@ -327,16 +322,16 @@ def quotes_sample(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | No
     """The instruction quotes a sample row's value of a high-cardinality field ("Given the sentence 'In
     some forces short sleeved shirts…', determine the certainty"): it describes one row, not the task.
     Label values (few distinct values) are welcome in an instruction, so only free-form fields count."""
-    instruction = _words(spec.instruction)
+    instruction = words(spec.instruction)
     for feature in meta.features:
         stats = feature.stats
         if stats is None or feature.class_names or stats.distinct <= p.max_label_options:
             continue
         for value in _quotable(feature.name, meta):
-            words = _words(value)
+            quoted = words(value)
             if (
-                len(words) >= p.quote_min_words
-                and _longest_common_run(instruction, words) >= p.quote_min_words
+                len(quoted) >= p.quote_min_words
+                and _longest_common_run(instruction, quoted) >= p.quote_min_words
             ):
                 return "quotes_sample"
     return None

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dynosaur.core.records import Feature, SourceMeta, TaskSpec
+from dynosaur.pipeline.near_duplicates import rouge_l
 
 MAX_ANSWER_CHARS = 20_000
 
@@ -288,47 +289,29 @@ DEMONSTRATION_INSTRUCTIONS: tuple[str, ...] = tuple(
 )
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def _rouge_l(a: list[str], b: list[str]) -> float:
-    """ROUGE-L F1 of two token lists (longest common subsequence)."""
-    if not a or not b:
-        return 0.0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, 1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    lcs = prev[-1]
-    return 2 * lcs / (len(a) + len(b))
-
-
 def copies_demonstration(
     instruction: str, demos: Iterable[str] = DEMONSTRATION_INSTRUCTIONS, threshold: float = 0.7
 ) -> bool:
     """True when `instruction` is one of the demonstrations' instructions, verbatim or nearly (ROUGE-L F1 ≥
     threshold over lower-cased words): a small model copies them onto fields they do not fit."""
-    words = _words(instruction)
-    return any(_rouge_l(words, _words(demo)) >= threshold for demo in demos)
+    return bool(instruction.strip()) and any(rouge_l(instruction, demo) >= threshold for demo in demos)
 
 
 def copied_from_demonstration(spec: TaskSpec, threshold: float = 0.7) -> bool:
     """True when `spec` takes a demonstration task's instruction (`copies_demonstration`) but not its output
     field: the copy is pasted onto fields it does not fit. The same instruction over the same kind of output
     (a real SQuAD-like source asked for its answers) is a fine task."""
-    words = _words(spec.instruction)
     fields = [spec.output_field] if isinstance(spec.output_field, str) else spec.output_field
     output = fields[0] if len(fields) == 1 else ""  # several outputs are another rule's business
     base = output.split(".", 1)[0].strip().lower()
-    for demos in DEMONSTRATIONS.values():
-        for task in (t for d in demos for t in d.tasks):
-            demo_output = str(task.output_field).split(".", 1)[0].lower()
-            if base != demo_output and _rouge_l(words, _words(task.instruction)) >= threshold:
-                return True
-    return False
+    other_outputs = [
+        t.instruction
+        for demos in DEMONSTRATIONS.values()
+        for d in demos
+        for t in d.tasks
+        if str(t.output_field).split(".", 1)[0].lower() != base
+    ]
+    return copies_demonstration(spec.instruction, other_outputs, threshold)
 
 
 def _demo_turns(variant: str, tasks_per_prompt: int, sample_rows: int) -> list[tuple[str, str]]:
