@@ -23,13 +23,19 @@ BENCH = REPO / "bench"
 
 
 def load_quality() -> ModuleType:
-    """bench/quality.py as a module (it imports `_common` from bench/)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH / "quality.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """bench/quality.py as a module (it imports `_common` from bench/). Importing `_common` sets the offline
+    variables in os.environ and quality.py puts scripts/ on sys.path: both are put back, for the other tests."""
+    env, path = dict(os.environ), list(sys.path)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_quality", BENCH / "quality.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:] = path
     return module
 
 
