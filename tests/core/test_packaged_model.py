@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import os
 from pathlib import Path
 
 import pytest
@@ -100,10 +101,55 @@ def test_unverified_cache_is_rebuilt(models: Path, parts: list[Path], damage: st
 
 
 def test_missing_parts_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(packaged_model, "PART_PACKAGES", ("json", "dyno_no_such_part_package"))
-    with pytest.raises(ModelError, match=r"pip install 'dynosaur\[local\]'") as exc:
-        find_model_parts()
+    fake = packaged_model.PackagedModel(
+        "fake", NAME, SIZE, SHA, ("json", "dyno_no_such_part_package"), "local-x"
+    )
+    monkeypatch.setitem(packaged_model.PACKAGED_MODELS, "fake", fake)
+    with pytest.raises(ModelError, match=r"pip install 'dynosaur\[local-x\]'") as exc:
+        find_model_parts("fake")
     assert "json" in str(exc.value) and "dyno-no-such-part-package" in str(exc.value)
+
+
+def test_an_unknown_model_name_is_one_line_naming_the_known_ones() -> None:
+    with pytest.raises(ModelError) as exc:
+        packaged_model.packaged_model_path("qwen-9000b")
+    assert "qwen-9000b" in str(exc.value) and "qwen2.5-coder-1.5b-instruct-q4_k_m" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_model_edited_after_its_marker_is_hashed_again_and_rebuilt(models: Path, parts: list[Path]) -> None:
+    """Load time, not only assembly time: the same size but other bytes (a GGUF swapped in by hand) fails
+    its sha256 and is assembled again from the parts."""
+    path = default_model_path(size=SIZE, sha256=SHA, name=NAME)
+    os.utime(models / f"{NAME}.sha256", ns=(1, 1))  # the marker predates the edit below
+    path.write_bytes(b"X" * SIZE)
+    assert default_model_path(size=SIZE, sha256=SHA, name=NAME).read_bytes() == BLOB
+
+
+def test_a_wrong_model_with_no_parts_to_rebuild_from_is_refused(
+    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models.mkdir()
+    (models / NAME).write_bytes(b"X" * SIZE)  # right size, wrong bytes, no marker
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"Y" * SIZE)
+    with pytest.raises(ModelError, match="failed verification") as exc:
+        default_model_path([bad], size=SIZE, sha256=SHA, name=NAME)
+    assert "\n" not in str(exc.value)
+    assert list(models.iterdir()) == []
+
+
+def test_the_1_5b_model_parts_add_up_when_installed() -> None:
+    spec = packaged_model.PACKAGED_MODELS["qwen2.5-coder-1.5b-instruct-q4_k_m"]
+    try:
+        found = find_model_parts(spec.model)
+    except ModelError:
+        pytest.skip("1.5B parts not installed (pip install 'dynosaur[local-1.5b]')")
+    sizes = []
+    for part in found:
+        with importlib.resources.as_file(part) as path:
+            sizes.append(path.stat().st_size)
+    assert (len(found), sum(sizes)) == (22, spec.size)
 
 
 def test_installed_parts_add_up_to_the_model() -> None:

@@ -77,7 +77,14 @@ def test_compatible_provider_with_base_url():
 
 
 def test_price_of_an_unlisted_model_is_zero():
-    assert LLMParams(model="x").price() == Price(input_per_mtok=0, output_per_mtok=0)
+    assert LLMParams(provider="openai", model="x").price() == Price(input_per_mtok=0, output_per_mtok=0)
+
+
+def test_local_model_is_a_packaged_one_or_a_file():
+    assert LLMParams(model="qwen2.5-coder-1.5b-instruct-q4_k_m").model == "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert LLMParams(model="mine", model_path="/models/mine.gguf").model == "mine"
+    with pytest.raises(ValueError, match="no packaged model is named 'qwen-9000b'"):
+        LLMParams(model="qwen-9000b")
 
 
 def test_params_are_frozen():

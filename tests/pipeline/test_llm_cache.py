@@ -166,7 +166,8 @@ def test_worst_case_cost():
     budget = Budget(priced(None))
     assert budget.reserve(make_request(max_tokens=100)) == pytest.approx(1.0)
     assert budget.cost(1_000_000, 0) == 0
-    assert Budget(LLMParams(prices={"x": Price(input_per_mtok=2, output_per_mtok=4)}, model="x")).cost(
+    prices = {"x": Price(input_per_mtok=2, output_per_mtok=4)}
+    assert Budget(LLMParams(provider="openai", prices=prices, model="x")).cost(
         500_000, 250_000
     ) == pytest.approx(2.0)
 

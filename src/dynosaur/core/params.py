@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dynosaur.core.errors import ParamsError, first_line
 from dynosaur.core.fingerprint import tuning
 from dynosaur.core.licenses import LicensePolicy
+from dynosaur.core.packaged_model import PACKAGED_MODELS
 
 PARAMS_FILE = "params.yaml"
 # Replay strategies of the continual stage (dynosaur.training.replay implements them).
@@ -214,7 +215,8 @@ class LLMParams(Section):
         "sync"  # batch: the provider's Batch API (half price, answers within 24 h)
     )
     model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-    model_path: str | None = None  # local provider: a GGUF file; default: the packaged Qwen2.5-Coder-0.5B
+    # local provider: a packaged model (core.packaged_model: the 0.5B, or the 1.5B from `.[local-1.5b]`)
+    model_path: str | None = None  # local provider: a GGUF file instead of the packaged model `model` names
     base_url: str | None = (
         None  # compatible provider: e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp)
     )
@@ -244,6 +246,12 @@ class LLMParams(Section):
             raise ValueError("provider `compatible` needs `base_url` (e.g. http://localhost:8000/v1)")
         if self.provider != "compatible" and self.base_url:
             raise ValueError("`base_url` is for provider `compatible`")
+        if self.provider == "local" and self.model_path is None and self.model not in PACKAGED_MODELS:
+            known = ", ".join(PACKAGED_MODELS)
+            raise ValueError(
+                f"provider `local` serves a packaged model ({known}) or the GGUF file in `model_path`; "
+                f"no packaged model is named {self.model!r}"
+            )
         if self.mode == "batch" and self.provider == "local":
             raise ValueError(
                 "`mode: batch` needs provider `openai` or `compatible` (a server with /v1/batches)"

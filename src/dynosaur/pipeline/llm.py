@@ -196,7 +196,7 @@ class LLM:
         if p.provider == "local":
             from dynosaur.pipeline import local_model
 
-            return local_model.model_identity(Path(p.model_path) if p.model_path else None)
+            return local_model.model_identity(Path(p.model_path) if p.model_path else None, p.model)
         if p.provider == "openai":
             return f"openai:{p.model}"
         return f"compatible:{p.model}"
@@ -231,7 +231,7 @@ class LLM:
                 if self.params.provider == "local" and base_url is None:
                     from dynosaur.pipeline import local_model
 
-                    model_path = local_model.resolve_model_path(self.params.model_path)
+                    model_path = local_model.resolve_model_path(self.params.model_path, self.params.model)
                     lp = self.params.local
                     server = local_model.LocalServer(
                         model_path,

@@ -20,13 +20,17 @@ from typing import Any
 
 from dynosaur.core.errors import ModelError
 from dynosaur.core.packaged_model import (  # noqa: F401  (re-exported: the local provider's model)
+    DEFAULT_MODEL,
     DEFAULT_MODEL_NAME,
     DEFAULT_MODEL_SHA256,
     DEFAULT_MODEL_SIZE,
     INSTALL_HINT,
+    PACKAGED_MODELS,
     default_model_path,
     find_model_parts,
     models_dir,
+    packaged,
+    packaged_model_path,
 )
 
 log = logging.getLogger(__name__)
@@ -121,23 +125,25 @@ class LocalServer:
         self.close()
 
 
-def resolve_model_path(model_path: str | None) -> Path:
-    """`llm.model_path` if set (it must exist), else the packaged default, assembled on first use."""
+def resolve_model_path(model_path: str | None, model: str = DEFAULT_MODEL) -> Path:
+    """`llm.model_path` if set (it must exist), else the packaged model `llm.model` names, assembled and
+    verified on first use."""
     if model_path is None:
-        return default_model_path()
+        return packaged_model_path(model)
     path = Path(model_path).expanduser()
     if not path.is_file():
         raise ModelError(f"llm.model_path {model_path} is not a file")
     return path
 
 
-def model_identity(model_path: Path | None) -> str:
+def model_identity(model_path: Path | None, model: str = DEFAULT_MODEL) -> str:
     """What names the local model in cache keys: the default's digest, or a custom file's name and size.
 
     A custom GGUF is not hashed on every run (that reads the whole file); replacing it with another file of
     the same name and size needs a `generate.prompt_version` bump to invalidate the cache.
     """
     if model_path is None:
-        return f"local:{DEFAULT_MODEL_NAME}@sha256:{DEFAULT_MODEL_SHA256}"
+        spec = packaged(model)
+        return f"local:{spec.file_name}@sha256:{spec.sha256}"
     size = model_path.stat().st_size if model_path.exists() else 0
     return f"local:{model_path.name}@{size}"
