@@ -586,10 +586,10 @@ def test_valid_task_gets_class_names_as_options():
 def test_options_not_appended_when_too_long():
     names = [f"category_number_{i:02d}" for i in range(12)]  # 12 × 18 chars + separators > 200
     meta = make_meta(features=[make_feature("text"), label_feature(class_names=names)])
-    task = judge_one(make_spec(), meta)
+    task = judge_one(make_spec(instruction="Classify the topic of the given text."), meta)
     assert task.verdict == "valid"
     assert task.label_options is None
-    assert task.final_instruction == "Classify the sentiment of the given review."
+    assert task.final_instruction == "Classify the topic of the given text."
 
 
 def test_options_limit_follows_params():

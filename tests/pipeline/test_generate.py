@@ -10,6 +10,7 @@ from dynosaur.core.params import GenerateParams, LLMParams, Params
 from dynosaur.pipeline.generate import source_requests, to_proposal, variant_order
 from dynosaur.pipeline.llm import LLM, ChatResult
 from dynosaur.pipeline.prompts import enumerate_mappings
+from dynosaur.pipeline.wording import human_name
 from tests.factories import make_meta
 
 
@@ -37,8 +38,9 @@ def test_fields_first_is_the_default_and_asks_one_request_per_mapping(tmp_path: 
     assert GenerateParams().mode == "fields_first"
     requests = requests_for(tmp_path, make_params())
     assert [v for v, _ in requests] == [f"with_description#{i}" for i in range(len(mappings))]
-    for (inputs, output), (_, request) in zip(mappings, requests, strict=True):
-        assert f"1. Given the {', '.join(inputs)}, produce the {output}." in request.messages[-1][1]
+    for (_, output), (_, request) in zip(mappings, requests, strict=True):
+        asked = request.messages[-1][1]
+        assert f"Answer ({human_name(output)})" in asked and "Given the" not in asked
         assert request.response_schema["properties"]["instructions"]["maxItems"] == 1
     batched = requests_for(tmp_path, make_params(mode="fields_first", mappings_per_request=10))
     assert len(batched) == 1

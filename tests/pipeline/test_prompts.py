@@ -392,11 +392,13 @@ def test_fields_first_messages_list_the_mappings_inside_the_block():
     messages = build_fields_first_messages(
         hostile_meta(), "with_description", mappings, 2, demonstrations=True
     )
-    assert [r for r, _ in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    # the system prompt, the two style demonstrations, the two paper demonstrations, then the dataset
+    assert [r for r, _ in messages] == ["system"] + ["user", "assistant"] * 4 + ["user"]
     last = messages[-1][1]
     block = last[last.index("<dataset>") : last.index("</dataset>")]
-    assert "1. Given the text, title, produce the sentiment." in block
-    assert "3. Given the text, sentiment, produce the title." in block
+    assert "Task 1:\n  Input: text, title\n  Answer (sentiment)" in block
+    assert "Task 3:\n  Input: text, sentiment\n  Answer (title)" in block
+    assert "Given the" not in last and "produce the" not in last  # no template to copy (issue 19)
     assert "exactly 3 instructions" in last[last.index("</dataset>") :]
     schema = fields_first_schema(3)["properties"]["instructions"]
     assert (schema["minItems"], schema["maxItems"]) == (3, 3)

@@ -162,7 +162,7 @@ class DiscoverParams(Section):
 
 
 class GenerateParams(Section):
-    prompt_version: str = Field(default="v4", min_length=1)
+    prompt_version: str = Field(default="v5", min_length=1)
     variants: list[Literal["with_description", "without_description"]] = [
         "with_description",
         "without_description",

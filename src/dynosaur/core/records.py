@@ -48,6 +48,14 @@ class FeatureStats(Record):
     top_share: float  # share of the most frequent value among non-empty values
     id_like: bool  # every non-empty value is a short token without spaces, all distinct
     mean_chars: float
+    # A label-like field's whole value set in the scan (at most LABEL_VALUES values of at most 40 characters
+    # each), sorted: the label set in words that instructions state. None: free-form, or too many.
+    values: list[str] | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _clean_values(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [clean_line(value) for value in v]
 
 
 class Feature(Record):

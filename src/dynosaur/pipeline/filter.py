@@ -41,34 +41,13 @@ from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates, words
 from dynosaur.pipeline.prompts import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
+from dynosaur.pipeline.wording import human_name, label_set, templated_reason
 from dynosaur.registry.ledger import read_records
 
-# bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration, procedure_talk)
-RULES_VERSION = 6
+# bump when a rule changes meaning, so every source is judged again (5: injection, 6: copies_demonstration,
+# procedure_talk, 7: templated_instruction, instruction_mismatch, trivial_output, label sets from the scan)
+RULES_VERSION = 7
 
-REASONS = (
-    "unparseable",
-    "multi_output",
-    "empty_output",
-    "no_input",
-    "duplicate_input",
-    "unknown_field",
-    "io_overlap",
-    "instruction_too_short",
-    "instruction_too_long",
-    "injection",
-    "copies_demonstration",
-    "procedure_talk",
-    "meta_field",
-    "code_from_metadata",
-    "bad_target",
-    "quotes_sample",
-    "underdetermined_output",
-    "degenerate_label",
-    "duplicate_instruction",
-    "near_duplicate",
-    "retracted",
-)
 
 # Identifier and bookkeeping columns: predicting them teaches nothing (the paper's corpus has hundreds of
 # tasks predicting a code file's size, path or licence). Matched against `snake_name(name)`, so camelCase
@@ -95,8 +74,10 @@ CODE_NAME = re.compile(
 # answers and distractors (`bad_target`). A field *judging* correctness (`is_incorrect`) is a fine label.
 BAD_TARGET_NAME = re.compile(r"(^|_)(downvoted?|down_voted|rejected|incorrect|wrong|distractors?)(_|$|\d)")
 JUDGING_PREFIX = re.compile(r"^(is|has|was|are|num|n|count)_")
-# Instructions that ask to generate an output from attributes ("write a review with the given sentiment").
-GENERATIVE = re.compile(
+# Instructions that ask to generate an output from attributes ("write a review with the given sentiment"):
+# `underdetermined_output` lets these through. (Until issue 23 this was `GENERATIVE` too, and the options'
+# `GENERATIVE` further down silently replaced it for every rule.)
+WRITES_FROM_ATTRIBUTES = re.compile(
     r"\b(write|generate|compose|create|produce|draft|invent|craft|imagine|come up with|make up)\b",
     re.IGNORECASE,
 )
@@ -147,7 +128,10 @@ PROCEDURE = re.compile(
     r"|\bthe model (?:should|must|needs? to|has to|will)\b"
     r"|\bwe (?:need|have|must|should|will|can)\b"
     r"|^\s*to (?:produce|determine|generate|extract|find|get|obtain|create|predict)\b[^.]*,"
-    r"|\bwithout (?:naming|quoting|mentioning)\b|\bexample (?:rows|values)\b|\bnumbered tasks?\b",
+    r"|\bwithout (?:naming|quoting|mentioning)\b|\bexample (?:rows|values)\b|\bnumbered tasks?\b"
+    # the fields-first prompt's own words (v5): "Classify the given examples ...", "a teacher would give"
+    r"|\b(?:the|these|given|provided|following|above) examples?\b|\bsolved\b|\bteacher\b"
+    r"|\binstruction[- ]tuning\b|\bone or two (?:plain )?sentences\b",
     re.IGNORECASE,
 )
 # Names of environment variables holding secrets (OPENAI_API_KEY, HF_TOKEN): upper case, so matched apart.
@@ -323,6 +307,8 @@ def quotes_sample(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | No
     some forces short sleeved shirts…', determine the certainty"): it describes one row, not the task.
     Label values (few distinct values) are welcome in an instruction, so only free-form fields count."""
     instruction = words(spec.instruction)
+    if _quotes_short_values(spec.instruction, meta, p):
+        return "quotes_sample"
     for feature in meta.features:
         stats = feature.stats
         if stats is None or feature.class_names or stats.distinct <= p.max_label_options:
@@ -335,6 +321,21 @@ def quotes_sample(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | No
             ):
                 return "quotes_sample"
     return None
+
+
+def _quotes_short_values(instruction: str, meta: SourceMeta, p: FilterParams) -> bool:
+    """Two or more sample values of free-form fields, whole words, in the instruction ("Rate the similarity
+    between forest and graveyard"): one example's content, not the task."""
+    found = set()
+    for feature in meta.features:
+        stats = feature.stats
+        if stats is None or feature.class_names or stats.distinct <= p.max_label_options:
+            continue
+        for value in _quotable(feature.name, meta):
+            value = value.strip()
+            if len(value) >= 3 and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", instruction, re.IGNORECASE):
+                found.add(value.lower())
+    return len(found) >= 2
 
 
 def underdetermined_output(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
@@ -353,10 +354,83 @@ def underdetermined_output(spec: TaskSpec, meta: SourceMeta, p: FilterParams) ->
     limit = p.underdetermined_ratio * output.stats.distinct
     if any(f.stats.distinct > limit for f in inputs if f is not None and f.stats is not None):
         return None
-    generative = GENERATIVE.search(spec.instruction) and output.stats.mean_chars >= p.generative_min_chars
+    generative = (
+        WRITES_FROM_ATTRIBUTES.search(spec.instruction) and output.stats.mean_chars >= p.generative_min_chars
+    )
     if generative and not any(is_bookkeeping(f.name, meta) for f in inputs if f is not None):
         return None
     return "underdetermined_output"
+
+
+def templated_instruction(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """The bare shape of a template ("Given the text, produce the label.") or a raw field identifier
+    (`sentence_1`, anything in backticks): nobody trains on it (issue 19; `wording.templated_reason`)."""
+    labels = [v for f in meta.features for v in (label_set(f) or [])]
+    names = [f.name for f in meta.features] + list(spec.input_fields) + [output_name(spec)]
+    return "templated_instruction" if templated_reason(spec.instruction, names, labels) else None
+
+
+# What an instruction says it wants, and what the output's values must look like for that to hold.
+SENTIMENT_TALK = re.compile(r"\b(sentiment|polarity|positive or negative|negative or positive)\b", re.I)
+SENTIMENT_LABEL = re.compile(r"^(pos|neg|positive|negative|neutral|mixed|[0-9]|[1-5] stars?|good|bad)$", re.I)
+CLASSIFY_ASK = re.compile(
+    r"^\s*(classify|categori[sz]e|label|decide whether|decide if|determine whether|determine if|tell whether)\b"
+    r"|\b(into one of|as one of|one of the (following )?(labels|categories|classes))\b",
+    re.I,
+)
+SUMMARY_ASK = re.compile(r"^\s*(summari[sz]e|give a summary|write a summary)\b", re.I)
+SUMMARY_NAME = re.compile(r"(summary|abstract|synopsis|description|tldr|highlights?|gist|overview)", re.I)
+TITLE_ASK = re.compile(
+    r"\b(write|suggest|give|generate|create|propose|come up with)\s+(a|an|the)\s+(title|headline)", re.I
+)
+TITLE_NAME = re.compile(r"(title|headline|heading|name|subject)", re.I)
+
+
+def instruction_mismatch(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """The instruction asks for something the output's values contradict: a sentiment for topic labels,
+    a label for free text, a summary or a title for a field that is neither (issue 19: "Summarize the body
+    of the article in 100 words." over the title)."""
+    name = output_name(spec)
+    feature = meta.feature(name)
+    if feature is None or feature.stats is None:
+        return None
+    text = spec.instruction
+    labels = label_options(name, meta, p)
+    if labels and SENTIMENT_TALK.search(text) and not any(SENTIMENT_LABEL.match(str(v)) for v in labels):
+        return "instruction_mismatch"
+    free_text = labels is None and not feature.class_names and feature.stats.distinct > p.max_label_options
+    if free_text and feature.stats.mean_chars > 40 and CLASSIFY_ASK.search(text):
+        return "instruction_mismatch"
+    words_of_name = human_name(name)
+    if SUMMARY_ASK.search(text) and not SUMMARY_NAME.search(words_of_name):
+        return "instruction_mismatch"
+    if TITLE_ASK.search(text) and not TITLE_NAME.search(words_of_name):
+        return "instruction_mismatch"
+    return None
+
+
+def _norm(value: Any) -> str:
+    return " ".join(str(value).lower().split()) if value is not None else ""
+
+
+def trivial_output(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """An output that needs no understanding, in every sample row: a copy of an input, its length in
+    characters or words, or its first or last word."""
+    name = output_name(spec)
+    rows = [r for r in meta.samples if _norm(r.get(name))]
+    if len(rows) < 2:
+        return None
+    for field in spec.input_fields:
+        if all(_trivially_from(_norm(r.get(field)), _norm(r.get(name))) for r in rows):
+            return "trivial_output"
+    return None
+
+
+def _trivially_from(given: str, wanted: str) -> bool:
+    if not given:
+        return False
+    tokens = given.split()
+    return wanted in (given, str(len(given)), str(len(tokens)), tokens[0], tokens[-1])
 
 
 def duplicate_input(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
@@ -372,6 +446,10 @@ def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | N
     if feature.class_names:
         return list(feature.class_names)
     stats = feature.stats
+    if stats is not None and stats.values and len(stats.values) <= p.max_label_options:
+        if feature.dtype.startswith("float") or stats.mean_chars > 40:
+            return None
+        return list(stats.values)  # the whole value set the scan saw
     if stats is None or stats.scanned < 2 * p.max_label_options or stats.distinct > p.max_label_options:
         return None
     if feature.dtype.startswith("float") or stats.mean_chars > 40:
@@ -433,8 +511,19 @@ RULES: tuple[Rule, ...] = (
     bad_target,
     quotes_sample,
     underdetermined_output,
+    trivial_output,
     degenerate_label,
     procedure_talk,  # after the field rules: a bookkeeping output is reported as such
+    templated_instruction,
+    instruction_mismatch,
+)
+# Every reason code, once: each rule's name is its code; the judge adds the other four (issue 23).
+REASONS: tuple[str, ...] = (
+    "unparseable",
+    *(rule.__name__ for rule in RULES),
+    "duplicate_instruction",
+    "near_duplicate",
+    "retracted",
 )
 
 

@@ -90,7 +90,7 @@ def to_proposal(
     g = params.generate
     if g.mode == "fields_first":
         chunk = mapping_chunks(meta, params)[int(variant.rsplit("#", 1)[1])]
-        tasks, parse_error = parse_instructions(result.content, chunk)
+        tasks, parse_error = parse_instructions(result.content, chunk, meta)
     else:
         tasks, parse_error = parse_tasks(result.content)
     if g.repair:

@@ -30,7 +30,7 @@ DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
 ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
 DISTINCT_CAP = 10_000
 # Bump when collect reads a source differently (its features, their names), so every record is redone.
-READER_VERSION = 2
+READER_VERSION = 3  # 3: label-like fields record their value set (FeatureStats.values)
 
 
 # --- revisions -------------------------------------------------------------------------------------------
@@ -307,6 +307,9 @@ def _stringify(value: Any) -> str:
     return str(value)
 
 
+LABEL_VALUES = 20  # a field with at most this many short values records them (FeatureStats.values)
+
+
 def feature_stats(values: list[Any]) -> FeatureStats:
     texts = [_stringify(v) for v in values]
     non_empty = [t for t in texts if t.strip()]
@@ -319,7 +322,9 @@ def feature_stats(values: list[Any]) -> FeatureStats:
         and all(ID_TOKEN.match(t) and re.search(r"\d|/", t) for t in non_empty)
         and not all(DECIMAL.match(t) for t in non_empty)  # distinct measurements are a target, not an id
     )
+    label_set = len(counts) <= LABEL_VALUES and all(len(t) <= 40 for t in counts)
     return FeatureStats(
+        values=sorted(counts) if label_set and len(counts) >= 2 and len(counts) == distinct else None,
         scanned=len(texts),
         empty=len(texts) - len(non_empty),
         distinct=distinct,

@@ -8,12 +8,18 @@ One definition each, shared by the prompts (never show the model an identifier i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-# "Given the title, body, produce the category." — the bare shape of a template, whatever the verb.
+from dynosaur.core.records import Feature
+
+# The bare shape of our old prompt's template, "Given the title, body, produce the category.": "Given the"
+# a list of names, then "produce/output/return the" a name, and nothing else; or the same with a generic
+# object ("predict the label"). "Given a tweet, provide the associated hashtag." (the paper's own style,
+# accepted by its raters) is not a template: it says what the input is and what to give.
 TEMPLATE_SHAPE = re.compile(
-    r"^\s*(?:given|using|with|from)\s+(?:the|a|an|its|this|these)?\s*[^.;:!?]{0,120}?,?\s*"
-    r"(?:produce|output|return|give|provide|generate|predict|determine|find|get|write)\s+"
-    r"(?:the|a|an|its|their)\s+[\w.` -]{1,60}?[.!]?\s*$",
+    r"^\s*given\s+the\s+[^.;:!?]{1,80}?,?\s+(?:produce|output|return)\s+(?:the|a|an)\s+[^.;:!?,]{1,40}[.!]?\s*$"
+    r"|^\s*given\s+the\s+[^.;:!?]{1,80}?,?\s+(?:predict|give|provide|generate|determine|find|write)\s+the\s+"
+    r"(?:label|class|output|value|target|field|answer|result)[.!]?\s*$",
     re.IGNORECASE,
 )
 # A raw identifier: anything in backticks, a word joined by `_` (`sentence_1`, `atu_topic`), a word with
@@ -24,20 +30,33 @@ RAW_IDENTIFIER = re.compile(
 ORDINALS = ("zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
 
 
-def templated_reason(instruction: str) -> str | None:
+def templated_reason(
+    instruction: str, field_names: Iterable[str] | None = None, labels: Iterable[str] = ()
+) -> str | None:
     """Why `instruction` reads as a template ("bare shape" or "raw identifier `x`"), or None when it reads
-    as something a person would write."""
+    as something a person would write.
+
+    Without `field_names`, any identifier-shaped word counts (backticks, `_`, glued digits, camelCase); with
+    them, only backticked text and the source's own identifier-shaped field names do, so "epub3" or a label
+    such as `not_entailment` (exempt through `labels` too) is not taken for a field."""
     if TEMPLATE_SHAPE.match(instruction):
         return "bare shape"
-    match = RAW_IDENTIFIER.search(instruction)
-    if match:
-        return f"raw identifier {match.group(0)!r}"
+    exempt = {str(label).lower() for label in labels}
+    fields = None if field_names is None else {n.lower() for n in field_names}
+    for match in RAW_IDENTIFIER.finditer(instruction):
+        token = match.group(0)
+        if token.startswith("`") or (
+            token.lower() not in exempt and (fields is None or token.lower() in fields)
+        ):
+            return f"raw identifier {token!r}"
     return None
 
 
-def is_natural(instruction: str) -> bool:
-    """Neither the bare "Given X, produce Y" shape nor a raw field identifier."""
-    return templated_reason(instruction) is None
+def is_natural(
+    instruction: str, field_names: Iterable[str] | None = None, labels: Iterable[str] = ()
+) -> bool:
+    """Neither the bare "Given X, produce Y" shape nor a raw field identifier (`templated_reason`)."""
+    return templated_reason(instruction, field_names, labels) is None
 
 
 def human_name(name: str) -> str:
@@ -65,3 +84,11 @@ def states_labels(instruction: str, labels: list[str]) -> bool:
         )
         for label in labels
     )
+
+
+def label_set(feature: Feature) -> list[str] | None:
+    """A label field's values in words: its class names, else the short values the scan saw (all of them,
+    when there are at most 20); None for free-form fields."""
+    if feature.class_names:
+        return list(feature.class_names)
+    return list(feature.stats.values) if feature.stats and feature.stats.values else None

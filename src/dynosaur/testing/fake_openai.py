@@ -130,19 +130,41 @@ def default_responder(request_json: dict[str, Any]) -> str:
     return '{"tasks": []}'
 
 
-# A fields-first prompt lists its mappings as "1. Given the text, produce the label." (prompts._numbered)
-MAPPING_LINE = re.compile(r"^\s*(\d+)\. Given the (.+), produce the (.+)\.\s*$", re.MULTILINE)
+# A fields-first prompt shows each mapping as a rendered task (prompts.rendered_task): "Task 2, solved on 2
+# examples:" (or "Task:"), the inputs as "  First sentence: ..." lines, then "  Answer (label), ...: ...".
+TASK_HEAD = re.compile(r"^Task(?: (\d+))?[,:]", re.MULTILINE)
+INPUT_LINE = re.compile(r"^  (?!Answer \()([^:\n]+):", re.MULTILINE)
+ANSWER_NAME = re.compile(r"^  Answer \(([^)]+)\)", re.MULTILINE)
+
+
+def rendered_mappings(content: str) -> dict[int, tuple[str, str]]:
+    """{task number: (input names, output name)} read back from the last rendered tasks in `content`."""
+    block = content[content.rfind("<dataset>") :]
+    heads = list(TASK_HEAD.finditer(block))
+    found = {}
+    for i, head in enumerate(heads):
+        chunk = block[head.end() : heads[i + 1].start() if i + 1 < len(heads) else len(block)]
+        answer = ANSWER_NAME.search(chunk)
+        if answer is None:
+            continue
+        inputs = INPUT_LINE.findall(chunk[: answer.start()])
+        if chunk.lstrip().startswith("Input:") or not inputs:  # no rows: "  Input: a, b"
+            line = re.search(r"Input: (.+)", chunk)
+            inputs = [line.group(1)] if line else ["input"]
+        names = ", ".join(dict.fromkeys(name.strip().lower() for name in inputs if name.strip() != "Input"))
+        found[int(head.group(1) or 1)] = (names or "input", answer.group(1))
+    return found
 
 
 def fields_first_instructions(request_json: dict[str, Any], wanted: int) -> list[str]:
-    """One distinct instruction per mapping the last user turn lists, as a model that rewords them would
-    write; a numbered stand-in for any it can't read."""
+    """One distinct instruction per mapping the last user turn shows, as a model that reads the rendered
+    tasks would write; a numbered stand-in for any it can't read."""
     messages = request_json.get("messages") or [{}]
     content = str(messages[-1].get("content", ""))
-    lines = {int(n): (inputs, output) for n, inputs, output in MAPPING_LINE.findall(content)}
+    tasks = rendered_mappings(content)
     return [
-        f"Read the {lines[i][0]} and write the {lines[i][1]} that goes with them."
-        if i in lines
+        f"Read the {tasks[i][0]} and write the {tasks[i][1]} that goes with them."
+        if i in tasks
         else f"Answer question number {i} about the example."
         for i in range(1, wanted + 1)
     ]
