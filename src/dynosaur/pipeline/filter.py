@@ -39,6 +39,7 @@ from dynosaur.core.records import (
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
+from dynosaur.pipeline.fields import is_bookkeeping, is_undeterminable, snake_name
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates, words
 from dynosaur.pipeline.prompts import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
 from dynosaur.pipeline.wording import human_name, label_set, templated_reason
@@ -49,20 +50,6 @@ from dynosaur.registry.ledger import read_records
 RULES_VERSION = 7
 
 
-# Identifier and bookkeeping columns: predicting them teaches nothing (the paper's corpus has hundreds of
-# tasks predicting a code file's size, path or licence). Matched against `snake_name(name)`, so camelCase
-# (`conversationId`) and punctuation (`Unnamed: 0`, `__index_level_0__`) read as snake_case words.
-META_NAME = re.compile(
-    r"^(id|idx|index|key|uuid|guid|url|uri|link|href|path|file|filename|file_name|filepath|file_path|fname|"
-    r"hash|sha|sha1|sha256|md5|checksum|size|bytes|length|license|licence|licenses|repo|repo_name|"
-    r"repository|stars|forks|copies|timestamp|ts|utc|epoch|created|created_at|updated_at|date_added|split|"
-    r"source|row|fold|permalink|index_level_\d+|unnamed_\d+)$"
-    r"|(_id|_ids|_idx|_url|_uri|_path|_hash|_uuid|_md5|_sha|_timestamp|_ts|_at|_utc|_file|_filename)$"
-    r"|^(id_|url_|path_)"
-    # when a record was made, fetched or changed, and who made it: the collection, not the content
-    r"|^(created|creation|updated|modified|last_modified|downloaded|crawled|scraped|retrieved)(_|$)"
-    r"|(^|_)(annotator|worker|turker|rater)(_|$)",
-)
 # Repository metadata that a code file's row carries besides the code: with META_NAME, the inputs that
 # can't determine a file's content (`code_from_metadata`).
 REPO_NAME = re.compile(r"^(language|lang|programming_language|extension|ext|license_type|licenses?)$")
@@ -81,10 +68,7 @@ WRITES_FROM_ATTRIBUTES = re.compile(
     r"\b(write|generate|compose|create|produce|draft|invent|craft|imagine|come up with|make up)\b",
     re.IGNORECASE,
 )
-# Epoch seconds or milliseconds between 2000-01-01 and 2040-01-01.
-EPOCH_SECONDS = (946_684_800, 2_208_988_800)
-NUMBER = re.compile(r"^[-+]?\d[\d,]*(\.\d+)?([eE][-+]?\d+)?$")
-PLAIN_WORD = re.compile(r"^[^\W\d_]+(['’-][^\W\d_]+)*$")
+
 
 # An instruction addressed to the model that reads it, not a task over the data (`injection`): overriding
 # earlier instructions, a new persona, asking for keys or the system prompt, closing the data fence or
@@ -204,19 +188,6 @@ def procedure_talk(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | N
     return "procedure_talk" if PROCEDURE.search(spec.instruction) else None
 
 
-def snake_name(name: str) -> str:
-    """`conversationId` → `conversation_id`, `Unnamed: 0` → `unnamed_0`, `meta.created_utc` → `meta_created_utc`."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
-    return re.sub(r"[^0-9a-z]+", "_", spaced.lower()).strip("_")
-
-
-def _sample_values(name: str, meta: SourceMeta) -> list[str]:
-    values = (row.get(name) for row in meta.samples)
-    return [
-        str(v).strip() for v in values if v is not None and not isinstance(v, (dict, list)) and str(v).strip()
-    ]
-
-
 def _quotable(name: str, meta: SourceMeta) -> list[str]:
     """A field's text in the sample rows, list items included (`answers.text: ["…", "…"]`)."""
     values = (row.get(name) for row in meta.samples)
@@ -224,47 +195,9 @@ def _quotable(name: str, meta: SourceMeta) -> list[str]:
     return [x for x in items if isinstance(x, str) and x.strip()]
 
 
-def _epoch_like(name: str, meta: SourceMeta) -> bool:
-    """Integers that read as epoch seconds or milliseconds in every sample row."""
-    values = _sample_values(name, meta)
-    if not values or not all(re.fullmatch(r"\d{9,13}(\.0+)?", v) for v in values):
-        return False
-    low, high = EPOCH_SECONDS
-    return all(low <= float(v) < high or low * 1000 <= float(v) < high * 1000 for v in values)
-
-
-def _unique_tokens(name: str, meta: SourceMeta) -> bool:
-    """Short one-token values, a different one on every row, that are neither plain words nor numbers: user
-    names, hashes, keys. (Unique plain words are a vocabulary: "give the correctly spelled word" is a task.)"""
-    feature = meta.feature(name)
-    stats = feature.stats if feature else None
-    values = _sample_values(name, meta)
-    if stats is None or not values or stats.scanned < 2 or stats.mean_chars > 40:
-        return False
-    if stats.distinct < stats.scanned - stats.empty:
-        return False
-    if any(" " in v for v in values) or all(NUMBER.match(v) for v in values):
-        return False  # numbers are measurements; epoch-like ones are caught on their own
-    return not all(PLAIN_WORD.match(v) for v in values)
-
-
-def is_bookkeeping(name: str, meta: SourceMeta) -> bool:
-    """A field that records how a row was stored or collected (ids, timestamps, addresses, file and
-    repository metadata) rather than what it says: by name, by dtype, and by its statistics."""
-    if META_NAME.search(snake_name(name)):
-        return True
-    feature = meta.feature(name)
-    if feature is None:
-        return False
-    if feature.dtype.startswith("timestamp"):
-        return True
-    return (
-        bool(feature.stats and feature.stats.id_like) or _epoch_like(name, meta) or _unique_tokens(name, meta)
-    )
-
-
 def meta_field(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
-    return "meta_field" if is_bookkeeping(output_name(spec), meta) else None
+    name = output_name(spec)
+    return "meta_field" if is_bookkeeping(name, meta) or is_undeterminable(name) else None
 
 
 def code_from_metadata(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:

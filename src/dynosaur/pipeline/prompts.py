@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dynosaur.core.records import Feature, SourceMeta, TaskSpec
+from dynosaur.pipeline.fields import META_NAME, is_bookkeeping, is_undeterminable, snake_name
 from dynosaur.pipeline.near_duplicates import rouge_l
 from dynosaur.pipeline.wording import RAW_IDENTIFIER, human_name, label_set
 
@@ -445,18 +446,12 @@ LONG_TEXT_CHARS = 100  # mean length from which a field carries content of its o
 LABEL_TO_TEXT_CHARS = 300  # from labels alone, ask for at most a sentence or two
 MAX_TARGET_CHARS = 1500  # a longer target is a document, not an answer
 ROW_SPECIFIC_SHARE = 0.5  # a target must differ between rows: distinct values ≥ this share of the rows
-# Columns that only file a row: never asked for, never given (field statistics catch unnamed ids).
-BOOKKEEPING = re.compile(
-    r"^(id|idx|index|key|uuid|guid|url|uri|link|path|file|filename|file_name|hash|md5|sha\d*|checksum|"
-    r"timestamp|created_at|updated_at|split|row)$|(_id|_ids|_idx|_url|_uri|_path|_hash|_uuid|_timestamp)$",
-    re.IGNORECASE,
-)
 
 
 def field_role(feature: Feature) -> Role | None:
     """What a field can be in a task, from its dtype and statistics; None: leave it out."""
     stats = feature.stats
-    if feature.is_media or stats is None or BOOKKEEPING.search(feature.name):
+    if feature.is_media or stats is None or META_NAME.search(snake_name(feature.name)):
         return None
     non_empty = stats.scanned - stats.empty
     if stats.id_like or stats.distinct <= 1 or non_empty < stats.scanned / 2 or stats.top_share >= 0.95:
@@ -481,7 +476,13 @@ def enumerate_mappings(meta: SourceMeta, max_mappings: int = 10) -> list[FieldMa
       shared by many rows, or would come from labels alone while longer than a sentence or two. When the row
       carries a score, short texts are the items being scored, not answers to one another.
     """
-    roles = {f.name: role for f in meta.features if (role := field_role(f)) is not None}
+    roles = {  # bookkeeping and undeterminable fields are neither asked for nor given (dynosaur.pipeline.fields)
+        f.name: role
+        for f in meta.features
+        if (role := field_role(f)) is not None
+        and not is_bookkeeping(f.name, meta)
+        and not is_undeterminable(f.name)
+    }
     stats = {f.name: f.stats for f in meta.features if f.stats is not None}
 
     def chars(name: str) -> float:
