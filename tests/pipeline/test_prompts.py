@@ -23,6 +23,7 @@ from dynosaur.pipeline.prompts import (
     repair_task,
     response_schema,
 )
+from dynosaur.pipeline.wording import TEMPLATE_SHAPE
 from tests.factories import label_feature, make_feature, make_meta, make_spec
 
 TASK = {
@@ -396,9 +397,14 @@ def test_fields_first_messages_list_the_mappings_inside_the_block():
     assert [r for r, _ in messages] == ["system"] + ["user", "assistant"] * 4 + ["user"]
     last = messages[-1][1]
     block = last[last.index("<dataset>") : last.index("</dataset>")]
-    assert "Task 1:\n  Input: text, title\n  Answer (sentiment)" in block
-    assert "Task 3:\n  Input: text, sentiment\n  Answer (title)" in block
-    assert "Given the" not in last and "produce the" not in last  # no template to copy (issue 19)
+    assert (
+        "Task 1: the person receives the text and the title; the person must produce the sentiment." in block
+    )
+    assert (
+        "Task 3: the person receives the text and the sentiment; the person must produce the title." in block
+    )
+    # no template to copy (issue 19): no "Given the ..." line, nothing of the bare shape
+    assert "Given the" not in last and not any(TEMPLATE_SHAPE.match(line) for line in last.splitlines())
     assert "exactly 3 instructions" in last[last.index("</dataset>") :]
     schema = fields_first_schema(3)["properties"]["instructions"]
     assert (schema["minItems"], schema["maxItems"]) == (3, 3)

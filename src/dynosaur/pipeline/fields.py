@@ -40,7 +40,14 @@ UNDETERMINABLE_NAME = re.compile(
     r"|^(time|date|datetime|posted|posted_at|published|published_at|createddatetimeutc|createddatetime|"
     r"created_date|publish_date|post_date|date_time|timestamp_utc)$"
     r"|^(sourceuri|source_uri|username|user_name|screen_name|userid)$"
+    # where a record sits in a series, and how often a word occurs in some corpus
+    r"|^(season|episode|season_episode|episode_number|episode_num|page|page_number|line_number|turn|turn_id)$"
+    r"|^(frequency|freq|count|counts|occurrences)$"
 )
+# Who wrote or said a record: a label when there are a few (two candidates' accounts), otherwise a handle that
+# nothing in the text determines (a comment's user, a sitcom line's speaker).
+HANDLE_NAME = re.compile(r"^(user|author|speaker|nickname|poster|commenter|character)$")
+HANDLE_MAX_DISTINCT = 10
 
 
 def snake_name(name: str) -> str:
@@ -95,6 +102,35 @@ def is_bookkeeping(name: str, meta: SourceMeta) -> bool:
     )
 
 
-def is_undeterminable(name: str) -> bool:
-    """A field whose value no content determines: popularity counts, posting times, user handles."""
-    return bool(UNDETERMINABLE_NAME.search(snake_name(name)))
+def is_undeterminable(name: str, meta: SourceMeta | None = None) -> bool:
+    """A field whose value no content determines: popularity counts, posting times, places in a series,
+    corpus frequencies, and (with `meta`'s statistics) the handles of many different writers."""
+    snake = snake_name(name)
+    if UNDETERMINABLE_NAME.search(snake):
+        return True
+    feature = meta.feature(name) if meta is not None else None
+    stats = feature.stats if feature is not None else None
+    return bool(HANDLE_NAME.match(snake) and stats is not None and stats.distinct > HANDLE_MAX_DISTINCT)
+
+
+def _tokens(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else str(value or "").split()
+
+
+def annotates(annotation: str, text: str, meta: SourceMeta) -> bool:
+    """`annotation` labels `text` token by token (POS tags of a sentence): the same number of tokens, at
+    least two, in every sample row, from a smaller vocabulary (tags repeat, words less). Text can't be
+    recovered from such labels; the labels from the text are the task."""
+    rows = [  # values collect cut short ("…") can't be counted
+        r
+        for r in meta.samples
+        if r.get(annotation) is not None
+        and r.get(text) is not None
+        and not any(str(r[f]).endswith("…") for f in (annotation, text))
+    ]
+    aligned = bool(rows) and all(
+        len(_tokens(r[annotation])) == len(_tokens(r[text])) >= 2 and r[annotation] != r[text] for r in rows
+    )
+    vocabulary = {t for r in rows for t in _tokens(r.get(annotation))}
+    words = {t.lower() for r in rows for t in _tokens(r.get(text))}
+    return aligned and len(vocabulary) < len(words)

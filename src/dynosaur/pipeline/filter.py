@@ -197,7 +197,7 @@ def _quotable(name: str, meta: SourceMeta) -> list[str]:
 
 def meta_field(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     name = output_name(spec)
-    return "meta_field" if is_bookkeeping(name, meta) or is_undeterminable(name) else None
+    return "meta_field" if is_bookkeeping(name, meta) or is_undeterminable(name, meta) else None
 
 
 def code_from_metadata(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dynosaur.core.records import Feature, SourceMeta, TaskSpec
-from dynosaur.pipeline.fields import META_NAME, is_bookkeeping, is_undeterminable, snake_name
+from dynosaur.pipeline.fields import META_NAME, annotates, is_bookkeeping, is_undeterminable, snake_name
 from dynosaur.pipeline.near_duplicates import rouge_l
 from dynosaur.pipeline.wording import RAW_IDENTIFIER, human_name, label_set
 
@@ -481,7 +481,7 @@ def enumerate_mappings(meta: SourceMeta, max_mappings: int = 10) -> list[FieldMa
         for f in meta.features
         if (role := field_role(f)) is not None
         and not is_bookkeeping(f.name, meta)
-        and not is_undeterminable(f.name)
+        and not is_undeterminable(f.name, meta)
     }
     stats = {f.name: f.stats for f in meta.features if f.stats is not None}
 
@@ -510,6 +510,8 @@ def enumerate_mappings(meta: SourceMeta, max_mappings: int = 10) -> list[FieldMa
             continue
         if has_score and not from_content:
             continue
+        if any(annotates(n, output, meta) for n in inputs):  # a sentence from its POS tags
+            continue
         mappings.append((inputs, output))
     unique = list({(tuple(i), o): (i, o) for i, o in mappings}.values())
     return unique[:max_mappings]
@@ -528,8 +530,9 @@ def _shown(meta: SourceMeta, name: str, value: Any) -> str:
 def rendered_task(
     meta: SourceMeta, mapping: FieldMapping, sample_rows: int, number: int | None = None
 ) -> str:
-    """One task as solved examples a person would read: each input under its name in words, then the
-    answer; for a label, the label set in words. No "Given X, produce Y" line and no raw identifier."""
+    """One task as solved examples a person would read: a line saying what the person receives and what
+    they must produce (in words: the direction is the part small models get wrong), then each example's
+    inputs and answer; for a label, the label set in words. No "Given X, produce Y" line, no raw identifier."""
     inputs, output = mapping
     feature = meta.feature(output)
     labels = label_set(feature) if feature is not None else None
@@ -537,17 +540,16 @@ def rendered_task(
     if labels and len(labels) <= LABEL_MAX_DISTINCT:
         answer += ", one of: " + ", ".join(labels)
     head = f"Task {number}" if number is not None else "Task"
+    given = " and ".join(f"the {human_name(name)}" for name in inputs)
+    wanted = f"the {human_name(output)}"
     shown = min(sample_rows, len(meta.samples))
-    if not shown:  # no rows to show: the parts in words
-        given = ", ".join(human_name(name) for name in inputs)
-        return f"{head}:\n  Input: {given}\n  {answer}"
-    lines = [f"{head}, solved on {shown} examples:"]
-    for i, row in enumerate(meta.samples[:sample_rows], 1):
+    lines = [f"{head}: the person receives {given}; the person must produce {wanted}."]
+    for i, row in enumerate(meta.samples[:shown], 1):
         lines.append(f"Example {i}.")
-        lines += [
-            f"  {human_name(name).capitalize()}: {_shown(meta, name, row.get(name))}" for name in inputs
-        ]
+        lines += [f"  Input ({human_name(name)}): {_shown(meta, name, row.get(name))}" for name in inputs]
         lines.append(f"  {answer}: {_shown(meta, output, row.get(output))}")
+    if not shown:
+        lines.append(f"  {answer}")
     return "\n".join(lines)
 
 
@@ -566,6 +568,20 @@ def task_block(meta: SourceMeta, variant: str, mappings: Sequence[FieldMapping],
         parts.append(f"Description:\n{meta.description}")
     parts.append(rendered_tasks(meta, mappings, sample_rows))
     return "<dataset>\n" + escape_fence("\n\n".join(parts)) + "\n</dataset>"
+
+
+# "... from the WordSim-353 dataset", "... in the given dataset": where the examples came from, which the
+# solver never sees and the filter rejects (`procedure_talk`); the task reads the same without it.
+PROVENANCE = re.compile(
+    r"\s+(?:from|in|of)\s+(?:the|this|a)\s+(?:given\s+|provided\s+)?(?:[\w'’.\-]+\s+){0,4}?"
+    r"(?:dataset|data set|corpus)\b(?=\s*[.,;!?]|\s*$)",
+    re.IGNORECASE,
+)
+
+
+def strip_provenance(instruction: str) -> str:
+    """The instruction without a trailing "from the X dataset" phrase (`PROVENANCE`)."""
+    return PROVENANCE.sub("", instruction)
 
 
 def humanize_identifiers(instruction: str, meta: SourceMeta) -> str:
@@ -711,7 +727,8 @@ def parse_instructions(
     for item, (inputs, output) in zip(items, mappings, strict=False):
         text = item.get("instruction") if isinstance(item, dict) else item
         if isinstance(text, str) and text.strip():
-            instruction = humanize_identifiers(text.strip(), meta) if meta is not None else text.strip()
+            instruction = strip_provenance(text.strip())
+            instruction = humanize_identifiers(instruction, meta) if meta is not None else instruction
             tasks.append(TaskSpec(instruction=instruction, input_fields=list(inputs), output_field=output))
     if not tasks and items:
         return [], "no instruction has the expected shape"

@@ -130,30 +130,20 @@ def default_responder(request_json: dict[str, Any]) -> str:
     return '{"tasks": []}'
 
 
-# A fields-first prompt shows each mapping as a rendered task (prompts.rendered_task): "Task 2, solved on 2
-# examples:" (or "Task:"), the inputs as "  First sentence: ..." lines, then "  Answer (label), ...: ...".
-TASK_HEAD = re.compile(r"^Task(?: (\d+))?[,:]", re.MULTILINE)
-INPUT_LINE = re.compile(r"^  (?!Answer \()([^:\n]+):", re.MULTILINE)
-ANSWER_NAME = re.compile(r"^  Answer \(([^)]+)\)", re.MULTILINE)
+# A fields-first prompt shows each mapping as a rendered task (prompts.rendered_task): "Task 2: the person
+# receives the first sentence and the second sentence; the person must produce the label." (or "Task: ...").
+TASK_LINE = re.compile(
+    r"^Task(?: (\d+))?: the person receives (.+?); the person must produce the (.+?)\.$", re.MULTILINE
+)
 
 
 def rendered_mappings(content: str) -> dict[int, tuple[str, str]]:
     """{task number: (input names, output name)} read back from the last rendered tasks in `content`."""
     block = content[content.rfind("<dataset>") :]
-    heads = list(TASK_HEAD.finditer(block))
-    found = {}
-    for i, head in enumerate(heads):
-        chunk = block[head.end() : heads[i + 1].start() if i + 1 < len(heads) else len(block)]
-        answer = ANSWER_NAME.search(chunk)
-        if answer is None:
-            continue
-        inputs = INPUT_LINE.findall(chunk[: answer.start()])
-        if chunk.lstrip().startswith("Input:") or not inputs:  # no rows: "  Input: a, b"
-            line = re.search(r"Input: (.+)", chunk)
-            inputs = [line.group(1)] if line else ["input"]
-        names = ", ".join(dict.fromkeys(name.strip().lower() for name in inputs if name.strip() != "Input"))
-        found[int(head.group(1) or 1)] = (names or "input", answer.group(1))
-    return found
+    return {
+        int(n or 1): (inputs.replace("the ", "").replace(" and ", ", "), output)
+        for n, inputs, output in TASK_LINE.findall(block)
+    }
 
 
 def fields_first_instructions(request_json: dict[str, Any], wanted: int) -> list[str]:
