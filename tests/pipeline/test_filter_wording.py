@@ -195,3 +195,19 @@ def test_the_docs_list_every_reason_code() -> None:
 
     text = (Path(__file__).parents[2] / "docs" / "pipeline.md").read_text(encoding="utf-8")
     assert [r for r in flt.REASONS if f"`{r}`" not in text] == []
+
+
+# --- unlisted_mapping (propose, then snap) -----------------------------------------------------------
+
+
+def test_snapping_drops_a_proposal_no_enumerated_mapping_fits() -> None:
+    snap = FilterParams(snap_to_mappings=True)
+    # long texts with a label: enumerated text → label only (an 800-character text from a label alone is not)
+    meta = make_meta(features=[make_feature("text", mean_chars=800.0), label_feature()])
+    fits = make_spec(instruction="Classify the review as negative or positive.")
+    backwards = make_spec(
+        instruction="Write the review's label.", input_fields=["label"], output_field="text"
+    )
+    assert flt.unlisted_mapping(fits, meta, snap) is None
+    assert flt.unlisted_mapping(backwards, meta, snap) == "unlisted_mapping"
+    assert flt.unlisted_mapping(backwards, meta, P) is None  # off by default

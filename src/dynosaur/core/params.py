@@ -302,6 +302,9 @@ class FilterParams(Section):
     # F1). Self-Instruct's 0.7 leaves 26% of the paper's kept tasks repeating another's fields; read by hand,
     # such pairs below 0.7 were paraphrases or misdescribed the data, never two valid tasks: 0 merges them all.
     near_duplicate_rouge: float = Field(default=0.0, ge=0, le=1.0)
+    # propose mode: keep a task only when its output and some input match a mapping that fields-first would
+    # enumerate (propose, then snap; issue 19); fields-first tasks always do
+    snap_to_mappings: bool = False
 
 
 class DecontaminateParams(Section):

@@ -41,7 +41,11 @@ from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.fields import is_bookkeeping, is_undeterminable, snake_name
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates, words
-from dynosaur.pipeline.prompts import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
+from dynosaur.pipeline.prompts import (
+    DEMONSTRATION_INSTRUCTIONS,
+    copied_from_demonstration,
+    enumerate_mappings,
+)
 from dynosaur.pipeline.wording import human_name, label_set, templated_reason
 from dynosaur.registry.ledger import read_records
 
@@ -342,6 +346,19 @@ def instruction_mismatch(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> s
     return None
 
 
+def unlisted_mapping(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
+    """Propose, then snap (issue 19): a task whose (inputs → output) is none of the mappings that
+    `enumerate_mappings` finds plausible from the field statistics (its output one of theirs, its inputs
+    sharing one) is dropped, when `filter.snap_to_mappings` is on. Fields-first tasks are such mappings by construction; the rule matters for
+    `propose`, whose wording is freer but whose fields are often wrong. Bare specs (no statistics: the paper's
+    tasks) have nothing to snap to and pass."""
+    if not p.snap_to_mappings or not any(f.stats is not None for f in meta.features):
+        return None
+    output, inputs = output_name(spec), set(spec.input_fields)
+    fits = any(o == output and inputs & set(i) for i, o in enumerate_mappings(meta, max_mappings=1000))
+    return None if fits else "unlisted_mapping"
+
+
 def _norm(value: Any) -> str:
     return " ".join(str(value).lower().split()) if value is not None else ""
 
@@ -449,6 +466,7 @@ RULES: tuple[Rule, ...] = (
     procedure_talk,  # after the field rules: a bookkeeping output is reported as such
     templated_instruction,
     instruction_mismatch,
+    unlisted_mapping,
 )
 # Every reason code, once: each rule's name is its code; the judge adds the other four (issue 23).
 REASONS: tuple[str, ...] = (
