@@ -288,14 +288,14 @@ class FilterParams(Section):
         default=10, ge=2, le=10_000
     )  # at most this many distinct values → classification-like
     max_options_chars: int = Field(
-        default=200, ge=10, le=MAX_CHARS
+        default=500, ge=10, le=MAX_CHARS
     )  # append the options to the instruction only when this short
     degenerate_top_share: float = Field(default=0.95, gt=0.5, le=1.0)
     max_empty_share: float = Field(default=0.5, ge=0, le=1.0)
     # quotes_sample: this many consecutive words of a sample row's high-cardinality value in the instruction
     quote_min_words: int = Field(default=4, ge=2, le=10_000)
     # underdetermined_output: every input has at most this share of the free-form output's distinct values
-    underdetermined_ratio: float = Field(default=0.1, gt=0, le=1.0)
+    underdetermined_ratio: float = Field(default=0.25, gt=0, le=1.0)
     # ... unless the instruction asks to write/generate/compose and outputs average at least this many chars
     generative_min_chars: int = Field(default=20, ge=0, le=MAX_CHARS)
     # near_duplicate: same inputs (as a set) and output within a source, and instructions this similar (ROUGE-L

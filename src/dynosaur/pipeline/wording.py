@@ -77,13 +77,18 @@ def human_name(name: str) -> str:
 
 
 def states_labels(instruction: str, labels: list[str]) -> bool:
-    """True when every label is named in the instruction in words (case-insensitive, whole words)."""
-    return bool(labels) and all(
-        re.search(
-            rf"(?<!\w){re.escape(str(label).replace('_', ' '))}(?!\w)", instruction.replace("_", " "), re.I
+    """True when every label is named in the instruction in words (case-insensitive, whole words). A label
+    written with its gloss, "acq (acquisitions)", is named by either part."""
+    text = instruction.replace("_", " ")
+
+    def named(label: str) -> bool:
+        code, _, gloss = str(label).partition(" (")
+        forms = [code, gloss.rstrip(")")] if gloss else [code]
+        return any(
+            f and re.search(rf"(?<!\w){re.escape(f.replace('_', ' '))}(?!\w)", text, re.I) for f in forms
         )
-        for label in labels
-    )
+
+    return bool(labels) and all(named(label) for label in labels)
 
 
 def label_set(feature: Feature) -> list[str] | None:
