@@ -139,9 +139,11 @@ def same_text(instructions: list[str]) -> int:
     return sum(n - 1 for n in counts.values())
 
 
-def natural_count(instructions: list[str]) -> int:
-    """How many instructions read as a person's (`wording.is_natural`)."""
-    return sum(is_natural(i) for i in instructions)
+def natural_count(instructions: list[str], labels: list[list[str] | None] | None = None) -> int:
+    """How many instructions read as a person's (`wording.is_natural`). A task's own label values, which
+    the filter appends ("Answer with one of: HillaryClinton, realDonaldTrump."), are data, not identifiers."""
+    exempt = labels or [None] * len(instructions)
+    return sum(is_natural(i, labels=ls or ()) for i, ls in zip(instructions, exempt, strict=True))
 
 
 def task_labels(entry: dict[str, Any] | None, label_options: list[str] | None) -> list[str] | None:
@@ -424,6 +426,7 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
                     altered += 1
     rejected = Counter(t.reason for t in filtered.tasks if t.reason)
     stated = [label_set_stated(f, ls) for f, ls in zip(finals, labels, strict=True)]
+    options = [t["label_options"] for t in kept]
     label_tasks = sum(s is not None for s in stated)
     return {
         "status": "ok",
@@ -434,8 +437,8 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
         "kept_valid": len(on_list),
         "precision": len(on_list) / len(kept) if kept else None,
         "yield": len(set(on_list)),
-        "natural_count": natural_count(finals),
-        "natural": share(natural_count(finals), len(finals)),
+        "natural_count": natural_count(finals, options),
+        "natural": share(natural_count(finals, options), len(finals)),
         "label_tasks": label_tasks,
         "label_stated": sum(s is True for s in stated),
         "label_set": share(sum(s is True for s in stated), label_tasks),
@@ -458,7 +461,7 @@ def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]
                 "variant": t["variant"],
                 "model": t["model"],
                 "valid_mapping": e is not None,
-                "natural": is_natural(final),
+                "natural": is_natural(final, labels=t["label_options"] or ()),
                 "labels": ls,
                 "labels_stated": st,
             }

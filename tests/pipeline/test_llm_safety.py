@@ -10,7 +10,7 @@ import pytest
 from dynosaur.core.errors import ParamsError
 from dynosaur.core.params import LLMParams
 from dynosaur.pipeline.llm import LLM, CallCache, ChatResult, check_key_transport, is_loopback
-from dynosaur.testing.fake_openai import FakeOpenAI, Reply
+from dynosaur.testing.fake_openai import FakeOpenAI, Fault, Reply
 from tests.pipeline.test_llm_cache import make_request, make_result
 
 
@@ -99,3 +99,23 @@ def test_a_retry_past_the_call_cap_is_not_made(tmp_path):
         srv.enqueue("", "", "", '{"tasks": []}')
         ((_, result),) = list(llm.complete_many([llm.request([("user", "x")], None, "v1")]))
         assert srv.calls == 2 and result.skipped and result.retries == 1
+
+
+# --- issue 20, case 9: a 200 whose body is not JSON is retried like a 5xx --------------------------------
+
+
+def test_a_garbage_200_body_is_retried_like_a_5xx(tmp_path):
+    """A proxy's HTML page or half a body, with HTTP 200: asked again (as the SDK asks a 5xx again), and the
+    answer that follows is used."""
+    with FakeOpenAI() as srv, _llm(tmp_path, srv, max_retries=2) as llm:
+        srv.enqueue(Fault.malformed(), '{"tasks": []}')
+        ((_, result),) = list(llm.complete_many([llm.request([("user", "x")], None, "v1")]))
+        assert (srv.calls, result.error, result.content) == (2, None, '{"tasks": []}')
+
+
+def test_a_garbage_body_that_persists_names_its_first_80_characters(tmp_path):
+    with FakeOpenAI() as srv, _llm(tmp_path, srv, max_retries=1) as llm:
+        srv.enqueue(Fault.malformed(), Fault.malformed(), '{"tasks": []}')
+        ((_, result),) = list(llm.complete_many([llm.request([("user", "x")], None, "v1")]))
+        assert srv.calls == 2  # the first try and max_retries = 1 more
+        assert result.error == "bad response: not JSON after 2 tries: 'this is not JSON {'"

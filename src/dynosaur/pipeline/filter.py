@@ -118,7 +118,7 @@ PROCEDURE = re.compile(
     r"|^\s*to (?:produce|determine|generate|extract|find|get|obtain|create|predict)\b[^.]*,"
     r"|\bwithout (?:naming|quoting|mentioning)\b|\bexample (?:rows|values)\b|\bnumbered tasks?\b"
     # the fields-first prompt's own words (v5): "Classify the given examples ...", "a teacher would give"
-    r"|\b(?:the|these|given|provided|following|above) examples?\b|\bsolved\b|\bteacher\b"
+    r"|\b(?:the|these|given|provided|following|above) examples\b|\bsolved examples?\b|\bteacher\b"
     r"|\binstruction[- ]tuning\b|\bone or two (?:plain )?sentences\b",
     re.IGNORECASE,
 )
@@ -349,7 +349,8 @@ def instruction_mismatch(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> s
 def unlisted_mapping(spec: TaskSpec, meta: SourceMeta, p: FilterParams) -> str | None:
     """Propose, then snap (issue 19): a task whose (inputs → output) is none of the mappings that
     `enumerate_mappings` finds plausible from the field statistics (its output one of theirs, its inputs
-    sharing one) is dropped, when `filter.snap_to_mappings` is on. Fields-first tasks are such mappings by construction; the rule matters for
+    sharing one) is dropped, when `filter.snap_to_mappings` is on. Fields-first tasks are such mappings by
+    construction; the rule matters for
     `propose`, whose wording is freer but whose fields are often wrong. Bare specs (no statistics: the paper's
     tasks) have nothing to snap to and pass."""
     if not p.snap_to_mappings or not any(f.stats is not None for f in meta.features):

@@ -31,6 +31,7 @@ import ipaddress
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -260,15 +261,24 @@ class LLM:
 
         kwargs = self.body(request)
         client = self._openai()
-        try:
-            with self._slots or contextlib.nullcontext():
-                response = client.chat.completions.create(**kwargs)
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
-        except openai.APIError as exc:
-            return ChatResult(error=self._redact(first_line(exc, typed=True)))
-        except ValueError as exc:  # a body that is not JSON at all
-            return ChatResult(error=f"bad response: {type(exc).__name__}")
+        tries = 0
+        while True:  # a 200 whose body is not JSON (a proxy's page, half a body) is asked again like a 5xx
+            tries += 1
+            raw = None
+            try:
+                with self._slots or contextlib.nullcontext():
+                    raw = client.chat.completions.with_raw_response.create(**kwargs)
+                response = raw.parse()
+                break
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
+            except openai.APIError as exc:
+                return ChatResult(error=self._redact(first_line(exc, typed=True)))
+            except ValueError:  # the SDK could not decode the body
+                if tries > self.params.max_retries:
+                    body = self._redact(raw.http_response.text[:80] if raw is not None else "")
+                    return ChatResult(error=f"bad response: not JSON after {tries} tries: {body!r}")
+                time.sleep(min(0.5 * 2 ** (tries - 1), 8.0))
         choices = getattr(response, "choices", None)
         if not choices or not isinstance(choices, list):
             return ChatResult(error="bad response: no choices")
