@@ -211,3 +211,31 @@ def test_snapping_drops_a_proposal_no_enumerated_mapping_fits() -> None:
     assert flt.unlisted_mapping(fits, meta, snap) is None
     assert flt.unlisted_mapping(backwards, meta, snap) == "unlisted_mapping"
     assert flt.unlisted_mapping(backwards, meta, P) is None  # off by default
+
+
+# --- a score's scale, a label set of up to 20 -------------------------------------------------------------
+
+
+def test_a_score_instruction_without_a_number_gets_its_scale() -> None:
+    from dynosaur.pipeline.prompts import with_scale
+    from dynosaur.pipeline.sources import feature_stats
+
+    similarity = make_feature("similarity", "float64", stats=feature_stats(["0.23", "9.8", "5.5", "3.1"]))
+    said = with_scale("Rate how similar the two words are.", similarity)
+    assert said == "Rate how similar the two words are. Answer with a number from 0 to 10."
+    assert with_scale("Rate them from 1 to 5.", similarity) == "Rate them from 1 to 5."  # a scale is named
+    assert with_scale("Classify the review.", label_feature()) == "Classify the review."  # a label: options
+
+
+def test_feature_stats_record_a_numeric_range_only_for_numbers() -> None:
+    from dynosaur.pipeline.sources import feature_stats
+
+    assert (feature_stats(["1", "2.5", "-3"]).low, feature_stats(["1", "2.5", "-3"]).high) == (-3.0, 2.5)
+    assert feature_stats(["1", "two"]).low is None
+
+
+def test_a_scanned_label_set_of_up_to_20_values_is_appended() -> None:
+    types = [f"type {chr(65 + i)}" for i in range(16)]  # 16 values: more than max_label_options (10)
+    feature = make_feature("tale_type", stats=make_stats(distinct=16, mean_chars=6.0, values=types))
+    meta = make_meta(features=[make_feature("text", mean_chars=800.0), feature])
+    assert flt.label_options("tale_type", meta, P) == types

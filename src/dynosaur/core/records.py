@@ -39,6 +39,9 @@ class Record(BaseModel):
 # --- collect ---------------------------------------------------------------------------------------------
 
 
+LABEL_VALUES = 20  # a field with at most this many short values records them (FeatureStats.values)
+
+
 class FeatureStats(Record):
     """What a scan of the first `collect.stats_rows` train/validation rows says about one field."""
 
@@ -51,6 +54,9 @@ class FeatureStats(Record):
     # A label-like field's whole value set in the scan (at most LABEL_VALUES values of at most 40 characters
     # each), sorted: the label set in words that instructions state. None: free-form, or too many.
     values: list[str] | None = None
+    # A numeric field's smallest and largest value in the scan (a score's scale); None when not all numbers.
+    low: float | None = None
+    high: float | None = None
 
     @field_validator("values")
     @classmethod

@@ -27,6 +27,7 @@ from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import atomic_write, read_model, write_json
 from dynosaur.core.params import FilterParams, load_params
 from dynosaur.core.records import (
+    LABEL_VALUES,
     FilteredSource,
     GeneratedSource,
     Retraction,
@@ -397,7 +398,7 @@ def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | N
     if feature.class_names:
         return list(feature.class_names)
     stats = feature.stats
-    if stats is not None and stats.values and len(stats.values) <= p.max_label_options:
+    if stats is not None and stats.values and len(stats.values) <= max(p.max_label_options, LABEL_VALUES):
         if feature.dtype.startswith("float") or stats.mean_chars > 40:
             return None
         return list(stats.values)  # the whole value set the scan saw

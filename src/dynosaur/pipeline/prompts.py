@@ -20,6 +20,7 @@ keeps tasks over fields the source really has, and instances are built from the 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -584,6 +585,27 @@ def strip_provenance(instruction: str) -> str:
     return PROVENANCE.sub("", instruction)
 
 
+def scale(feature: Feature | None) -> tuple[str, str] | None:
+    """A score's scale from the scan (0.23 … 10.0 → "0" to "10"), or None for labels and non-numbers."""
+    if feature is None or feature.stats is None or label_set(feature) is not None:
+        return None
+    low, high = feature.stats.low, feature.stats.high
+    if low is None or high is None or low == high:
+        return None
+    if high - low > 2:
+        low, high = math.floor(low), math.ceil(high)
+    return f"{low:g}", f"{high:g}"
+
+
+def with_scale(instruction: str, feature: Feature | None) -> str:
+    """A score's instruction that names no number gets its scale: "... Answer with a number from 0 to 10."
+    (a similarity or rating is underspecified without it: 2.94 on which scale?)."""
+    found = scale(feature)
+    if found is None or re.search(r"\d", instruction):
+        return instruction
+    return f"{instruction.rstrip()} Answer with a number from {found[0]} to {found[1]}."
+
+
 def humanize_identifiers(instruction: str, meta: SourceMeta) -> str:
     """The model's instruction with any of the source's raw field names it copied (`sentence_1`,
     `` `label` ``) replaced by their names in words ("first sentence")."""
@@ -728,7 +750,8 @@ def parse_instructions(
         text = item.get("instruction") if isinstance(item, dict) else item
         if isinstance(text, str) and text.strip():
             instruction = strip_provenance(text.strip())
-            instruction = humanize_identifiers(instruction, meta) if meta is not None else instruction
+            if meta is not None:
+                instruction = with_scale(humanize_identifiers(instruction, meta), meta.feature(output))
             tasks.append(TaskSpec(instruction=instruction, input_fields=list(inputs), output_field=output))
     if not tasks and items:
         return [], "no instruction has the expected shape"

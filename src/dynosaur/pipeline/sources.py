@@ -23,14 +23,15 @@ from pydantic import BaseModel, ConfigDict
 
 from dynosaur.core.errors import DynoError, SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
-from dynosaur.core.records import Feature, FeatureStats, SourceMeta, SplitInfo
+from dynosaur.core.records import LABEL_VALUES, Feature, FeatureStats, SourceMeta, SplitInfo
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
 DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
+NUMERIC = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")  # an integer or a decimal, finite
 ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
 DISTINCT_CAP = 10_000
 # Bump when collect reads a source differently (its features, their names), so every record is redone.
-READER_VERSION = 3  # 3: label-like fields record their value set (FeatureStats.values)
+READER_VERSION = 3  # 3: label-like fields record their value set, numeric ones their range
 
 
 # --- revisions -------------------------------------------------------------------------------------------
@@ -307,9 +308,6 @@ def _stringify(value: Any) -> str:
     return str(value)
 
 
-LABEL_VALUES = 20  # a field with at most this many short values records them (FeatureStats.values)
-
-
 def feature_stats(values: list[Any]) -> FeatureStats:
     texts = [_stringify(v) for v in values]
     non_empty = [t for t in texts if t.strip()]
@@ -323,7 +321,11 @@ def feature_stats(values: list[Any]) -> FeatureStats:
         and not all(DECIMAL.match(t) for t in non_empty)  # distinct measurements are a target, not an id
     )
     label_set = len(counts) <= LABEL_VALUES and all(len(t) <= 40 for t in counts)
+    numbers = [float(t) for t in non_empty if NUMERIC.match(t.strip())]
+    numeric = bool(numbers) and len(numbers) == len(non_empty)
     return FeatureStats(
+        low=min(numbers) if numeric else None,
+        high=max(numbers) if numeric else None,
         values=sorted(counts) if label_set and len(counts) >= 2 and len(counts) == distinct else None,
         scanned=len(texts),
         empty=len(texts) - len(non_empty),
