@@ -220,7 +220,8 @@ def test_a_score_instruction_without_a_number_gets_its_scale() -> None:
     from dynosaur.pipeline.prompts import with_scale
     from dynosaur.pipeline.sources import feature_stats
 
-    similarity = make_feature("similarity", "float64", stats=feature_stats(["0.23", "9.8", "5.5", "3.1"]))
+    ratings = ["0.23", "9.8", *(f"{i / 4:.2f}" for i in range(3, 33))]  # 32 distinct values: a score
+    similarity = make_feature("similarity", "float64", stats=feature_stats(ratings))
     said = with_scale("Rate how similar the two words are.", similarity)
     assert said == "Rate how similar the two words are. Answer with a number from 0 to 10."
     assert with_scale("Rate them from 1 to 5.", similarity) == "Rate them from 1 to 5."  # a scale is named
