@@ -170,6 +170,22 @@ def test_a_waiting_run_reports_and_the_next_one_polls_instead_of_submitting(
     assert load_tracker(tmp_path / "batches.json").batches == []
 
 
+def test_an_unknown_batch_status_means_wait_and_never_breaks_the_tracker(
+    srv: FakeBatchOpenAI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 20, case 4: providers add statuses ("paused_for_review"); one this code does not know is waited
+    on with a warning naming it, and the tracker stays readable for the next run."""
+    srv.unknown_status = "paused_for_review"
+    runner, results = run_batch(srv, tmp_path, 3, wait_s=0)
+    assert {r.skipped for r in results.values()} == {WAITING}
+    (tracked,) = load_tracker(tmp_path / "batches.json").batches  # readable: no exit 255 next time
+    assert "status 'paused_for_review', unknown here: waiting on it" in capsys.readouterr().err
+    srv.unknown_status = None
+    runner, results = run_batch(srv, tmp_path, 3)
+    assert all(r.error is None and r.skipped is None for r in results.values())
+    assert srv.batches_created == 1
+
+
 def test_a_batch_no_longer_asked_for_does_not_hold_a_run_up(srv: FakeBatchOpenAI, tmp_path: Path):
     srv.hold = True
     run_batch(srv, tmp_path, 4, wait_s=0)  # its requests are then dropped from the plan

@@ -45,13 +45,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dynosaur.core.errors import LLMError, first_line
 from dynosaur.core.io import canonical_json, read_model, write_json
 from dynosaur.core.records import Usage
+from dynosaur.core.runner import log
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult
 
 SCHEMA_VERSION = 1
@@ -353,7 +354,11 @@ class BatchRunner:
     def _update(self, tracked: TrackedBatch, batch: Any) -> None:
         counts = batch.request_counts
         tracked.batch_id = batch.id
-        tracked.state = batch.status
+        if batch.status in get_args(BatchState):
+            tracked.state = batch.status
+        else:  # providers add statuses: an unknown one is waited on, never written into the tracker
+            log(f"generate: batch {batch.id} has status {batch.status!r}, unknown here: waiting on it")
+            tracked.state = "in_progress"
         tracked.in_progress_at = batch.in_progress_at
         tracked.expires_at = batch.expires_at
         tracked.total = getattr(counts, "total", 0) or 0

@@ -69,6 +69,18 @@ class BatchOutcome:
         return cls("partial", errors=errors, missing=missing)
 
 
+KNOWN = (
+    "validating",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "expired",
+    "failed",
+    "cancelling",
+    "cancelled",
+)
+
+
 class FakeBatchOpenAI(FakeOpenAI):
     """`FakeOpenAI` plus the Batch API. State and bookkeeping are guarded by the server's lock."""
 
@@ -76,6 +88,7 @@ class FakeBatchOpenAI(FakeOpenAI):
         self.delay_s = delay_s
         self.stall_create_s = stall_create_s
         self.hold = False
+        self.unknown_status: str | None = None  # set: polled batches report this status (one providers add)
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
@@ -188,6 +201,11 @@ class FakeBatchOpenAI(FakeOpenAI):
     def _advance(self, batch: dict[str, Any]) -> None:
         """Move a batch along its lifecycle on a poll (lock held)."""
         now = int(time.time())
+        if self.unknown_status is not None and batch["status"] not in ("completed", "expired", "failed"):
+            batch["status"] = self.unknown_status
+            return
+        if batch["status"] == self.unknown_status or batch["status"] not in KNOWN:
+            batch["status"] = "in_progress"
         if batch["status"] == "validating":
             batch["status"], batch["in_progress_at"] = "in_progress", now
             return
