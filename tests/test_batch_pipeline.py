@@ -54,3 +54,21 @@ def test_a_waiting_batch_does_not_hold_back_other_sources_and_resumes(tmp_path: 
         assert list((project.root / "data/corpus").glob("beta/*.parquet"))
         assert json.loads((project.root / "data/llm_batches.json").read_text())["batches"] == []
         assert project.run_log("generate")["calls_made"] == 2
+
+
+def test_the_first_repro_of_a_fresh_project_waiting_on_a_batch_exits_0(tmp_path: Path):
+    """Issue 20, case 1: batch mode from the very first `dvc repro`, the batch still running at wait_s: exit 0
+    and the waiting line, not exit 255 on a missing `data/llm_cache`; the documented command then finishes."""
+    with FakeBatchOpenAI(responder=tasks_from_schema) as srv:
+        project = Project(tmp_path / "repo", srv.base_url)
+        project.set("llm", mode="batch", batch={"wait_s": 0, "poll_s": 0.05})
+        project.add_source("alpha")
+        srv.hold = True
+        proc = project.repro()  # Project.repro asserts exit 0
+        assert any(x.startswith("generate: waiting") for x in (proc.stdout + proc.stderr).splitlines())
+        assert (project.root / "data/llm_cache").is_dir()
+        srv.hold = False
+        project.run("dvc", "repro", "-f", "-s", "generate")
+        project.repro()
+        assert list((project.root / "data/corpus").glob("alpha/*.parquet"))
+        assert srv.batches_created == 1 and srv.duplicates() == 0

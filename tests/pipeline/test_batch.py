@@ -429,3 +429,17 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
     assert read_model(args.out / "beta.json", GeneratedSource).status == "ok"
     assert srv.batches_created == 1 and srv.duplicates() == 0
     assert load_tracker(args.batches) == Tracker()
+
+
+def test_a_fresh_project_waiting_on_its_first_batch_has_every_output(
+    stage: Callable[..., Namespace], srv: FakeBatchOpenAI, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 20, case 1: the very first run, its batch still running at wait_s, exits 0 with every output
+    DVC expects (the call cache was never created, so `dvc repro` failed with exit 255 on a missing output)."""
+    args = stage(mode="batch", batch={"wait_s": 0, "poll_s": 0.02})
+    collect(args, "alpha")
+    srv.hold = True
+    generate.main(args)
+    assert args.cache.is_dir() and args.out.is_dir() and args.batches.exists()
+    assert args.metrics.exists() and args.stats.exists() and args.run_log.exists()
+    assert "waiting for 1 batch(es)" in capsys.readouterr().err

@@ -168,6 +168,7 @@ def main(args: argparse.Namespace) -> None:
     out: Path = args.out
     metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
     ensure_tracker(args.batches)
+    args.cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when no answer has come back yet
     with LLM(params.llm, args.cache) as llm:
         runner = BatchRunner(llm, args.batches) if params.llm.mode == "batch" else None
         todo = plan(list(metas.values()), params, llm, out)
