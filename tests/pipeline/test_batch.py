@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from argparse import Namespace
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from dynosaur.pipeline import generate
 from dynosaur.pipeline.batch import WAITING, BatchRunner, Tracker, load_tracker, split_chunks
 from dynosaur.pipeline.llm import LLM, ChatRequest
 from dynosaur.testing.fake_batch import BatchOutcome, FakeBatchOpenAI
-from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
+from dynosaur.testing.fake_openai import FakeOpenAI, Reply, tasks_from_schema
 from tests.factories import make_meta
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -443,3 +444,39 @@ def test_a_fresh_project_waiting_on_its_first_batch_has_every_output(
     assert args.cache.is_dir() and args.out.is_dir() and args.batches.exists()
     assert args.metrics.exists() and args.stats.exists() and args.run_log.exists()
     assert "waiting for 1 batch(es)" in capsys.readouterr().err
+
+
+def _cut_first(times: int) -> Callable[[dict[str, Any]], Any]:
+    """A responder whose answer to each prompt is cut at max_tokens its first `times` times."""
+    seen: Counter[str] = Counter()
+
+    def respond(body: dict[str, Any]) -> Any:
+        prompt = json.dumps(body.get("messages"))
+        seen[prompt] += 1
+        return Reply('{"tasks": [', finish_reason="length") if seen[prompt] <= times else '{"tasks": []}'
+
+    return respond
+
+
+def test_a_cut_batch_answer_is_asked_again_like_in_sync_mode(tmp_path: Path):
+    """Issue 20, case 2: a cut (finish_reason length) or empty row is not an answer: a follow-up batch asks
+    it again, and the whole answer that comes back is the one cached."""
+    with FakeBatchOpenAI(responder=_cut_first(1)) as srv:
+        runner, results = run_batch(srv, tmp_path, 2)
+    assert all(r.error is None and r.content == '{"tasks": []}' for r in results.values())
+    assert srv.batches_created == 2 and runner.counts["incomplete_answers"] == 2
+
+
+def test_a_batch_answer_cut_every_time_fails_loudly_after_retry_incomplete(tmp_path: Path):
+    with FakeBatchOpenAI(responder=_cut_first(99)) as srv:
+        with LLM(
+            batch_params(srv.base_url).model_copy(update={"retry_incomplete": 1}), tmp_path / "c"
+        ) as llm:
+            runner = BatchRunner(llm, tmp_path / "batches.json")
+            results = [res for _, res in runner.complete_many(make_requests(llm, 2))]
+            assert all(llm.cache.get(r.cache_key) is None for r in make_requests(llm, 2))
+    assert srv.batches_created == 2  # the first try and retry_incomplete = 1 more
+    assert all(
+        r.incomplete and r.error and r.error.startswith("answer cut at llm.max_tokens") for r in results
+    )
+    assert all(r.error.endswith("(2 tries)") for r in results if r.error)

@@ -53,7 +53,7 @@ from dynosaur.core.errors import LLMError, first_line
 from dynosaur.core.io import canonical_json, read_model, write_json
 from dynosaur.core.records import Usage
 from dynosaur.core.runner import log
-from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult
+from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, incomplete_answer
 
 SCHEMA_VERSION = 1
 ENDPOINT = "/v1/chat/completions"
@@ -403,9 +403,16 @@ class BatchRunner:
                 self.counts["orphaned_rows"] += 1  # no longer asked for: its answer is not needed
                 continue
             result = rows.get(cid) or ChatResult(error=f"{reason}: no result for this request")
+            problem = incomplete_answer(result, self._known[cid].max_tokens)
+            if problem is not None:  # cut or empty: asked again as in sync mode, then a loud failure
+                tries = f"{tracked.attempt} tr{'y' if tracked.attempt == 1 else 'ies'}"
+                result = result.model_copy(update={"error": f"{problem} ({tries})", "incomplete": True})
+                self.counts["incomplete_answers"] += 1
             if result.error is None:
                 answers.append((cid, result))
-            elif tracked.attempt < self.params.max_attempts:
+            elif problem is not None and tracked.attempt <= self.llm.params.retry_incomplete:
+                retry.append(cid)
+            elif problem is None and tracked.attempt < self.params.max_attempts:
                 retry.append(cid)
             else:
                 self.llm.cache.record_failure(cid, result.error)
