@@ -480,3 +480,17 @@ def test_a_batch_answer_cut_every_time_fails_loudly_after_retry_incomplete(tmp_p
         r.incomplete and r.error and r.error.startswith("answer cut at llm.max_tokens") for r in results
     )
     assert all(r.error.endswith("(2 tries)") for r in results if r.error)
+
+
+def test_a_lost_create_response_never_bills_a_second_batch(tmp_path: Path):
+    """Issue 20, case 3: `POST /v1/batches` went through but its answer was lost; the SDK's own retry made
+    a second batch with the same metadata. Now a create is tried once, and on any doubt the provider's
+    batches are searched by metadata before another is made."""
+    with FakeBatchOpenAI(responder=tasks_from_schema) as srv:
+        srv.lose_create_responses = 1
+        params = batch_params(srv.base_url).model_copy(update={"max_retries": 2, "timeout_s": 5})
+        with LLM(params, tmp_path / "cache") as llm:
+            runner = BatchRunner(llm, tmp_path / "batches.json")
+            results = [res for _, res in runner.complete_many(make_requests(llm, 3))]
+        assert srv.batches_created == 1 and srv.duplicates() == 0
+        assert all(r.error is None for r in results) and runner.counts["batches_adopted"] == 1

@@ -311,20 +311,48 @@ class BatchRunner:
         self.counts["submitted"] += len(accepted)
 
     def _create(self, tracked: TrackedBatch) -> None:
+        """Upload, then create the batch once per try: the SDK's own retry would make a second batch when a
+        created one's answer is lost (issue 20, case 3). On any doubt, the provider's newest batches are
+        searched for this chunk's metadata before another is created."""
+
         client = self.llm.client()
         data = self._lines.pop(tracked.chunk)
         with self._provider("upload"):
             file = client.files.create(file=(f"dynosaur-{tracked.chunk[:16]}.jsonl", data), purpose="batch")
-        with self._provider("create batch"):
-            batch = client.batches.create(
-                input_file_id=file.id,
-                endpoint=ENDPOINT,
-                completion_window="24h",
-                metadata={METADATA_KEY: tracked.chunk},
-            )
+        once = client.with_options(max_retries=0)
+        tries = self.llm.params.max_retries + 1
+        for attempt in range(1, tries + 1):
+            try:
+                with self._provider("create batch"):
+                    batch = once.batches.create(
+                        input_file_id=file.id,
+                        endpoint=ENDPOINT,
+                        completion_window="24h",
+                        metadata={METADATA_KEY: tracked.chunk},
+                    )
+                self.counts["batches_submitted"] += 1
+                break
+            except LLMError:
+                found = self._find(tracked.chunk)
+                if found is not None:  # it was created after all: adopt it
+                    batch = found
+                    self.counts["batches_adopted"] += 1
+                    break
+                if attempt == tries:
+                    raise
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
         self._update(tracked, batch)
-        self.counts["batches_submitted"] += 1
         self._save()
+
+    def _find(self, chunk: str, pages: int = 1) -> Any | None:
+        """The provider's batch carrying this chunk's metadata among its newest, or None."""
+        with self._provider("list batches"):
+            for i, batch in enumerate(self.llm.client().batches.list(limit=100)):
+                if i >= 100 * pages:
+                    break
+                if (batch.metadata or {}).get(METADATA_KEY) == chunk:
+                    return batch
+        return None
 
     def _resume_intents(self) -> None:
         """Intents left by a killed run: adopt the batch the provider has for each, else drop the intent."""

@@ -89,6 +89,7 @@ class FakeBatchOpenAI(FakeOpenAI):
         self.stall_create_s = stall_create_s
         self.hold = False
         self.unknown_status: str | None = None  # set: polled batches report this status (one providers add)
+        self.lose_create_responses = 0  # this many batch creations succeed but their answer never arrives
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
@@ -333,7 +334,10 @@ def _make_batch_handler(
                 status, answer = srv._create(body)
                 if status != 200:
                     return self._error(status, answer["message"])
-                if srv._stopping.is_set():
+                with srv._lock:
+                    lose = srv.lose_create_responses > 0
+                    srv.lose_create_responses -= lose
+                if srv._stopping.is_set() or lose:  # created, but the client never hears of it
                     self.close_connection = True
                     return None
                 return self._json(200, answer)
