@@ -494,3 +494,20 @@ def test_a_lost_create_response_never_bills_a_second_batch(tmp_path: Path):
             results = [res for _, res in runner.complete_many(make_requests(llm, 3))]
         assert srv.batches_created == 1 and srv.duplicates() == 0
         assert all(r.error is None for r in results) and runner.counts["batches_adopted"] == 1
+
+
+def test_a_result_file_gone_past_retention_resubmits_exactly_the_rows_without_answers(tmp_path: Path):
+    """Issue 20, case 5: a completed batch whose output file answers 404 blocked every later run; its rows
+    are now asked again in a new batch."""
+    with FakeBatchOpenAI(responder=tasks_from_schema) as srv:
+        srv.hold = True
+        run_batch(srv, tmp_path, 3, wait_s=0)  # submitted, still running
+        srv.hold, srv.files_gone = False, True
+        with LLM(batch_params(srv.base_url, wait_s=0), tmp_path / "cache") as llm:
+            runner = BatchRunner(llm, tmp_path / "batches.json")
+            list(runner.complete_many(make_requests(llm, 3)))  # completed, but its results are gone
+        assert runner.counts["resubmitted"] == 3
+        srv.files_gone = False
+        runner, results = run_batch(srv, tmp_path, 3)
+        assert all(r.error is None and r.skipped is None for r in results.values())
+        assert srv.batches_created == 2

@@ -411,15 +411,24 @@ class BatchRunner:
         """Cache a finished batch's answers, resubmit its failed rows, and drop it from the tracker."""
         batch = self._batches.get(tracked.chunk)
         rows: dict[str, ChatResult] = {}
+        import openai
+
+        gone = False
         for file_id in (getattr(batch, "output_file_id", None), getattr(batch, "error_file_id", None)):
             if file_id:
-                with self._provider("download results"):
-                    text = self.llm.client().files.content(file_id).text
+                try:
+                    with self._provider("download results"):
+                        text = self.llm.client().files.content(file_id).text
+                except LLMError as exc:
+                    if not isinstance(exc.__context__, openai.NotFoundError):
+                        raise
+                    gone = True  # past the provider's retention: its rows are asked again below
+                    continue
                 for line in text.splitlines():
                     if line.strip():
                         row = json.loads(line)
                         rows.setdefault(str(row.get("custom_id")), parse_row(row, self.llm.budget.cost))
-        reason = f"batch {tracked.state}"
+        reason = f"batch {tracked.state}" + (": its result file is gone (404)" if gone else "")
         errors = getattr(getattr(batch, "errors", None), "data", None)
         if errors:
             reason += f": {errors[0].code}"

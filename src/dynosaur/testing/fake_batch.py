@@ -90,6 +90,7 @@ class FakeBatchOpenAI(FakeOpenAI):
         self.hold = False
         self.unknown_status: str | None = None  # set: polled batches report this status (one providers add)
         self.lose_create_responses = 0  # this many batch creations succeed but their answer never arrives
+        self.files_gone = False  # result files answer 404 (past the provider's retention)
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
@@ -310,7 +311,8 @@ def _make_batch_handler(
                 self._body()
                 with srv._lock:
                     file, data = srv.files.get(parts[2]), srv.file_bytes.get(parts[2])
-                if file is None or data is None:
+                gone = srv.files_gone and file is not None and file.get("purpose") == "batch_output"
+                if file is None or data is None or gone:
                     return self._error(404, f"No such File object: {parts[2]}")
                 if parts[3:] == ["content"]:
                     return self._send(200, data, {"Content-Type": "application/jsonl"})
