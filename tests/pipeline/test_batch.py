@@ -511,3 +511,20 @@ def test_a_result_file_gone_past_retention_resubmits_exactly_the_rows_without_an
         runner, results = run_batch(srv, tmp_path, 3)
         assert all(r.error is None and r.skipped is None for r in results.values())
         assert srv.batches_created == 2
+
+
+def test_a_queue_limit_failure_backs_off_and_does_not_use_up_attempts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Issue 20, case 6: a batch failed with `token_limit_exceeded` (the provider's queue is full) was
+    resubmitted at once, in a loop, and counted against max_attempts. Now it waits, longer each time, says
+    which limit, and the rows are not the ones to blame."""
+    with FakeBatchOpenAI(responder=tasks_from_schema) as srv:
+        srv.script(*[BatchOutcome.fail("token_limit_exceeded")] * 3)  # then complete
+        started = time.monotonic()
+        runner, results = run_batch(srv, tmp_path, 2, max_attempts=2, poll_s=0.05)
+        elapsed = time.monotonic() - started
+    assert all(r.error is None and r.skipped is None for r in results.values())
+    assert srv.batches_created == 4 and elapsed >= 0.05 + 0.1 + 0.2  # backed off 0.05, 0.1, 0.2 s
+    err = capsys.readouterr().err
+    assert err.count("queue limit (token_limit_exceeded)") == 3

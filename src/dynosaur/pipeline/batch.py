@@ -57,6 +57,8 @@ from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, incomplete_answe
 
 SCHEMA_VERSION = 1
 ENDPOINT = "/v1/chat/completions"
+QUEUE_LIMIT_CODES = {"token_limit_exceeded"}  # a batch failed because the provider's queue is full
+QUEUE_BACKOFF_MAX_S = 600.0
 WAITING = "waiting_for_batch"  # ChatResult.skipped of a request whose batch is still running
 METADATA_KEY = "dynosaur_chunk"
 CLOCK_SKEW_S = 600  # a provider's created_at may be this far behind our clock when we look for a batch
@@ -222,6 +224,10 @@ class BatchRunner:
         self._reserved: dict[str, float] = {}  # this run's worst-case reservations, by custom_id
         self._lines: dict[str, bytes] = {}  # chunk → input file, for intents recorded by this run
         self._batches: dict[str, Any] = {}  # chunk → the provider's batch object, as last seen this run
+        self._held: list[str] = []  # rows of a batch the provider's queue limit failed: resubmitted later
+        self._held_attempt = 1
+        self._resubmit_at = 0.0
+        self._queue_failures = 0
 
     # --- the run ---------------------------------------------------------------------------------------
 
@@ -245,16 +251,38 @@ class BatchRunner:
             self._refresh()
             for tracked in [b for b in self.tracker.batches if b.state in TERMINAL]:
                 yield from self._ingest(tracked)
-            if not self._awaited() or self.clock() >= deadline:
+            if self._held and self.clock() >= self._resubmit_at:
+                held, self._held = self._held, []
+                yield from self._submit(held, attempt=self._held_attempt)
+            if (not self._awaited() and not self._held) or self.clock() >= deadline:
                 break
-            self.sleep(max(0.0, min(self.params.poll_s, deadline - self.clock())))
+            wake = self._resubmit_at if self._held and not self._awaited() else deadline
+            self.sleep(max(0.0, min(self.params.poll_s, wake - self.clock(), deadline - self.clock())))
 
         awaited = self._awaited()
         waiting = [cid for b in awaited for cid in b.custom_ids if cid in self._known]
+        waiting += [cid for cid in self._held if cid in self._known]  # asked again by the next run
         for cid in waiting:
             yield from self._emit(cid, ChatResult(skipped=WAITING))
         self.counts["waiting"] = len(waiting)
         self.waiting = self._waiting(awaited) if awaited else None
+
+    def _hold(self, tracked: TrackedBatch, code: str) -> None:
+        """A batch the provider's queue limit failed: its rows are resubmitted after a back-off that doubles
+        each time (from `batch.poll_s`, at most QUEUE_BACKOFF_MAX_S), without using up their attempts."""
+        rows = [cid for cid in tracked.custom_ids if cid in self._known]
+        backoff = min(self.params.poll_s * 2**self._queue_failures, QUEUE_BACKOFF_MAX_S)
+        self._queue_failures += 1
+        self._held += rows
+        self._held_attempt = tracked.attempt + 1  # a new chunk digest: never adopts the failed batch
+        self._resubmit_at = self.clock() + backoff
+        self.tracker.batches.remove(tracked)
+        self._save()
+        self.counts["queue_limited"] += len(rows)
+        log(
+            f"generate: the provider's batch queue limit ({code}) was reached; {len(rows)} request(s) are "
+            f"resubmitted after {backoff:g}s (fewer requests in flight: lower llm.batch.max_requests)"
+        )
 
     def _awaited(self) -> list[TrackedBatch]:
         """The running batches this run asks something of. A batch none of whose rows are asked for any more
@@ -432,6 +460,11 @@ class BatchRunner:
         errors = getattr(getattr(batch, "errors", None), "data", None)
         if errors:
             reason += f": {errors[0].code}"
+        if (
+            errors and errors[0].code in QUEUE_LIMIT_CODES
+        ):  # the provider's queue is full: not the rows' fault
+            self._hold(tracked, errors[0].code)
+            return
 
         retry: list[str] = []
         answers: list[tuple[str, ChatResult]] = []
