@@ -41,7 +41,7 @@ def templated_reason(
     such as `not_entailment` (exempt through `labels` too) is not taken for a field."""
     if TEMPLATE_SHAPE.match(instruction):
         return "bare shape"
-    exempt = {str(label).lower() for label in labels}
+    exempt = {part.lower() for label in labels for part in [str(label), *re.split(r"[^\w]+", str(label))]}
     fields = None if field_names is None else {n.lower() for n in field_names}
     for match in RAW_IDENTIFIER.finditer(instruction):
         token = match.group(0)
