@@ -528,3 +528,24 @@ def test_a_queue_limit_failure_backs_off_and_does_not_use_up_attempts(
     assert srv.batches_created == 4 and elapsed >= 0.05 + 0.1 + 0.2  # backed off 0.05, 0.1, 0.2 s
     err = capsys.readouterr().err
     assert err.count("queue limit (token_limit_exceeded)") == 3
+
+
+def test_two_processes_never_share_one_tracker(srv: FakeBatchOpenAI, tmp_path: Path):
+    """Issue 20, case 8: an orphaned generate (its dvc killed) and the rerun polled the same batch and both
+    reported its cost. A second runner on the same tracker now refuses in one line while the first holds it."""
+    srv.hold = True
+    with LLM(batch_params(srv.base_url, wait_s=0), tmp_path / "cache") as llm:
+        first = BatchRunner(llm, tmp_path / "batches.json").complete_many(make_requests(llm, 2))
+        next(first)  # the first run is under way
+        code = (
+            "import sys; from pathlib import Path; from dynosaur.core.params import LLMParams;"
+            "from dynosaur.pipeline.batch import BatchRunner; from dynosaur.pipeline.llm import LLM;"
+            f"p = LLMParams(provider='compatible', base_url='{srv.base_url}', model='m', mode='batch');"
+            f"llm = LLM(p, Path(r'{tmp_path / 'cache2'}'));"
+            f"list(BatchRunner(llm, Path(r'{tmp_path / 'batches.json'}')).complete_many([]))"
+        )
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert other.returncode != 0 and "is in use by another generate" in other.stderr
+        list(first)  # the first finishes; the lock goes with it
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr

@@ -113,6 +113,27 @@ def load_tracker(path: Path) -> Tracker:
         ) from None
 
 
+@contextlib.contextmanager
+def tracker_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<tracker>.lock` for one run; a second process refuses in one line. The kernel
+    drops the lock with its process, so a killed run never leaves it behind."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LLMError(
+                f"{path} is in use by another generate (an earlier run still polling its batches?); "
+                "wait for it to end, or stop it, then run again"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_tracker(path: Path) -> None:
     """Write an empty tracker if there is none: the file is a DVC output, in sync mode too."""
     if not path.exists():
@@ -232,7 +253,12 @@ class BatchRunner:
     # --- the run ---------------------------------------------------------------------------------------
 
     def complete_many(self, requests: list[ChatRequest]) -> Iterator[tuple[ChatRequest, ChatResult]]:
-        """Cache hits, then answers from batches (this run's and earlier runs'), then the ones still waiting."""
+        """Cache hits, then answers from batches (this run's and earlier runs'), then the ones still waiting.
+        The tracker is locked for the whole run: one process per tracker (issue 20, case 8)."""
+        with tracker_lock(self.path):
+            yield from self._complete_many(requests)
+
+    def _complete_many(self, requests: list[ChatRequest]) -> Iterator[tuple[ChatRequest, ChatResult]]:
         self._known = {r.cache_key: r for r in requests}  # a digest each: computed once
         misses = []
         for key in self._known:
