@@ -549,3 +549,25 @@ def test_two_processes_never_share_one_tracker(srv: FakeBatchOpenAI, tmp_path: P
         list(first)  # the first finishes; the lock goes with it
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
+
+
+def test_adoption_makes_no_assumption_about_the_two_clocks(srv: FakeBatchOpenAI, tmp_path: Path):
+    """Issue 20, case 7: the search for a killed run's batch stopped at batches older than our clock minus
+    600 s, so a local clock two hours fast dropped the intent and submitted again. Now the provider's newest
+    batches are searched by their metadata alone."""
+    srv.stall_create_s = 60
+    proc = start_driver(srv, tmp_path, 2, max_requests=2)
+    try:
+        wait_for(lambda: srv.batches_created == 1)
+    finally:
+        kill(proc)
+    srv.stall_create_s = 0
+    with LLM(batch_params(srv.base_url), tmp_path / "cache") as llm:
+        runner = BatchRunner(llm, tmp_path / "batches.json", clock=lambda: time.time() + 7200)
+        tracker = load_tracker(tmp_path / "batches.json")
+        for intent in tracker.batches:  # as if recorded by a machine whose clock runs two hours fast
+            intent.recorded_at += 7200
+        runner.tracker = tracker
+        results = [res for _, res in runner.complete_many(make_requests(llm, 2))]
+    assert runner.counts["batches_adopted"] == 1 and srv.batches_created == 1 and srv.duplicates() == 0
+    assert all(r.error is None and r.skipped is None for r in results)

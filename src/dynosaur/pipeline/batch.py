@@ -61,7 +61,7 @@ QUEUE_LIMIT_CODES = {"token_limit_exceeded"}  # a batch failed because the provi
 QUEUE_BACKOFF_MAX_S = 600.0
 WAITING = "waiting_for_batch"  # ChatResult.skipped of a request whose batch is still running
 METADATA_KEY = "dynosaur_chunk"
-CLOCK_SKEW_S = 600  # a provider's created_at may be this far behind our clock when we look for a batch
+ADOPT_SCAN = 1000  # a killed run's batch is looked for among the provider's newest this many
 FALLBACK_WAIT_S = 3600  # "run again after" when a batch shows no progress yet
 CACHE_WRITERS = 16  # threads writing a finished batch's answers into the call cache
 
@@ -413,15 +413,15 @@ class BatchRunner:
         intents = [b for b in self.tracker.batches if b.batch_id is None]
         if not intents:
             return
-        since = min(b.recorded_at for b in intents) - CLOCK_SKEW_S
+        wanted = {b.chunk for b in intents}
         found: dict[str, Any] = {}
-        with self._provider("list batches"):
-            for batch in self.llm.client().batches.list(limit=100):
-                if batch.created_at < since:
-                    break  # newest first: the rest predate every intent
+        with self._provider("list batches"):  # no clock compared: the provider's newest, by metadata alone
+            for i, batch in enumerate(self.llm.client().batches.list(limit=100)):
                 chunk = (batch.metadata or {}).get(METADATA_KEY)
-                if chunk and chunk not in found:
+                if chunk in wanted and chunk not in found:
                     found[chunk] = batch
+                if len(found) == len(wanted) or i + 1 >= ADOPT_SCAN:
+                    break
         for tracked in intents:
             if tracked.chunk in found:
                 self._update(tracked, found[tracked.chunk])
