@@ -1,8 +1,8 @@
-"""Corpus quality on nine real annotated datasets: collect → generate → filter → organize with a real model.
+"""Corpus quality on 23 real annotated datasets: collect → generate → filter → organize with a real model.
 
 The sources are built by `scripts/build_quality_sources.py` (into `bench/quality/sources/` unless `--sources`
 names a folder that already holds them). They are copied into a temporary git + DVC project with this checkout's
-code and `params.yaml` (llm: the default local Qwen2.5-Coder-0.5B, unless `--provider` / `--base-url` /
+code and `params.yaml` (llm: the default local Qwen2.5-Coder-1.5B, unless `--provider` / `--base-url` /
 `--model` say otherwise; `--param section.key=value` overrides any lever), and `dvc repro organize` runs.
 
 Then, per source and overall, scored against the hand-written `bench/quality/valid_mappings.yaml`:
@@ -670,7 +670,7 @@ def checkout_commit() -> str | None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", type=Path, default=QUALITY / "sources", help="built quality sources (<id>/)")
-    ap.add_argument("--only", default="", help="comma-separated source ids (default: all nine)")
+    ap.add_argument("--only", default="", help="comma-separated source ids (default: all 23)")
     ap.add_argument(
         "--mappings", type=Path, default=VALID, help="the valid mappings file (valid_mappings.yaml)"
     )
