@@ -33,9 +33,10 @@ import uuid
 from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
+from dynosaur.pipeline.batch import BatchState
 from dynosaur.testing.fake_openai import FakeOpenAI, Reply
 
 TERMINAL = {"completed", "expired", "failed", "cancelled"}
@@ -69,16 +70,7 @@ class BatchOutcome:
         return cls("partial", errors=errors, missing=missing)
 
 
-KNOWN = (
-    "validating",
-    "in_progress",
-    "finalizing",
-    "completed",
-    "expired",
-    "failed",
-    "cancelling",
-    "cancelled",
-)
+KNOWN = tuple(s for s in get_args(BatchState) if s != "submitting")  # the statuses a provider reports
 
 
 class FakeBatchOpenAI(FakeOpenAI):
