@@ -288,7 +288,7 @@ class FilterParams(Section):
         default=10, ge=2, le=10_000
     )  # at most this many distinct values → classification-like
     max_options_chars: int = Field(
-        default=500, ge=10, le=MAX_CHARS
+        default=600, ge=10, le=MAX_CHARS
     )  # append the options to the instruction only when this short
     degenerate_top_share: float = Field(default=0.95, gt=0.5, le=1.0)
     max_empty_share: float = Field(default=0.5, ge=0, le=1.0)
