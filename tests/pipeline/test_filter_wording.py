@@ -240,3 +240,13 @@ def test_a_scanned_label_set_of_up_to_20_values_is_appended() -> None:
     feature = make_feature("tale_type", stats=make_stats(distinct=16, mean_chars=6.0, values=types))
     meta = make_meta(features=[make_feature("text", mean_chars=800.0), feature])
     assert flt.label_options("tale_type", meta, P) == types
+
+
+def test_values_that_never_repeat_are_not_a_label_set() -> None:
+    """16 rows, 16 different short answers: the scan saw every value once, so they are answers, not labels."""
+    answers = [f"answer {i}" for i in range(16)]
+    feature = make_feature(
+        "answer", stats=make_stats(scanned=16, distinct=16, mean_chars=8.0, values=answers)
+    )
+    meta = make_meta(features=[make_feature("question"), feature])
+    assert flt.label_options("answer", meta, P) is None

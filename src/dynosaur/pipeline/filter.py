@@ -398,7 +398,13 @@ def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | N
     if feature.class_names:
         return list(feature.class_names)
     stats = feature.stats
-    if stats is not None and stats.values and len(stats.values) <= max(p.max_label_options, LABEL_VALUES):
+    repeated = stats is not None and 2 * stats.distinct <= stats.scanned - stats.empty  # labels recur
+    if (
+        stats is not None
+        and stats.values
+        and repeated
+        and len(stats.values) <= max(p.max_label_options, LABEL_VALUES)
+    ):
         if feature.dtype.startswith("float") or stats.mean_chars > 40:
             return None
         return list(stats.values)  # the whole value set the scan saw
