@@ -34,7 +34,7 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(chunk)
         paths.append(path)
-    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: list(paths))
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda *_: list(paths))
     return paths
 
 
@@ -54,7 +54,7 @@ def test_assembles_parts_in_order_and_writes_marker(models: Path, parts: list[Pa
 def test_explicit_parts_need_no_locator(
     models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: pytest.fail("locator called"))
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda *_: pytest.fail("locator called"))
     part = tmp_path / "only.bin"
     part.write_bytes(BLOB)
     assert default_model_path([part], size=SIZE, sha256=SHA, name=NAME).read_bytes() == BLOB
@@ -80,7 +80,7 @@ def test_marker_short_circuits_rehashing(
 ) -> None:
     path = default_model_path(size=SIZE, sha256=SHA, name=NAME)
     mtime = path.stat().st_mtime_ns
-    monkeypatch.setattr(packaged_model, "find_model_parts", lambda: pytest.fail("parts read again"))
+    monkeypatch.setattr(packaged_model, "find_model_parts", lambda *_: pytest.fail("parts read again"))
     monkeypatch.setattr(packaged_model.hashlib, "sha256", lambda *a: pytest.fail("model re-hashed"))
     assert default_model_path(size=SIZE, sha256=SHA, name=NAME) == path
     assert path.stat().st_mtime_ns == mtime

@@ -8,6 +8,7 @@ new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,15 @@ from pydantic import BaseModel, ValidationError
 from dynosaur.core.errors import RecordError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, streamed in 8 MiB reads."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def canonical_json(obj: Any) -> str:

@@ -30,7 +30,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dynosaur.core.errors import ModelError
-from dynosaur.core.io import atomic_open, atomic_write
+from dynosaur.core.io import atomic_open, atomic_write, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,9 @@ def default_model_path(
     if _is_verified(path, size, sha256):
         return path
     if parts is None:
-        parts = find_model_parts(model) if model != DEFAULT_MODEL else find_model_parts()
+        parts = find_model_parts(model)
     if path.is_file() and path.stat().st_size == size:
-        found = _sha256(path)  # assembled before, but changed since its marker (or the marker is gone)
+        found = file_sha256(path)  # assembled before, but changed since its marker (or the marker is gone)
         if found == sha256:
             atomic_write(_marker(path), f"{sha256}  {name}\n")
             return path
@@ -189,11 +189,3 @@ def default_model_path(
     atomic_write(marker, f"{sha256}  {name}\n")
     log.info("assembled and verified %s in %.1fs", name, time.monotonic() - started)
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -53,7 +53,7 @@ from dynosaur.core.errors import LLMError, first_line
 from dynosaur.core.io import canonical_json, read_model, write_json
 from dynosaur.core.records import Usage
 from dynosaur.core.runner import log
-from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, incomplete_answer
+from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, backoff_s, incomplete_answer
 
 SCHEMA_VERSION = 1
 ENDPOINT = "/v1/chat/completions"
@@ -387,41 +387,36 @@ class BatchRunner:
                 self.counts["batches_submitted"] += 1
                 break
             except LLMError:
-                found = self._find(tracked.chunk)
+                found = self._find({tracked.chunk}).get(tracked.chunk)
                 if found is not None:  # it was created after all: adopt it
                     batch = found
                     self.counts["batches_adopted"] += 1
                     break
                 if attempt == tries:
                     raise
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+                time.sleep(backoff_s(attempt))
         self._update(tracked, batch)
         self._save()
 
-    def _find(self, chunk: str, pages: int = 1) -> Any | None:
-        """The provider's batch carrying this chunk's metadata among its newest, or None."""
+    def _find(self, chunks: set[str]) -> dict[str, Any]:
+        """The provider's batches carrying these chunks' metadata, looked for among its newest ADOPT_SCAN by
+        metadata alone: no clock is compared (issue 20, case 7)."""
+        found: dict[str, Any] = {}
         with self._provider("list batches"):
             for i, batch in enumerate(self.llm.client().batches.list(limit=100)):
-                if i >= 100 * pages:
+                chunk = (batch.metadata or {}).get(METADATA_KEY)
+                if chunk in chunks and chunk not in found:
+                    found[chunk] = batch
+                if len(found) == len(chunks) or i + 1 >= ADOPT_SCAN:
                     break
-                if (batch.metadata or {}).get(METADATA_KEY) == chunk:
-                    return batch
-        return None
+        return found
 
     def _resume_intents(self) -> None:
         """Intents left by a killed run: adopt the batch the provider has for each, else drop the intent."""
         intents = [b for b in self.tracker.batches if b.batch_id is None]
         if not intents:
             return
-        wanted = {b.chunk for b in intents}
-        found: dict[str, Any] = {}
-        with self._provider("list batches"):  # no clock compared: the provider's newest, by metadata alone
-            for i, batch in enumerate(self.llm.client().batches.list(limit=100)):
-                chunk = (batch.metadata or {}).get(METADATA_KEY)
-                if chunk in wanted and chunk not in found:
-                    found[chunk] = batch
-                if len(found) == len(wanted) or i + 1 >= ADOPT_SCAN:
-                    break
+        found = self._find({b.chunk for b in intents})
         for tracked in intents:
             if tracked.chunk in found:
                 self._update(tracked, found[tracked.chunk])

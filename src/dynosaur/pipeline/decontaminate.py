@@ -21,7 +21,6 @@ share a hash with odds of about 2⁻⁶⁴ per pair.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dynosaur.core.errors import DynoError, ParamsError
+from dynosaur.core.io import file_sha256
 from dynosaur.core.params import DecontaminateParams, SourceSpec
 from dynosaur.core.records import digest, splitmix64
 
@@ -215,15 +215,7 @@ def eval_fingerprint(files: list[Path], n: int) -> str | None:
     """Over the n-gram size and every evaluation file's bytes: shards are rebuilt when these change."""
     if not files:
         return None
-    return digest([n, [[p.as_posix(), _file_sha256(p)] for p in files]])
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return digest([n, [[p.as_posix(), file_sha256(p)] for p in files]])
 
 
 def load_index(files: list[Path], n: int) -> EvalIndex:

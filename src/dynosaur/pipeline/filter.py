@@ -27,7 +27,6 @@ from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import atomic_write, read_model, write_json
 from dynosaur.core.params import FilterParams, load_params
 from dynosaur.core.records import (
-    LABEL_VALUES,
     FilteredSource,
     GeneratedSource,
     Retraction,
@@ -398,19 +397,11 @@ def label_options(name: str, meta: SourceMeta, p: FilterParams) -> list[str] | N
     if feature.class_names:
         return list(feature.class_names)
     stats = feature.stats
-    repeated = stats is not None and 2 * stats.distinct <= stats.scanned - stats.empty  # labels recur
-    if (
-        stats is not None
-        and stats.values
-        and repeated
-        and len(stats.values) <= max(p.max_label_options, LABEL_VALUES)
-    ):
-        if feature.dtype.startswith("float") or stats.mean_chars > 40:
-            return None
-        return list(stats.values)  # the whole value set the scan saw
-    if stats is None or stats.scanned < 2 * p.max_label_options or stats.distinct > p.max_label_options:
+    if stats is None or feature.dtype.startswith("float") or stats.mean_chars > 40:
         return None
-    if feature.dtype.startswith("float") or stats.mean_chars > 40:
+    if (scanned := label_set(feature)) is not None:
+        return scanned  # the whole value set the scan saw (`wording.label_set`)
+    if stats.scanned < 2 * p.max_label_options or stats.distinct > p.max_label_options:
         return None
     return sorted({str(row.get(name)) for row in meta.samples if row.get(name) not in (None, "")}) or None
 

@@ -90,6 +90,11 @@ def incomplete_answer(result: ChatResult, max_tokens: int) -> str | None:
     return None
 
 
+def backoff_s(attempt: int) -> float:
+    """Seconds to wait after failed try number `attempt` before the next: 0.5, 1, 2, … at most 8."""
+    return min(0.5 * 2 ** (attempt - 1), 8.0)
+
+
 def estimate_tokens(text: str) -> int:
     """A rough count (≈4 characters a token); used only for dry runs and worst-case budget checks."""
     return math.ceil(len(text) / 4)
@@ -278,7 +283,7 @@ class LLM:
                 if tries > self.params.max_retries:
                     body = self._redact(raw.http_response.text[:80] if raw is not None else "")
                     return ChatResult(error=f"bad response: not JSON after {tries} tries: {body!r}")
-                time.sleep(min(0.5 * 2 ** (tries - 1), 8.0))
+                time.sleep(backoff_s(tries))
         choices = getattr(response, "choices", None)
         if not choices or not isinstance(choices, list):
             return ChatResult(error="bad response: no choices")

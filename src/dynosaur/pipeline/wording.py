@@ -93,7 +93,11 @@ def states_labels(instruction: str, labels: list[str]) -> bool:
 
 def label_set(feature: Feature) -> list[str] | None:
     """A label field's values in words: its class names, else the short values the scan saw (all of them,
-    when there are at most 20); None for free-form fields."""
+    when there are at most 20 and they recur: 16 rows with 16 different answers are answers, not labels);
+    None for free-form fields."""
     if feature.class_names:
         return list(feature.class_names)
-    return list(feature.stats.values) if feature.stats and feature.stats.values else None
+    stats = feature.stats
+    if stats is None or not stats.values or 2 * stats.distinct > stats.scanned - stats.empty:
+        return None
+    return list(stats.values)

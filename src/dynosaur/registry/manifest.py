@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
+from dynosaur.core import io
 from dynosaur.core.io import read_model
 from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, shard_path
 
@@ -64,12 +65,8 @@ def shard_digest(path: Path | str | BinaryIO, batch_rows: int = 65536) -> tuple[
 
 
 def file_sha256(path: Path | str) -> str:
-    """sha256 of a file's bytes, streamed in 1 MiB reads."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    """sha256 of a file's bytes, as a manifest records it (`sha256:<hex>`)."""
+    return "sha256:" + io.file_sha256(path)
 
 
 def footer(path: Path) -> tuple[int, str] | None:

@@ -12,14 +12,13 @@ the old one. The packaged file's digest is known and verified at assembly; anoth
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from dynosaur.core.errors import ModelError, first_line
-from dynosaur.core.io import write_json
+from dynosaur.core.io import file_sha256, write_json
 from dynosaur.core.packaged_model import DEFAULT_MODEL_SHA256, default_model_path, models_dir
 from dynosaur.core.params import GGUF_MODELS
 from dynosaur.core.runner import log
@@ -33,14 +32,6 @@ def is_gguf(base_model: str) -> bool:
     return base_model.startswith(GGUF_PREFIX) or base_model.lower().endswith(".gguf")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def gguf_file(base_model: str) -> tuple[Path, str]:
     """(the GGUF file, its SHA-256) that `base_model` names; the packaged one is assembled on first use."""
     if base_model == LOCAL:
@@ -48,7 +39,7 @@ def gguf_file(base_model: str) -> tuple[Path, str]:
     path = Path(base_model).expanduser()
     if not path.is_file():
         raise ModelError(f"base model {base_model!r} cannot be loaded offline: no such file")
-    return path, _sha256(path)
+    return path, file_sha256(path)
 
 
 def converted_dir(base_model: str) -> Path:
