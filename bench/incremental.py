@@ -193,6 +193,8 @@ class BenchProject:
 
 def measure_growth(project: BenchProject, srv, ids: list[str], args) -> dict:
     """full, no-op and one-more-source runs of `dvc repro`, each with its LLM calls."""
+    from dynosaur.testing.fake_openai import dataset_name
+
     runs = {}
     for name in ("full", "noop", "incremental"):
         if name == "incremental":
@@ -200,8 +202,8 @@ def measure_growth(project: BenchProject, srv, ids: list[str], args) -> dict:
             write_params(project.repo, ids, srv.base_url, args.concurrency, project.code)
         srv.reset()
         total, stages = repro(project.repo, project.env, project.log)
-        asked = [m["content"] for h in srv.history for m in h.get("messages", []) if m["role"] == "user"]
-        new_only = all(f"Dataset: Synthetic reviews #{args.sources}\n" in a for a in asked)
+        asked = [dataset_name(h) for h in srv.history]  # each request's own dataset, not its demonstrations'
+        new_only = all(name == f"Synthetic reviews #{args.sources}" for name in asked)
         runs[name] = {"seconds": total, "calls": srv.calls, "stages": stages, "only_new_source": new_only}
         shown = ", ".join(f"{k} {v:.1f}s" for k, v in stages.items())
         print(f"  {name}: {total:.1f}s, {srv.calls} calls ({shown})", flush=True)

@@ -92,8 +92,10 @@ Item = str | Reply | Fault
 
 
 def dataset_name(request_json: dict[str, Any]) -> str | None:
-    """The dataset a generate prompt is about: its `Dataset: <name>` line."""
-    for message in request_json.get("messages") or []:
+    """The dataset a generate prompt is about: the `Dataset: <name>` line of its last user turn (earlier turns
+    are demonstrations about other datasets)."""
+    users = [m for m in request_json.get("messages") or [] if m.get("role") == "user"]
+    for message in users[-1:]:
         for line in _content_text(message.get("content")).splitlines():
             if line.startswith("Dataset: "):
                 return line.removeprefix("Dataset: ").strip()
