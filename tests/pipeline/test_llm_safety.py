@@ -119,3 +119,33 @@ def test_a_garbage_body_that_persists_names_its_first_80_characters(tmp_path):
         ((_, result),) = list(llm.complete_many([llm.request([("user", "x")], None, "v1")]))
         assert srv.calls == 2  # the first try and max_retries = 1 more
         assert result.error == "bad response: not JSON after 2 tries: 'this is not JSON {'"
+
+
+# --- local calls time out on no progress, not on the wall clock (issue 20, case 10) ---------------------------
+
+
+def _local(tmp_path: Path, srv: FakeOpenAI, **params) -> LLM:
+    values = dict(provider="local", max_retries=0, concurrency=1, local={"n_parallel": 1})
+    return LLM(LLMParams(**{**values, **params}), tmp_path / "cache", base_url=srv.base_url)
+
+
+def test_a_local_call_that_keeps_producing_tokens_is_never_timed_out(tmp_path):
+    """An answer that takes 1.5 s in all, a piece every ~0.1 s, under a 0.5 s timeout: it is making progress
+    the whole time (a busy machine), so it must not be cut off and asked again."""
+    answer = '{"tasks": []}' * 8
+    with FakeOpenAI(responder=lambda _: answer, latency=1.5) as srv, _local(tmp_path, srv, timeout_s=0.5) as llm:
+        ((_, result),) = list(llm.complete_many([llm.request([("user", "u")], None, "v1")]))
+        assert (result.error, result.content, result.finish_reason) == (None, answer, "stop")
+        assert srv.calls == 1 and result.usage.completion_tokens > 0
+        assert srv.history[0]["stream"] is True and srv.history[0]["return_progress"] is True
+
+
+def test_a_local_call_with_no_progress_for_timeout_s_fails_after_its_retries(tmp_path):
+    with FakeOpenAI() as srv, _local(tmp_path, srv, timeout_s=0.3, max_retries=1) as llm:
+        srv.enqueue(Fault.stall(5), Fault.stall(5))
+        request = llm.request([("user", "u")], None, "v1")
+        ((_, result),) = list(llm.complete_many([request]))
+        assert result.error is not None and "no progress for 0.3 s" in result.error
+        assert srv.calls == 2  # asked again once (llm.max_retries), then failed; not cached
+        ((_, again),) = list(llm.complete_many([request]))
+        assert again.error is None and again.content  # the next try (next run) gets an answer

@@ -4,6 +4,8 @@ tests/core/test_packaged_model.py."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import socket
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dynosaur.core.errors import ModelError
+from dynosaur.core.packaged_model import DEFAULT_MODEL
 from dynosaur.pipeline.local_model import LocalServer, default_model_path
 
 
@@ -99,3 +102,42 @@ def test_local_server_returns_schema_valid_json() -> None:
     assert response.usage is not None and response.usage.completion_tokens > 0
     with pytest.raises(urllib.error.URLError):  # stopped on exit
         urllib.request.urlopen(f"{base}/health", timeout=5)
+
+
+@pytest.mark.slow
+def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: Path) -> None:
+    """Issue 20, case 10: one busy process per core (a shared machine), a long prompt and a long answer under a
+    `timeout_s` far shorter than the whole call. The call keeps reading and writing, so it must finish; a
+    wall-clock timeout (as before) killed it and every retry."""
+    pytest.importorskip("xllamacpp")
+    from dynosaur.core.params import LLMParams
+    from dynosaur.pipeline.llm import LLM
+
+    try:
+        default_model_path()
+    except ModelError as e:
+        pytest.skip(str(e))
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        params = LLMParams(
+            provider="local",
+            model=DEFAULT_MODEL,
+            timeout_s=8,
+            max_retries=0,
+            max_tokens=200,
+            concurrency=1,
+            local={"n_parallel": 1},
+        )
+        prompt = "Here is a list of words: " + "apple pear plum " * 500 + "\nCount from 1 to 100 in words."
+        with LLM(params, tmp_path / "cache") as llm:
+            started = time.monotonic()
+            ((_, result),) = list(llm.complete_many([llm.request([("user", prompt)], None, "v1")]))
+            elapsed = time.monotonic() - started
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.error is None and result.content and result.usage.prompt_tokens > 1000
+    assert elapsed > params.timeout_s  # the call outlived the timeout: only progress kept it alive

@@ -232,7 +232,8 @@ class LLMParams(Section):
     max_tokens: int = Field(default=512, ge=16, le=16384)
     seed: int | None = Field(default=0, ge=0, le=MAX_SEED)
     concurrency: int = Field(default=4, ge=1, le=256)
-    timeout_s: float = Field(default=120, gt=0, le=86_400)  # one call's own service time, not its wait
+    # One call's own service time, not its wait; for the local model, its longest silence (streamed answers).
+    timeout_s: float = Field(default=120, gt=0, le=86_400)
     max_retries: int = Field(default=5, ge=0, le=20)
     # A cut (finish_reason "length") or empty answer is asked again this many times, then the call fails.
     retry_incomplete: int = Field(default=2, ge=0, le=10)

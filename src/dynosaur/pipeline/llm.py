@@ -8,9 +8,12 @@ Providers differ only in where the client points:
   key only when `llm.api_key_env` names its variable: `$OPENAI_API_KEY` never goes to another server unasked.
 A key never travels over plain http to a host that is not loopback unless `llm.allow_insecure_http` says so
 (a `ParamsError` naming `llm.base_url`, before anything is sent). Retries with backoff on 429/5xx/timeouts are
-the openai client's own (`max_retries`). `llm.timeout_s` bounds a call's own service time: the local server
-answers `llm.local.n_parallel` calls at once, so a call takes a slot before its clock starts and never times
-out while queued behind others. An answer cut at `max_tokens` (finish_reason "length") or empty is asked
+the openai client's own (`max_retries`). `llm.timeout_s` bounds a call's own service time. For the local
+model it bounds a call's silence instead: the answer is streamed, with llama.cpp's prompt progress
+(`return_progress`) while it reads the prompt, so a call on a busy machine that is still reading or writing
+is never killed; only `timeout_s` without a single byte is a timeout, asked again up to `max_retries`
+times. The local server answers `llm.local.n_parallel` calls at once, so a call takes a slot before its clock
+starts and never times out while queued behind others. An answer cut at `max_tokens` (finish_reason "length") or empty is asked
 again up to `llm.retry_incomplete` times and then fails the call; it is never cached as an answer.
 
 Call cache (content-addressed): the key is sha256 over the canonical request (model identity, messages,
@@ -88,6 +91,49 @@ def incomplete_answer(result: ChatResult, max_tokens: int) -> str | None:
     if not (result.content or "").strip():
         return "empty answer"
     return None
+
+
+def _read_answer(response: Any) -> tuple[str | None, str | None, Any]:
+    """(content, finish_reason, usage) of a chat completion; content None when it has no choices.
+
+    A hostile or broken server can send any shape: only what has the expected type is read."""
+    choices = getattr(response, "choices", None)
+    if not choices or not isinstance(choices, list):
+        return None, None, None
+    content = getattr(getattr(choices[0], "message", None), "content", None)
+    finish_reason = getattr(choices[0], "finish_reason", None)
+    return (
+        content if isinstance(content, str) else "",
+        finish_reason if isinstance(finish_reason, str) else None,
+        getattr(response, "usage", None),
+    )
+
+
+def _read_stream(client: Any, kwargs: dict[str, Any]) -> tuple[str | None, str | None, Any]:
+    """The same triple as `_read_answer`, from a streamed answer. Each chunk (prompt progress included)
+    resets the client's read timeout, so only silence times out."""
+    stream = client.chat.completions.create(
+        **kwargs,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"return_progress": True},
+    )
+    pieces: list[str] = []
+    finish_reason = usage = None
+    chose = False
+    with contextlib.closing(stream):
+        for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage
+            choices = getattr(chunk, "choices", None)
+            if not choices or not isinstance(choices, list):
+                continue
+            chose = True
+            piece = getattr(getattr(choices[0], "delta", None), "content", None)
+            if isinstance(piece, str):
+                pieces.append(piece)
+            reason = getattr(choices[0], "finish_reason", None)
+            finish_reason = reason if isinstance(reason, str) else finish_reason
+    return ("".join(pieces) if chose else None), finish_reason, usage
 
 
 def backoff_s(attempt: int) -> float:
@@ -266,17 +312,28 @@ class LLM:
 
         kwargs = self.body(request)
         client = self._openai()
+        streamed = self.params.provider == "local"
         tries = 0
         while True:  # a 200 whose body is not JSON (a proxy's page, half a body) is asked again like a 5xx
             tries += 1
             raw = None
             try:
                 with self._slots or contextlib.nullcontext():
-                    raw = client.chat.completions.with_raw_response.create(**kwargs)
-                response = raw.parse()
+                    if streamed:
+                        content, finish_reason, usage_obj = _read_stream(client, kwargs)
+                    else:
+                        raw = client.chat.completions.with_raw_response.create(**kwargs)
+                        content, finish_reason, usage_obj = _read_answer(raw.parse())
                 break
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise LLMError(f"the LLM provider refused the credentials ({type(exc).__name__})") from None
+            except openai.APITimeoutError as exc:
+                if not streamed:  # the SDK has already asked again max_retries times
+                    return ChatResult(error=self._redact(first_line(exc, typed=True)))
+                if tries > self.params.max_retries:
+                    silent = f"{self.params.timeout_s:g} s"
+                    return ChatResult(error=f"local model: no progress for {silent} ({tries} tries)")
+                time.sleep(backoff_s(tries))
             except openai.APIError as exc:
                 return ChatResult(error=self._redact(first_line(exc, typed=True)))
             except ValueError:  # the SDK could not decode the body
@@ -284,19 +341,15 @@ class LLM:
                     body = self._redact(raw.http_response.text[:80] if raw is not None else "")
                     return ChatResult(error=f"bad response: not JSON after {tries} tries: {body!r}")
                 time.sleep(backoff_s(tries))
-        choices = getattr(response, "choices", None)
-        if not choices or not isinstance(choices, list):
+        if content is None:
             return ChatResult(error="bad response: no choices")
-        # A hostile or broken server can send any shape: read only what has the expected type.
-        content = getattr(getattr(choices[0], "message", None), "content", None)
-        finish_reason = getattr(choices[0], "finish_reason", None)
         usage = Usage(
-            prompt_tokens=_count(getattr(response, "usage", None), "prompt_tokens"),
-            completion_tokens=_count(getattr(response, "usage", None), "completion_tokens"),
+            prompt_tokens=_count(usage_obj, "prompt_tokens"),
+            completion_tokens=_count(usage_obj, "completion_tokens"),
         )
         return ChatResult(
-            content=content if isinstance(content, str) else "",
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            content=content,
+            finish_reason=finish_reason,
             usage=usage,
             cost_usd=round(self.budget.cost(usage.prompt_tokens, usage.completion_tokens), 8),
         )

@@ -41,6 +41,9 @@ def _get_json(url: str, timeout: float) -> Any:
         return json.loads(response.read())
 
 
+PROMPT_BATCH = 256
+
+
 class LocalServer:
     """llama.cpp's OpenAI-compatible server, in-process on 127.0.0.1, for the life of a `with` block.
 
@@ -79,6 +82,9 @@ class LocalServer:
         params.port = 0  # the OS picks a free port; listening_address reports it (no probe-then-bind race)
         params.n_parallel = self.n_parallel
         params.n_ctx = self.n_ctx * self.n_parallel
+        # The prompt is read PROMPT_BATCH tokens at a time, each step a streamed progress report; at 2048
+        # (llama.cpp's default) a long prompt on a busy machine reads for minutes without a word.
+        params.n_batch = PROMPT_BATCH
         if self.threads is not None:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
         params.sampling.seed = self.seed

@@ -54,8 +54,9 @@ class Fault:
 
     kind: "status" (answer with `http_status` and an OpenAI-shaped error body),
     "timeout" (hang `seconds`, then drop the connection without answering),
-    "malformed" (HTTP 200 whose body is not JSON), or "body" (HTTP 200 with `body`, any JSON: a broken or
-    hostile server's shape).
+    "malformed" (HTTP 200 whose body is not JSON), "body" (HTTP 200 with `body`, any JSON: a broken or
+    hostile server's shape), or "stall" (a streamed answer that sends its first chunk, then nothing for
+    `seconds`, then hangs up: a server that stopped making progress).
     """
 
     kind: str
@@ -78,6 +79,10 @@ class Fault:
     @classmethod
     def raw(cls, body: Any) -> Fault:
         return cls("body", body=body)
+
+    @classmethod
+    def stall(cls, seconds: float) -> Fault:
+        return cls("stall", seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,10 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """An OpenAI-compatible server on 127.0.0.1 (free port) answering from a script, then a responder.
 
-    Serves `POST /v1/chat/completions` (non-streaming) and `GET /v1/models`, concurrently.
+    Serves `POST /v1/chat/completions` and `GET /v1/models`, concurrently. A request with `stream: true`
+    gets server-sent events shaped like llama.cpp's: a first chunk (with `prompt_progress` when the request
+    asks for `return_progress`), the answer in pieces spread evenly over `latency`, a last chunk with the
+    finish reason, a usage chunk and `[DONE]`; so a streamed answer shows progress all through its latency.
     Bookkeeping (`calls`, `history`, `answered`, `auth_headers`) is guarded by a lock.
     """
 
@@ -367,10 +375,11 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             item = srv._record(request_json, self.headers.get("Authorization"))
             if not valid:
                 return self._error(400, "Request body is not a JSON object")
-            if request_json.get("stream"):
-                return self._error(400, "FakeOpenAI does not support streaming")
             if item is None:
                 item = srv.responder(request_json)
+            stall = isinstance(item, Fault) and item.kind == "stall"
+            if stall or (request_json.get("stream") and not isinstance(item, Fault)):
+                return self._stream(request_json, item)
             if isinstance(item, Fault):
                 return self._fault(item)
             reply = item if isinstance(item, Reply) else Reply(item)
@@ -382,6 +391,45 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             with srv._lock:  # counted before the client can see the answer, so tests never race it
                 srv.answered += 1
             self._json(200, body)
+
+        def _event(self, obj: Any) -> None:
+            data = f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _stream(self, request_json: dict[str, Any], item: Item) -> None:
+            """Server-sent events, as llama.cpp streams them (see the class docstring)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk"}
+            chunk |= {"created": int(time.time()), "model": request_json.get("model", srv.model)}
+            first: dict[str, Any] = {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+            if request_json.get("return_progress"):
+                first["prompt_progress"] = {"total": 1, "cache": 0, "processed": 1, "time_ms": 0}
+            with srv._slots or contextlib.nullcontext():
+                self._event(first)
+                if isinstance(item, Fault):  # a stall: no progress for `seconds`, then hang up
+                    srv._stopping.wait(item.seconds)
+                    self.close_connection = True
+                    return
+                reply = item if isinstance(item, Reply) else Reply(item)
+                pieces = [reply.content[i : i + 8] for i in range(0, len(reply.content), 8)] or [""]
+                for piece in pieces:
+                    if srv.latency > 0 and srv._stopping.wait(srv.latency / len(pieces)):
+                        self.close_connection = True
+                        return
+                    self._event({**chunk, "choices": [{"index": 0, "delta": {"content": piece}}]})
+            last = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
+            self._event({**chunk, "choices": [last]})
+            usage = srv._completion(request_json, reply.content)["usage"]
+            with srv._lock:  # counted before the client can see the end, so tests never race it
+                srv.answered += 1
+            if (request_json.get("stream_options") or {}).get("include_usage"):
+                self._event({**chunk, "choices": [], "usage": usage})
+            self._event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
 
         def _fault(self, fault: Fault) -> None:
             if fault.kind == "timeout":
