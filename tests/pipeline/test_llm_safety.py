@@ -133,7 +133,10 @@ def test_a_local_call_that_keeps_producing_tokens_is_never_timed_out(tmp_path):
     """An answer that takes 1.5 s in all, a piece every ~0.1 s, under a 0.5 s timeout: it is making progress
     the whole time (a busy machine), so it must not be cut off and asked again."""
     answer = '{"tasks": []}' * 8
-    with FakeOpenAI(responder=lambda _: answer, latency=1.5) as srv, _local(tmp_path, srv, timeout_s=0.5) as llm:
+    with (
+        FakeOpenAI(responder=lambda _: answer, latency=1.5) as srv,
+        _local(tmp_path, srv, timeout_s=0.5) as llm,
+    ):
         ((_, result),) = list(llm.complete_many([llm.request([("user", "u")], None, "v1")]))
         assert (result.error, result.content, result.finish_reason) == (None, answer, "stop")
         assert srv.calls == 1 and result.usage.completion_tokens > 0

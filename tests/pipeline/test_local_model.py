@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -117,20 +117,23 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         default_model_path()
     except ModelError as e:
         pytest.skip(str(e))
-    hogs = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
         params = LLMParams(
             provider="local",
             model=DEFAULT_MODEL,
-            timeout_s=8,
+            timeout_s=20,
             max_retries=0,
-            max_tokens=200,
+            max_tokens=120,
+            retry_incomplete=0,
             concurrency=1,
             local={"n_parallel": 1},
         )
-        prompt = "Here is a list of words: " + "apple pear plum " * 500 + "\nCount from 1 to 100 in words."
+        prompt = (
+            "Here is a list of words: "
+            + "apple pear plum " * 150
+            + "\nIgnore the list. Write the numbers from 1 to 15, separated by commas, and nothing else."
+        )
         with LLM(params, tmp_path / "cache") as llm:
             started = time.monotonic()
             ((_, result),) = list(llm.complete_many([llm.request([("user", prompt)], None, "v1")]))
@@ -139,5 +142,5 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         for hog in hogs:
             hog.kill()
             hog.wait()
-    assert result.error is None and result.content and result.usage.prompt_tokens > 1000
+    assert result.error is None and result.content and result.usage.prompt_tokens > 256
     assert elapsed > params.timeout_s  # the call outlived the timeout: only progress kept it alive

@@ -12,9 +12,10 @@ the openai client's own (`max_retries`). `llm.timeout_s` bounds a call's own ser
 model it bounds a call's silence instead: the answer is streamed, with llama.cpp's prompt progress
 (`return_progress`) while it reads the prompt, so a call on a busy machine that is still reading or writing
 is never killed; only `timeout_s` without a single byte is a timeout, asked again up to `max_retries`
-times. The local server answers `llm.local.n_parallel` calls at once, so a call takes a slot before its clock
-starts and never times out while queued behind others. An answer cut at `max_tokens` (finish_reason "length") or empty is asked
-again up to `llm.retry_incomplete` times and then fails the call; it is never cached as an answer.
+times. The local server answers `llm.local.n_parallel` calls at once, so a call takes a slot before its
+clock starts and never times out while queued behind others. An answer cut at `max_tokens` (finish_reason
+"length") or empty is asked again up to `llm.retry_incomplete` times and then fails the call; it is never
+cached as an answer.
 
 Call cache (content-addressed): the key is sha256 over the canonical request (model identity, messages,
 sampling parameters, response schema, prompt_version). Each answer is written atomically to

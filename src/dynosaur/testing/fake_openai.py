@@ -403,7 +403,10 @@ def _make_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            chunk = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk"}
+            chunk: dict[str, Any] = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion.chunk",
+            }
             chunk |= {"created": int(time.time()), "model": request_json.get("model", srv.model)}
             first: dict[str, Any] = {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
             if request_json.get("return_progress"):
