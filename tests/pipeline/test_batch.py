@@ -571,3 +571,26 @@ def test_adoption_makes_no_assumption_about_the_two_clocks(srv: FakeBatchOpenAI,
         results = [res for _, res in runner.complete_many(make_requests(llm, 2))]
     assert runner.counts["batches_adopted"] == 1 and srv.batches_created == 1 and srv.duplicates() == 0
     assert all(r.error is None and r.skipped is None for r in results)
+
+
+def test_a_cut_answer_the_provider_billed_is_counted_in_the_run_cost(tmp_path: Path):
+    """Every answer the provider sends is billed, a cut one too: the run's cost counts the cut answers that
+    were asked again and the ones that failed for good, as sync mode does (found by bench/batch_edges.py)."""
+    price = {"fake-model": Price(input_per_mtok=1.0, output_per_mtok=2.0)}
+    for times, retry_incomplete in ((1, 2), (99, 1)):
+        with FakeBatchOpenAI(responder=_cut_first(times)) as srv:
+            p = batch_params(srv.base_url).model_copy(
+                update={"prices": price, "retry_incomplete": retry_incomplete}
+            )
+            with LLM(p, tmp_path / f"c{times}") as llm:
+                runner = BatchRunner(llm, tmp_path / f"batches{times}.json")
+                list(runner.complete_many(make_requests(llm, 2)))
+                spent = llm.budget.spent_usd
+            billed = 0.0
+            for file_id, meta in srv.files.items():
+                if meta["filename"] != "batch_output.jsonl":
+                    continue
+                for line in srv.file_bytes[file_id].decode().splitlines():
+                    usage = json.loads(line)["response"]["body"]["usage"]
+                    billed += (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) * 0.5 / 1e6
+        assert billed > 0 and spent == pytest.approx(billed)

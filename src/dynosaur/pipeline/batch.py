@@ -87,7 +87,7 @@ class TrackedBatch(BaseModel):
     custom_ids: list[str]  # sorted
     batch_id: str | None = None  # None while `submitting`
     state: BatchState = "submitting"
-    recorded_at: int  # our clock when the intent was recorded; bounds the search for an adopted batch
+    recorded_at: int  # our clock when the intent was recorded (shown only: no search compares clocks)
     in_progress_at: int | None = None
     expires_at: int | None = None
     total: int = 0
@@ -502,12 +502,13 @@ class BatchRunner:
             if result.error is None:
                 answers.append((cid, result))
             elif problem is not None and tracked.attempt <= self.llm.params.retry_incomplete:
+                self.llm.budget.settle(0.0, result.cost_usd)  # billed: a cut answer is an answer
                 retry.append(cid)
             elif problem is None and tracked.attempt < self.params.max_attempts:
                 retry.append(cid)
             else:
                 self.llm.cache.record_failure(cid, result.error)
-                self.llm.budget.settle(self._reserved.pop(cid, 0.0), 0.0)
+                self.llm.budget.settle(self._reserved.pop(cid, 0.0), result.cost_usd)
                 self.counts["failed"] += 1
                 yield from self._emit(cid, result)
         # Each cache entry is fsynced (~6 ms on a shared disk): written by a pool, 10,000 take seconds, not a minute.
