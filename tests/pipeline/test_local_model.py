@@ -122,7 +122,7 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         params = LLMParams(
             provider="local",
             model=DEFAULT_MODEL,
-            timeout_s=20,
+            timeout_s=30,
             max_retries=0,
             max_tokens=120,
             retry_incomplete=0,
@@ -131,7 +131,7 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         )
         prompt = (
             "Here is a list of words: "
-            + "apple pear plum " * 150
+            + "apple pear plum " * 300
             + "\nIgnore the list. Write the numbers from 1 to 15, separated by commas, and nothing else."
         )
         with LLM(params, tmp_path / "cache") as llm:
