@@ -215,13 +215,10 @@ def test_the_fakes_fields_first_answers_pass_the_filter() -> None:
     """The benchmarks run the default mode against this fake: its instructions must be tasks the filter keeps
     (distinct, no talk of the dataset), one per mapping the prompt lists."""
     from dynosaur.core.params import FilterParams
+    from dynosaur.pipeline.answers import parse_instructions
+    from dynosaur.pipeline.fields import enumerate_mappings
     from dynosaur.pipeline.filter import judge
-    from dynosaur.pipeline.prompts import (
-        build_fields_first_messages,
-        enumerate_mappings,
-        fields_first_schema,
-        parse_instructions,
-    )
+    from dynosaur.pipeline.prompts import build_fields_first_messages, fields_first_schema
     from tests.factories import make_generated, make_meta, make_proposal
 
     meta = make_meta()

@@ -217,8 +217,8 @@ def test_snapping_drops_a_proposal_no_enumerated_mapping_fits() -> None:
 
 
 def test_a_score_instruction_without_a_number_gets_its_scale() -> None:
-    from dynosaur.pipeline.prompts import with_scale
     from dynosaur.pipeline.sources import feature_stats
+    from dynosaur.pipeline.wording import with_scale
 
     ratings = ["0.23", "9.8", *(f"{i / 4:.2f}" for i in range(3, 33))]  # 32 distinct values: a score
     similarity = make_feature("similarity", "float64", stats=feature_stats(ratings))

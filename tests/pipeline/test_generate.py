@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from dynosaur.core.params import GenerateParams, LLMParams, Params
+from dynosaur.pipeline.fields import enumerate_mappings
 from dynosaur.pipeline.generate import source_requests, to_proposal, variant_order
 from dynosaur.pipeline.llm import LLM, ChatResult
-from dynosaur.pipeline.prompts import enumerate_mappings
 from dynosaur.pipeline.wording import human_name
 from tests.factories import make_meta
 

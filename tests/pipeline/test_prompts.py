@@ -8,19 +8,14 @@ import re
 import pytest
 
 from dynosaur.core.records import TaskSpec
+from dynosaur.pipeline.answers import MAX_ANSWER_CHARS, parse_instructions, parse_tasks, repair_task
+from dynosaur.pipeline.demonstrations import DEMONSTRATION_INSTRUCTIONS, copies_demonstration
+from dynosaur.pipeline.fields import enumerate_mappings, field_role
 from dynosaur.pipeline.prompts import (
-    DEMONSTRATION_INSTRUCTIONS,
-    MAX_ANSWER_CHARS,
     SYSTEM,
     build_fields_first_messages,
     build_messages,
-    copies_demonstration,
-    enumerate_mappings,
-    field_role,
     fields_first_schema,
-    parse_instructions,
-    parse_tasks,
-    repair_task,
     response_schema,
 )
 from dynosaur.pipeline.wording import TEMPLATE_SHAPE

@@ -8,8 +8,9 @@ paying for mappings the filter then rejected).
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from dynosaur.core.records import SourceMeta
+from dynosaur.core.records import Feature, SourceMeta
 
 # Identifier and bookkeeping columns: predicting them teaches nothing (the paper's corpus has hundreds of
 # tasks predicting a code file's size, path or licence). Matched against `snake_name(name)`, so camelCase
@@ -134,3 +135,85 @@ def annotates(annotation: str, text: str, meta: SourceMeta) -> bool:
     vocabulary = {t for r in rows for t in _tokens(r.get(annotation))}
     words = {t.lower() for r in rows for t in _tokens(r.get(text))}
     return aligned and len(vocabulary) < len(words)
+
+
+# --- roles and mappings: what a field can be in a task (fields-first mode) ------------------------------
+
+FieldMapping = tuple[list[str], str]  # (input fields, output field)
+
+
+Role = Literal["label", "score", "text"]
+LABEL_MAX_DISTINCT = 20  # a short field with at most this many values is a label
+LONG_TEXT_CHARS = 100  # mean length from which a field carries content of its own (a passage, a summary)
+LABEL_TO_TEXT_CHARS = 300  # from labels alone, ask for at most a sentence or two
+MAX_TARGET_CHARS = 1500  # a longer target is a document, not an answer
+ROW_SPECIFIC_SHARE = 0.5  # a target must differ between rows: distinct values ≥ this share of the rows
+
+
+def field_role(feature: Feature) -> Role | None:
+    """What a field can be in a task, from its dtype and statistics; None: leave it out."""
+    stats = feature.stats
+    if feature.is_media or stats is None or META_NAME.search(snake_name(feature.name)):
+        return None
+    non_empty = stats.scanned - stats.empty
+    if stats.id_like or stats.distinct <= 1 or non_empty < stats.scanned / 2 or stats.top_share >= 0.95:
+        return None
+    if feature.class_names or feature.dtype == "bool":
+        return "label"
+    if feature.dtype.startswith(("int", "uint")):
+        return "label" if stats.distinct <= LABEL_MAX_DISTINCT else "score"
+    if feature.dtype.startswith("float"):
+        return "score"
+    if stats.distinct <= LABEL_MAX_DISTINCT and stats.mean_chars <= 40 and non_empty >= 2 * stats.distinct:
+        return "label"
+    return "text"
+
+
+def enumerate_mappings(meta: SourceMeta, max_mappings: int = 10) -> list[FieldMapping]:
+    """Plausible (inputs → output) mappings of one source, most useful first, at most `max_mappings`.
+
+    - A label or score is predicted from all the content fields of the row together, and from each long,
+      row-specific text alone when there are two or more of them (a tale's text, its summary).
+    - A text is produced from every other field but scores, unless it is too long to be an answer, is
+      shared by many rows, or would come from labels alone while longer than a sentence or two. When the row
+      carries a score, short texts are the items being scored, not answers to one another.
+    """
+    roles = {  # bookkeeping and undeterminable fields are neither asked for nor given (dynosaur.pipeline.fields)
+        f.name: role
+        for f in meta.features
+        if (role := field_role(f)) is not None
+        and not is_bookkeeping(f.name, meta)
+        and not is_undeterminable(f.name, meta)
+    }
+    stats = {f.name: f.stats for f in meta.features if f.stats is not None}
+
+    def chars(name: str) -> float:
+        return stats[name].mean_chars
+
+    def row_specific(name: str) -> bool:
+        s = stats[name]
+        return s.distinct >= ROW_SPECIFIC_SHARE * (s.scanned - s.empty)
+
+    texts = [n for n, r in roles.items() if r == "text"]
+    long_texts = [n for n in texts if chars(n) >= LONG_TEXT_CHARS and row_specific(n)]
+    has_score = "score" in roles.values()
+    mappings: list[FieldMapping] = []
+    for output, role in roles.items():
+        if role in ("label", "score") and texts:
+            mappings.append((texts, output))
+            if len(long_texts) >= 2:
+                mappings += [([t], output) for t in long_texts]
+    for output in texts:
+        inputs = [n for n, r in roles.items() if n != output and r != "score"]
+        if not inputs or chars(output) > MAX_TARGET_CHARS or not row_specific(output):
+            continue
+        from_content = any(chars(n) >= LONG_TEXT_CHARS and roles[n] == "text" for n in inputs)
+        if all(roles[n] == "label" for n in inputs) and chars(output) > LABEL_TO_TEXT_CHARS:
+            continue
+        if has_score and not from_content:
+            continue
+        if any(annotates(n, output, meta) for n in inputs):  # a sentence from its POS tags
+            continue
+        mappings.append((inputs, output))
+    unique = list({(tuple(i), o): (i, o) for i, o in mappings}.values())
+    return unique[:max_mappings]

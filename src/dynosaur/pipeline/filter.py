@@ -39,13 +39,9 @@ from dynosaur.core.records import (
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
-from dynosaur.pipeline.fields import is_bookkeeping, is_undeterminable, snake_name
+from dynosaur.pipeline.demonstrations import DEMONSTRATION_INSTRUCTIONS, copied_from_demonstration
+from dynosaur.pipeline.fields import enumerate_mappings, is_bookkeeping, is_undeterminable, snake_name
 from dynosaur.pipeline.near_duplicates import merge_near_duplicates, words
-from dynosaur.pipeline.prompts import (
-    DEMONSTRATION_INSTRUCTIONS,
-    copied_from_demonstration,
-    enumerate_mappings,
-)
 from dynosaur.pipeline.wording import human_name, label_set, templated_reason
 from dynosaur.registry.ledger import read_records
 

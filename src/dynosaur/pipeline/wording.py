@@ -7,10 +7,11 @@ One definition each, shared by the prompts (never show the model an identifier i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
-from dynosaur.core.records import Feature
+from dynosaur.core.records import Feature, SourceMeta
 
 # The bare shape of our old prompt's template, "Given the title, body, produce the category.": "Given the"
 # a list of names, then "produce/output/return the" a name, and nothing else; or the same with a generic
@@ -101,3 +102,52 @@ def label_set(feature: Feature) -> list[str] | None:
     if stats is None or not stats.values or 2 * stats.distinct > stats.scanned - stats.empty:
         return None
     return list(stats.values)
+
+
+# --- repairs: what generate does to the model's instruction before the filter reads it ---------------------
+
+# "... from the WordSim-353 dataset", "... in the given dataset": where the examples came from, which the
+# solver never sees and the filter rejects (`procedure_talk`); the task reads the same without it.
+PROVENANCE = re.compile(
+    r"\s+(?:from|in|of)\s+(?:the|this|a)\s+(?:given\s+|provided\s+)?(?:[\w'’.\-]+\s+){0,4}?"
+    r"(?:dataset|data set|corpus)\b(?=\s*[.,;!?]|\s*$)",
+    re.IGNORECASE,
+)
+
+
+def strip_provenance(instruction: str) -> str:
+    """The instruction without a trailing "from the X dataset" phrase (`PROVENANCE`)."""
+    return PROVENANCE.sub("", instruction)
+
+
+def scale(feature: Feature | None) -> tuple[str, str] | None:
+    """A score's scale from the scan (0.23 … 10.0 → "0" to "10"), or None for labels and non-numbers."""
+    if feature is None or feature.stats is None or label_set(feature) is not None:
+        return None
+    low, high = feature.stats.low, feature.stats.high
+    if low is None or high is None or low == high:
+        return None
+    if high - low > 2:
+        low, high = math.floor(low), math.ceil(high)
+    return f"{low:g}", f"{high:g}"
+
+
+def with_scale(instruction: str, feature: Feature | None) -> str:
+    """A score's instruction that names no number gets its scale: "... Answer with a number from 0 to 10."
+    (a similarity or rating is underspecified without it: 2.94 on which scale?)."""
+    found = scale(feature)
+    if found is None or re.search(r"\d", instruction):
+        return instruction
+    return f"{instruction.rstrip()} Answer with a number from {found[0]} to {found[1]}."
+
+
+def humanize_identifiers(instruction: str, meta: SourceMeta) -> str:
+    """The model's instruction with any of the source's raw field names it copied (`sentence_1`,
+    `` `label` ``) replaced by their names in words ("first sentence")."""
+    names = sorted((f.name for f in meta.features), key=len, reverse=True)
+    for name in names:
+        words = human_name(name)
+        instruction = instruction.replace(f"`{name}`", words)
+        if words != name and RAW_IDENTIFIER.fullmatch(name):
+            instruction = re.sub(rf"(?<![\w`]){re.escape(name)}(?![\w`])", words, instruction)
+    return instruction
