@@ -12,8 +12,10 @@ written before keeps its old output), exits 0 and ends with one line saying when
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dynosaur.core.errors import StageFailed
 from dynosaur.core.io import read_model, write_json
@@ -157,94 +159,119 @@ def dry_run(collected: Path, cache: Path, out: Path, batches: Path | None = None
     )
 
 
+@dataclass
+class Answered:
+    """What one run of the answer loop did: the run log's call counters and the sources that failed."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: dict[str, str] = field(default_factory=dict)
+    unwritten: set[str] = field(default_factory=set)  # batch mode: sources in a batch still running
+
+
+def answer_sources(
+    todo: dict[str, list[tuple[str, ChatRequest]]],
+    metas: dict[str, SourceMeta],
+    params: Params,
+    llm: LLM,
+    runner: BatchRunner | None,
+    out: Path,
+) -> Answered:
+    """Ask every request of `todo` (through the batch runner in batch mode) and write each source's output the
+    moment its last answer is in, so a kill keeps every finished source."""
+    pending = {sid: len(reqs) for sid, reqs in todo.items()}
+    waiting: dict[str, list[tuple[str, str]]] = defaultdict(list)  # cache key → (source, variant)
+    for sid, reqs in todo.items():  # two sources with identical metadata share one request
+        for variant, request in reqs:
+            waiting[request.cache_key].append((sid, variant))
+        if not reqs:  # fields_first found no plausible mapping: an empty record, nothing to ask
+            finish_source(metas[sid], [], out, params, llm)
+    answers: dict[str, list[tuple[str, ChatRequest, ChatResult]]] = defaultdict(list)
+    done = Answered()
+    requests = [r for reqs in todo.values() for _, r in reqs]
+    answered = runner.complete_many(requests) if runner else llm.complete_many(requests)
+    tokens = 0  # this run's, cache hits not counted (they cost nothing)
+    with Progress("generate", len(waiting), "calls") as bar:
+        for request, result in answered:
+            if not result.cached:
+                tokens += result.usage.prompt_tokens + result.usage.completion_tokens
+            bar.advance(tokens=tokens, cost_usd=llm.budget.spent_usd)
+            done.counts[outcome(result)] += 1
+            done.counts["failed_calls"] += result.error is not None
+            done.counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
+            done.counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
+            if result.skipped == WAITING:
+                done.unwritten.update(sid for sid, _ in waiting[request.cache_key])
+            for sid, variant in waiting[request.cache_key]:
+                answers[sid].append((variant, request, result))
+                pending[sid] -= 1
+                if pending[sid] == 0:
+                    done.failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
+    return done
+
+
+def corpus_stats(generated: list[GeneratedSource]) -> dict[str, Any]:
+    """Tokens and cost of every answer the generated sources hold (the stats file: all runs, not this one)."""
+    proposals = [p for g in generated for p in g.proposals]
+    return {
+        "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
+        "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
+        "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),  # what every answer kept cost
+        "unparseable_answers": sum(p.parse_error is not None for p in proposals),
+    }
+
+
+def run_log(
+    todo: dict[str, Any], metas: dict[str, SourceMeta], removed: list[str], done: Answered, spent_usd: float
+) -> dict[str, Any]:
+    """This run's log: sources processed, reused and removed, and its calls and cost."""
+    counts = done.counts
+    return {
+        "sources_processed": len(todo),
+        "sources_reused": len(metas) - len(todo),
+        "sources_removed": len(removed),
+        **{
+            name: counts.get(name, 0)
+            for name in (
+                "calls_made",
+                "cache_hits",
+                "failed_calls",
+                "incomplete_retries",
+                "incomplete_answers",
+                "calls_not_made",
+                "calls_waiting",  # batch mode: in a batch still running
+            )
+        },
+        "run_cost_usd": round(spent_usd, 6),
+    }
+
+
 def main(args: argparse.Namespace) -> None:
     if args.dry_run:
         print(dry_run(args.collected, args.cache, args.out, args.batches).model_dump_json(indent=1))
         return
     params = load_params()
-    out: Path = args.out
     metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
     ensure_tracker(args.batches)
     args.cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when no answer has come back yet
     with LLM(params.llm, args.cache) as llm:
         runner = BatchRunner(llm, args.batches) if params.llm.mode == "batch" else None
-        todo = plan(list(metas.values()), params, llm, out)
-        out.mkdir(parents=True, exist_ok=True)
-        pending = {sid: len(reqs) for sid, reqs in todo.items()}
-        waiting: dict[str, list[tuple[str, str]]] = defaultdict(list)  # cache key → (source, variant)
-        for sid, reqs in todo.items():  # two sources with identical metadata share one request
-            for variant, request in reqs:
-                waiting[request.cache_key].append((sid, variant))
-            if not reqs:  # fields_first found no plausible mapping: an empty record, nothing to ask
-                finish_source(metas[sid], [], out, params, llm)
-        answers: dict[str, list[tuple[str, ChatRequest, ChatResult]]] = defaultdict(list)
-        counts: dict[str, int] = defaultdict(int)
-        failures: dict[str, str] = {}
-        unwritten: set[str] = set()  # batch mode: sources with a request in a batch still running
-        requests = [r for reqs in todo.values() for _, r in reqs]
-        answered = runner.complete_many(requests) if runner else llm.complete_many(requests)
-        tokens = 0  # this run's, cache hits not counted (they cost nothing)
-        with Progress("generate", len(waiting), "calls") as bar:
-            for request, result in answered:
-                if not result.cached:
-                    tokens += result.usage.prompt_tokens + result.usage.completion_tokens
-                bar.advance(tokens=tokens, cost_usd=llm.budget.spent_usd)
-                counts[outcome(result)] += 1
-                counts["failed_calls"] += result.error is not None
-                counts["incomplete_retries"] += result.retries  # cut or empty answers asked again
-                counts["incomplete_answers"] += result.incomplete  # ... and still cut or empty: failed
-                if result.skipped == WAITING:
-                    unwritten.update(sid for sid, _ in waiting[request.cache_key])
-                for sid, variant in waiting[request.cache_key]:
-                    answers[sid].append((variant, request, result))
-                    pending[sid] -= 1
-                    if pending[sid] == 0:
-                        failures.update(finish_source(metas[sid], answers.pop(sid), out, params, llm))
-
-    removed = prune(out, set(metas), collected=args.collected)
-    generated = [read_model(p, GeneratedSource) for p in sorted(out.glob("*.json"))]
-    proposals = [p for g in generated for p in g.proposals]
+        todo = plan(list(metas.values()), params, llm, args.out)
+        args.out.mkdir(parents=True, exist_ok=True)
+        done = answer_sources(todo, metas, params, llm, runner, args.out)
+    removed = prune(args.out, set(metas), collected=args.collected)
+    generated = [read_model(p, GeneratedSource) for p in sorted(args.out.glob("*.json"))]
     failed = sum(g.status == "failed" for g in generated)
-    write_metrics(
-        args.metrics,
-        {
-            "sources": len(generated) - failed,  # answered: each has its proposals
-            "tasks": sum(len(p.tasks) for p in proposals),  # proposed, before the filter
-            "failed": failed,
-        },
-    )
-    write_json(
-        args.stats,
-        {
-            "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
-            "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
-            "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),  # what every answer kept cost
-            "unparseable_answers": sum(p.parse_error is not None for p in proposals),
-        },
-    )
-    write_json(
-        args.run_log,
-        {
-            "sources_processed": len(todo),
-            "sources_reused": len(metas) - len(todo),
-            "sources_removed": len(removed),
-            "calls_made": counts["calls_made"],
-            "cache_hits": counts["cache_hits"],
-            "failed_calls": counts["failed_calls"],
-            "incomplete_retries": counts["incomplete_retries"],
-            "incomplete_answers": counts["incomplete_answers"],
-            "calls_not_made": counts["calls_not_made"],
-            "calls_waiting": counts["calls_waiting"],  # batch mode: in a batch still running
-            "run_cost_usd": round(llm.budget.spent_usd, 6),
-        },
-    )
+    tasks = sum(len(p.tasks) for g in generated for p in g.proposals)  # proposed, before the filter
+    write_metrics(args.metrics, {"sources": len(generated) - failed, "tasks": tasks, "failed": failed})
+    write_json(args.stats, corpus_stats(generated))
+    write_json(args.run_log, run_log(todo, metas, removed, done, llm.budget.spent_usd))
     if runner and runner.waiting:
-        log(runner.waiting.line(len(unwritten), args.batches))
+        log(runner.waiting.line(len(done.unwritten), args.batches))
     require_within_caps(llm.budget)
-    if failures and not params.generate.allow_failures:
-        sid, reason = next(iter(failures.items()))
+    if done.failures and not params.generate.allow_failures:
+        sid, reason = next(iter(done.failures.items()))
         raise StageFailed(
-            f"{len(failures)} source(s) failed: {sid}: {reason} (answers so far are cached; run again)"
+            f"{len(done.failures)} source(s) failed: {sid}: {reason} (answers so far are cached; run again)"
         )
 
 
