@@ -7,6 +7,8 @@ import pytest
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.hub_fixtures import hub_server  # noqa: F401  (the Hub-compatible test server, for any test)
 
+pytest_plugins = ["tests.tiers"]  # `pytest --fast`: the fast tier
+
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
 
 

@@ -14,6 +14,7 @@ the values both libraries read from the environment once at import time, so in-p
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,12 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str = HF_
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
 
     from huggingface_hub import constants, hf_api
+
+    hf_tqdm = sys.modules["huggingface_hub.utils.tqdm"]  # the module (the package re-exports its class)
+
+    # Read once at import: a test that imported huggingface_hub before this fixture ran would otherwise
+    # see upload progress bars on stderr (and a one-line error check fail), depending on test order.
+    monkeypatch.setattr(hf_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", True)
 
     monkeypatch.setattr(constants, "ENDPOINT", url)
     monkeypatch.setattr(
