@@ -389,7 +389,9 @@ def test_diff_and_status_show_the_audited_line(base: Path):
     }
 
 
-def test_the_card_says_audited_or_not_audited():
+def test_the_card_says_audited_or_not_audited(hub_server):
+    """(hub_server: huggingface_hub must first be imported with its test env, or later publish tests show
+    progress bars: its constants are read at import.)"""
     release = make_release()
     entries = [make_entry()]
     card = dataset_card("me/corpus", release, entries, [make_source_version()], [])

@@ -14,7 +14,6 @@ verdict for at least 80% of at least 50 items they both labelled (pooled over ev
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -23,6 +22,7 @@ from dynosaur.core.io import write_json
 from dynosaur.core.records import AUDIT_QUESTIONS, AuditAnswer, AuditSample
 from dynosaur.registry.audit import JUDGE, latest, read_answers, samples
 from dynosaur.registry.audit_stats import Share, cohen_kappa, percent, share
+from dynosaur.registry.ledger import Ledger
 
 JUDGE_MIN_AGREEMENT = 0.80
 JUDGE_MIN_SHARED = 50
@@ -221,7 +221,7 @@ def release_quality(root: Path) -> dict[str, AuditReport]:
 
 def quality_lines(root: Path, names: list[str]) -> dict[str, str]:
     """name (a tag, or `workspace`) → its quality line."""
-    reports = release_quality(root) if (root / "ledger" / "audits.jsonl").exists() else {}
+    reports = release_quality(root) if Ledger(root).path(AuditSample).exists() else {}
     return {name: quality_line(reports.get(name)) for name in names}
 
 
@@ -250,7 +250,3 @@ def write_audit_metrics(root: Path) -> Path | None:
         return None
     write_json(path, metrics)
     return path
-
-
-def reviewer_counts(answers: list[AuditAnswer]) -> Counter[str]:
-    return Counter(a.reviewer for a in latest(answers).values() if a.complete)
