@@ -128,3 +128,19 @@ def test_the_judge_stops_at_the_cap(base: Path):
         with pytest.raises(BudgetExceeded):
             judge(repo, sample, params(srv.base_url, max_calls=2, concurrency=1))
     assert len(latest(read_answers(repo, sample.audit_id, "judge"))) == 2  # what was answered is kept
+
+
+def test_the_judge_goes_through_the_batch_api_in_batch_mode(base: Path):
+    """`llm.mode: batch`: the requests go to the provider's Batch API (the judge's own tracker), not to chat."""
+    from dynosaur.pipeline.audit_judge import BATCHES
+    from dynosaur.testing.fake_batch import FakeBatchOpenAI
+
+    repo = base / "repo"
+    sample, _ = record_sample(repo, "v1", n=4, seed=3)
+    with FakeBatchOpenAI(responder=scripted) as srv:
+        llm = {"mode": "batch", "batch": {"wait_s": 30, "poll_s": 0.02}}
+        outcome = judge(repo, sample, params(srv.base_url, **llm))
+        assert sorted(srv.submitted.values()) == [1, 1, 1, 1]  # each request in one batch, none sent to chat
+    assert outcome.judged + outcome.unparseable == 4 and outcome.waiting == 0
+    assert (repo / BATCHES).exists()
+    assert len(latest(read_answers(repo, sample.audit_id, "judge"))) == outcome.judged
