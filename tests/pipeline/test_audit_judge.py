@@ -25,6 +25,7 @@ def scripted(request: dict[str, Any]) -> str:
     """The judge's answer: task a2a2… has wrong outputs; the instance of row 2 of task b1b1… gets prose."""
     content = request["messages"][-1]["content"]
     assert request["response_format"]["json_schema"]["schema"]["required"] == [
+        "own_answer",  # the model answers the instruction itself first, then judges
         "valid_instruction",
         "input_suffices",
         "output_correct",

@@ -21,7 +21,7 @@ from dynosaur.pipeline.batch import WAITING
 from dynosaur.pipeline.llm import LLM, ChatRequest, require_within_caps
 from dynosaur.registry.audit import JUDGE, instance_rows, latest, now, read_answers, write_answers
 
-PROMPT_VERSION = "audit-judge-1"  # bump by hand when the prompt below changes
+PROMPT_VERSION = "audit-judge-2"  # bump by hand when the prompt below changes
 CACHE = "data/audit_llm_cache"  # the judge's call cache (not generate's: see the module docstring)
 BATCHES = "data/audit_llm_batches.json"  # the judge's Batch API tracker (llm.mode: batch)
 LABELS = ("yes", "no", "unsure")
@@ -50,10 +50,15 @@ class JudgeOutcome(BaseModel):
 
 
 def schema() -> dict[str, Any]:
+    """The model first writes its own answer to the instruction (`own_answer`), then judges: a small model
+    asked only for three labels says yes to everything (issue 24: 12 of 12 hand-made items, 6 of them
+    plainly wrong, with prompt audit-judge-1 on the 1.5B)."""
+    properties: dict[str, Any] = {"own_answer": {"type": "string"}}
+    properties |= {q: {"type": "string", "enum": list(LABELS)} for q in AUDIT_QUESTIONS}
     return {
         "type": "object",
-        "properties": {q: {"type": "string", "enum": list(LABELS)} for q in AUDIT_QUESTIONS},
-        "required": list(AUDIT_QUESTIONS),
+        "properties": properties,
+        "required": ["own_answer", *AUDIT_QUESTIONS],
         "additionalProperties": False,
     }
 
