@@ -170,7 +170,10 @@ def make_handler(state: ReviewState, port: Callable[[], int]) -> type[BaseHTTPRe
             try:
                 body = json.loads(self.rfile.read(length))
                 self._json(200, state.answer(body))
-            except (ValueError, ValidationError, DynoError) as exc:
+            except ValidationError as exc:  # before ValueError, its base: name the field
+                err = exc.errors()[0]
+                self._json(400, {"error": f"{'.'.join(map(str, err['loc']))}: {err['msg']}"})
+            except (ValueError, DynoError) as exc:
                 self._json(400, {"error": str(exc).splitlines()[0]})
 
     return Handler
