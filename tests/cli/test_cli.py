@@ -223,7 +223,7 @@ def test_status_table_at_80_columns_puts_origin_under_the_id(ws):
 def test_status_of_an_empty_project(ws):
     shutil.rmtree(ws.root / "data")
     report = as_json(invoke("status", "--json"))
-    assert report == {"sources": [], "tasks_valid": 0, "tasks_rejected": 0, "instances": 0}
+    assert report == {"sources": [], "tasks_valid": 0, "tasks_rejected": 0, "instances": 0, "quality": {}}
 
 
 # --- tasks -----------------------------------------------------------------------------------------------

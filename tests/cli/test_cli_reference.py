@@ -61,7 +61,11 @@ def test_reference_covers_the_group_and_every_command():
     assert text.startswith("```\n$ dyno --help\nUsage: dyno [OPTIONS] COMMAND [ARGS]...")
     for name in cli.commands:
         assert f"$ dyno {name} --help\nUsage: dyno {name} [OPTIONS]" in text
-    assert text.count("```") == 2 * (len(cli.commands) + 1)
+    subcommands = [(name, sub) for name, c in cli.commands.items() for sub in getattr(c, "commands", {})]
+    for name, sub in subcommands:  # a group's own commands too (`dyno audit sample`)
+        assert f"$ dyno {name} {sub} --help\nUsage: dyno {name} {sub} [OPTIONS]" in text
+    assert ("audit", "review") in subcommands
+    assert text.count("```") == 2 * (len(cli.commands) + len(subcommands) + 1)
     assert ref.reference() == text  # deterministic
 
 

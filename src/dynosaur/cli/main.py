@@ -150,6 +150,8 @@ def status(as_json: bool) -> None:
     for s in report.sources:
         if s.reason:
             out.print(plain_text(f"{s.source_id}: {s.status}: {s.reason}"))
+    for tag, line in report.quality.items():
+        out.print(plain_text(f"{tag}: {line}"))
 
 
 @cli.command()
@@ -528,6 +530,8 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
         ]
         out.print()
         print_grouped(out, task_cols, task_rows)
+    for side, line in report.quality.items():
+        out.print(plain_text(f"{side}: {line}"))
     if not report.churn_from_ids:
         _stderr().print("[yellow]note:[/] some shards were not readable here: their churn is the net change")
     for task_id, delta in (report.instances or {}).items():
@@ -722,6 +726,14 @@ def replay_plan(version: str, strategy: str, k: int, seed: int, as_json: bool) -
             f"coverage over {c.space} embeddings: max distance {c.max_distance:.3f},"
             f" mean {c.mean_distance:.3f}"
         )
+
+
+@cli.group()
+def audit() -> None:
+    """Measure a release's quality: sample it, label the sample, report the share fully valid."""
+
+
+import dynosaur.cli.audit  # noqa: E402, F401  (the group's commands, in their own module: they use the helpers above)
 
 
 def main(argv: list[str] | None = None) -> None:

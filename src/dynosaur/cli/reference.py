@@ -24,10 +24,19 @@ WIDTH = 100
 
 
 def reference() -> str:
-    """`dyno --help`, then each command's `--help` in name order, one fenced block each."""
+    """`dyno --help`, then each command's `--help` in name order (a group's own commands after it), one
+    fenced block each."""
+    import click
+
     runner = CliRunner()
     parts = []
-    for args in [[], *([name] for name in sorted(cli.commands))]:
+    names: list[list[str]] = [[]]
+    for name in sorted(cli.commands):
+        names.append([name])
+        command = cli.commands[name]
+        if isinstance(command, click.Group):
+            names += [[name, sub] for sub in sorted(command.commands)]
+    for args in names:
         result = runner.invoke(cli, [*args, "--help"], terminal_width=WIDTH, prog_name="dyno")
         parts.append(f"```\n$ dyno {' '.join([*args, '--help'])}\n{result.output.rstrip()}\n```")
     return "\n".join(parts)

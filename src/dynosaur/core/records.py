@@ -444,3 +444,64 @@ def task_identity(source_id: str, instruction: str, input_fields: list[str], out
     """Names a task across source revisions: the same proposal on a new revision is the same task."""
     payload = [source_id, " ".join(instruction.lower().split()), list(input_fields), output_field]
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+
+
+# --- audits: a release's measured quality (ledger/audits.jsonl; answers in audits/<audit_id>/) ----------
+
+AuditLabel = Literal["yes", "no", "unsure"]
+# MUFFIN's three questions, in the order the review page asks them.
+AUDIT_QUESTIONS = ("valid_instruction", "input_suffices", "output_correct")
+
+
+class AuditItem(Record):
+    """One sampled instance, with the task and source it came from (the sample's strata)."""
+
+    instance_id: str
+    task_id: str
+    source_id: str
+
+
+class AuditSample(ChainedRecord):
+    """A sample of one release drawn for a quality audit: reproducible from (release, seed, n)."""
+
+    audit_id: str  # "<tag>-seed<seed>-n<n>": answers name their audit by it
+    release: str  # the release's tag
+    release_hash: str  # the release record's hash: the very version that was sampled
+    seed: int
+    n: int  # asked for; fewer items when the release has fewer instances
+    method: str  # how the draw was made (see dynosaur.registry.audit)
+    items: list[AuditItem]
+    code_version: str  # dynosaur's version, and the commit the release's tag names
+    prompt_versions: list[str]  # of the sampled instances' tasks
+    models: list[str]  # that proposed the sampled instances' tasks
+    created_at: str
+
+
+class AuditAnswer(ChainedRecord):
+    """One reviewer's answers about one sampled instance, as they stood when written. The latest line per
+    (reviewer, instance) counts; an undo is a line with the answer taken back (None)."""
+
+    audit_id: str
+    instance_id: str
+    reviewer: str  # a person's name, or "judge" for the LLM judge (stored apart, in judge.jsonl)
+    kind: Literal["human", "judge"] = "human"
+    valid_instruction: AuditLabel | None = None
+    input_suffices: AuditLabel | None = None
+    output_correct: AuditLabel | None = None
+    note: str = ""
+    model: str | None = None  # judge: the model identity that answered
+    prompt_version: str | None = None  # judge: the judge prompt's version
+    created_at: str
+
+    @field_validator("note")
+    @classmethod
+    def _clean_note(cls, v: str) -> str:
+        return clean_value(v)
+
+    @property
+    def complete(self) -> bool:
+        return all(getattr(self, q) is not None for q in AUDIT_QUESTIONS)
+
+    @property
+    def fully_valid(self) -> bool:
+        return all(getattr(self, q) == "yes" for q in AUDIT_QUESTIONS)

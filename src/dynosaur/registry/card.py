@@ -69,12 +69,14 @@ def dataset_card(
     *,
     pretty_name: str | None = None,
     languages: list[str] | None = None,
+    quality: str = "not audited",
 ) -> str:
     """README.md for the Hub: metadata a reader (and the Hub's viewer) trusts, then what is inside.
 
     Args:
         versions: the tags the repo holds once this release is published (what the card calls loadable).
         languages: from the sources' cards (see `dynosaur.registry.hub.source_languages`).
+        quality: the release's audited quality line (`dynosaur.registry.audit_report.quality_line`).
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -109,6 +111,8 @@ invalid ones; every row of the dataset became an `{{instruction, input, output}}
 
 **{release.tag}**: {release.totals.instances:,} instances, {release.totals.tasks:,} tasks, {release.totals.sources}
 sources. {("Release note: " + release.message) if release.message else ""}
+
+**Quality**: {quality}.
 
 | source | origin | revision | licence | tasks | instances |
 |---|---|---|---|---|---|

@@ -81,6 +81,7 @@ class DiffReport(BaseModel):
     totals: DiffTotals
     churn_from_ids: bool = True  # False: some changed task's churn is only its net change (shards unread)
     instances: dict[str, InstanceDelta] | None = None  # --instances: per changed task
+    quality: dict[str, str] = {}  # A and B → their audited quality lines (`dyno audit`), or "not audited"
 
 
 def diff_manifests(

@@ -35,11 +35,11 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.registry.audit_report import quality_lines
 from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
-from dynosaur.registry.pull import staging_dir
-from dynosaur.registry.vcs import ObjectStore
+from dynosaur.registry.pull import local_shards, staging_dir
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 VERSION_TAG = re.compile(r"^v(\d+)$")
@@ -237,10 +237,11 @@ def publish(
         sorted(tags),
         pretty_name=pretty_name,
         languages=languages,
+        quality=quality_lines(root, [release.tag])[release.tag],
     )
     staging = Path(tempfile.mkdtemp(prefix="dyno-publish-"))
     try:
-        shards = _local_shards(root, release, entries, staging)
+        shards = local_shards(root, release, entries, staging)
         check_shards(release, upload, shards)
         ops: list[Any] = [
             CommitOperationAdd(path_in_repo=f"data/{e.shard}", path_or_fileobj=str(shards[e.shard]))
@@ -373,31 +374,6 @@ def _published_digests(api: Any, repo_id: str, revision: str | None) -> dict[str
         return {}
     entries = [ManifestEntry.model_validate_json(line) for line in data.decode().split("\n") if line.strip()]
     return {e.task_id: e.digest for e in entries}
-
-
-def _local_shards(
-    root: Path, release: Release, entries: list[ManifestEntry], staging: Path
-) -> dict[str, Path]:
-    """shard → a local file with the released bytes, named by its shard path (what the upload progress bars
-    show): links into the DVC cache, else the release pulled from the remote."""
-    store = ObjectStore(root)
-    found = {e.shard: store.path(e.shard_md5) for e in entries if e.shard_md5}
-    if all(p.exists() for p in found.values()) and len(found) == len(entries):
-        named = {}
-        for shard, cached in found.items():
-            link = staging / "data" / shard
-            link.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                link.symlink_to(cached)
-            except OSError:  # no symlinks here: a copy
-                shutil.copyfile(cached, link)
-            named[shard] = link
-        return named
-    from dynosaur.registry.pull import pull_release
-
-    out = staging / "pulled"
-    pull_release(root, release.tag, out)
-    return {e.shard: out / e.shard for e in entries}
 
 
 # --- pulling from the Hub ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ release added.
     ledger/tasks.jsonl         TaskVersion     one line per task version ever released, with its verdict
     ledger/retractions.jsonl   Retraction      tombstones
     ledger/releases.jsonl      Release         one line per release
+    ledger/audits.jsonl        AuditSample     one line per sample drawn for a quality audit (`dyno audit`)
     ledger/manifests/vN.jsonl  ManifestEntry   one line per task in release N (sorted by task id)
 
 Three layers make the ledger grow only:
@@ -47,6 +48,7 @@ from pydantic import ValidationError
 from dynosaur.core.errors import LedgerError, NotFound, SchemaError
 from dynosaur.core.io import atomic_write, canonical_json
 from dynosaur.core.records import (
+    AuditSample,
     LedgerRecord,
     ManifestEntry,
     Release,
@@ -64,6 +66,7 @@ FILES: dict[type[LedgerRecord], str] = {
     TaskVersion: "tasks.jsonl",
     Retraction: "retractions.jsonl",
     Release: "releases.jsonl",
+    AuditSample: "audits.jsonl",
 }
 
 R = TypeVar("R", bound=LedgerRecord)
@@ -112,30 +115,7 @@ class Ledger:
         An unsealed record is linked and sealed here; a sealed one must already name the last line (a
         release names its parent: if another release was written meanwhile, this one is refused).
         """
-        if not records:
-            return
-        path = self.path(model)
-        old = path.read_bytes() if path.exists() else b""
-        if old and not old.endswith(b"\n"):
-            raise LedgerError(f"{path}: last line is incomplete; restore it from git")
-        last = _last_hash(path, old)
-        lines = []
-        for r in records:
-            if r.hash and r.hash != r.content_hash():
-                # Written as is, it would make every later read of the file fail.
-                raise LedgerError(
-                    f"{path}: a new {model.__name__} record does not match its hash; seal it again"
-                )
-            if not r.hash:
-                r = r.model_copy(update={model.LINK: last}).sealed()
-            elif r.link != last:
-                raise LedgerError(
-                    f"{path}: a new {model.__name__} record names {model.LINK} {r.link}, but the last line"
-                    f" is {last}: the ledger changed since the record was made; run again"
-                )
-            lines.append(_line(r))
-            last = r.hash
-        atomic_write(path, old + "".join(lines).encode("utf-8"))
+        append_records(self.path(model), model, records)
 
     # --- releases and manifests ------------------------------------------------------------------------
 
@@ -170,6 +150,32 @@ class Ledger:
             raise LedgerError(f"{release.manifest}: manifest of {release.tag} does not match its digest")
         # Split on "\n" only: str.splitlines also breaks on U+2028, U+0085, ..., which JSON leaves unescaped.
         return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").split("\n") if line]
+
+
+def append_records(path: Path, model: type[R], records: list[R]) -> None:
+    """`Ledger.append` for any chained file (the audits' answer files too): old bytes kept exactly, each new
+    record linked to the line before and sealed (see `Ledger.append`)."""
+    if not records:
+        return
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        raise LedgerError(f"{path}: last line is incomplete; restore it from git")
+    last = _last_hash(path, old)
+    lines = []
+    for r in records:
+        if r.hash and r.hash != r.content_hash():
+            # Written as is, it would make every later read of the file fail.
+            raise LedgerError(f"{path}: a new {model.__name__} record does not match its hash; seal it again")
+        if not r.hash:
+            r = r.model_copy(update={model.LINK: last}).sealed()
+        elif r.link != last:
+            raise LedgerError(
+                f"{path}: a new {model.__name__} record names {model.LINK} {r.link}, but the last line"
+                f" is {last}: the ledger changed since the record was made; run again"
+            )
+        lines.append(_line(r))
+        last = r.hash
+    atomic_write(path, old + "".join(lines).encode("utf-8"))
 
 
 def _name(path: Path, root: Path) -> Path:

@@ -28,7 +28,7 @@ from dynosaur.core.errors import DynoError, first_line
 from dynosaur.core.records import ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
-from dynosaur.registry.vcs import Git
+from dynosaur.registry.vcs import Git, ObjectStore
 from dynosaur.registry.workspace import Workspace
 
 
@@ -203,3 +203,26 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
             )
         instances += count
     return instances, size
+
+
+def local_shards(
+    root: Path, release: Release, entries: list[ManifestEntry], staging: Path
+) -> dict[str, Path]:
+    """shard → a local file with the released bytes, named by its shard path (what the upload progress bars
+    show): links into the DVC cache, else the release pulled from the remote."""
+    store = ObjectStore(root)
+    found = {e.shard: store.path(e.shard_md5) for e in entries if e.shard_md5}
+    if all(p.exists() for p in found.values()) and len(found) == len(entries):
+        named = {}
+        for shard, cached in found.items():
+            link = staging / "data" / shard
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                link.symlink_to(cached)
+            except OSError:  # no symlinks here: a copy
+                shutil.copyfile(cached, link)
+            named[shard] = link
+        return named
+    out = staging / "pulled"
+    pull_release(root, release.tag, out)
+    return {e.shard: out / e.shard for e in entries}

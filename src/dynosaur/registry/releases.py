@@ -306,6 +306,7 @@ def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
 def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     """What changed between two corpus states, instances counted as churn (ids read from the shards of
     changed tasks only: the workspace, the local DVC cache, else the DVC remote)."""
+    from dynosaur.registry.audit_report import quality_lines
     from dynosaur.registry.ledger import parse_version
 
     norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
@@ -315,9 +316,10 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     before, after = corpus_state(root, a_name), corpus_state(root, b_name)
     retractions = Ledger(root).read(Retraction)
     report = diff_manifests(a_name, before, b_name, after, retractions)
+    quality = quality_lines(root, [a_name, b_name])
     changed = [c for c in report.tasks if c.change == "changed"]
     if not changed:
-        return report
+        return report.model_copy(update={"quality": quality})
     # Each side by its own ids: a task changed in place has one id and two shards.
     old_by_id, new_by_id = {e.task_id: e for e in before}, {e.task_id: e for e in after}
     deltas: dict[str, InstanceDelta] = {}
@@ -337,6 +339,7 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     report = diff_manifests(a_name, before, b_name, after, retractions, churn)
     if instances:
         report.instances = deltas
+    report.quality = quality
     return report
 
 

@@ -33,6 +33,15 @@ class StatusReport(BaseModel):
     tasks_valid: int
     tasks_rejected: int
     instances: int
+    quality: dict[str, str] = {}  # release tag → its audited quality line (`dyno audit`), or "not audited"
+
+
+def release_quality_lines(root: Path) -> dict[str, str]:
+    """Each release's audited quality line, oldest first (none without releases)."""
+    from dynosaur.registry.audit_report import quality_lines
+    from dynosaur.registry.ledger import Ledger
+
+    return quality_lines(root, [r.tag for r in Ledger(root).releases()])
 
 
 def _maybe(path: Path, model):
@@ -76,6 +85,7 @@ def status(ws: Workspace) -> StatusReport:
         tasks_valid=sum(r.tasks_valid for r in rows),
         tasks_rejected=sum(r.tasks_rejected for r in rows),
         instances=sum(r.instances for r in rows),
+        quality=release_quality_lines(ws.root),
     )
 
 

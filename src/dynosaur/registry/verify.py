@@ -9,6 +9,8 @@ the release, or the shard (task id and md5); the CLI prints the first and exits 
 
     records    each line of each ledger file parses, its `hash` recomputes and it names the previous line's
                hash (a bad line is reported and skipped, so one altered record does not hide the rest)
+    audits     the same for each audit's answer files (audits/<audit_id>/…), and each answer names an item
+               of its audit's recorded sample
     history    every committed version of each ledger file (at each tag vN, at each commit of HEAD's
                history) is a prefix of today's: no committed line deleted, reordered or rewritten, even
                with every hash recomputed (see `dynosaur.registry.ledger`)
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from dynosaur.core.errors import LedgerError, LockHeld, first_line
-from dynosaur.core.records import LedgerRecord, ManifestEntry, Release
+from dynosaur.core.records import AuditAnswer, AuditSample, LedgerRecord, ManifestEntry, Release
 from dynosaur.registry.ledger import FILES, Ledger, check_history, check_lines
 from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import shard_digest
@@ -94,6 +96,7 @@ def _check_ledger(
     for model in FILES:
         if problem := check_history(ledger.path(model), root):
             problems.append(problem)
+    _check_audits(root, ledger, problems)
     _check_chain(releases, problems)
     git = Git(root)
     _check_tags(git, ledger, releases, root, problems)
@@ -135,6 +138,26 @@ def _read(path: Path, model: type[R], root: Path, problems: list[str]) -> list[t
         if record is not None:
             out.append((where, record))
     return out
+
+
+def _check_audits(root: Path, ledger: Ledger, problems: list[str]) -> None:
+    """Each answer file: hashes, chain and git history; each answer about an item of its own audit."""
+    from dynosaur.registry.audit import answer_files
+
+    items = {
+        s.audit_id: {i.instance_id for i in s.items}
+        for _, s in _read(ledger.path(AuditSample), AuditSample, root, [])
+    }
+    for path in answer_files(root):
+        for where, answer in _read(path, AuditAnswer, root, problems):
+            if answer.audit_id != path.relative_to(root).parts[1]:
+                problems.append(f"{where}: an answer for audit {answer.audit_id} in another audit's folder")
+            elif answer.instance_id not in items.get(answer.audit_id, set()):
+                problems.append(
+                    f"{where}: instance {answer.instance_id} is not in audit {answer.audit_id}'s recorded sample"
+                )
+        if problem := check_history(path, root):
+            problems.append(problem)
 
 
 def _check_chain(releases: list[tuple[str, Release]], problems: list[str]) -> None:
