@@ -13,8 +13,8 @@ the values both libraries read from the environment once at import time, so in-p
 
 from __future__ import annotations
 
+import importlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str = HF_
 
     from huggingface_hub import constants, hf_api
 
-    hf_tqdm = sys.modules["huggingface_hub.utils.tqdm"]  # the module (the package re-exports its class)
+    hf_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not the class it exports
 
     # Read once at import: a test that imported huggingface_hub before this fixture ran would otherwise
     # see upload progress bars on stderr (and a one-line error check fail), depending on test order.
