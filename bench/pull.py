@@ -1,4 +1,5 @@
-"""Benchmark `dyno pull` of a 1,000,000-instance release from a fresh clone, against `cp -r` of the same bytes.
+"""Benchmark `dyno pull` of a 1,000,000-instance release from a fresh clone, against `cp -r` of the same bytes
+and against its real peer, `dvc get <project> data/corpus --rev v1` (issue 25).
 
 The released project is the synthetic one of bench/release.py (`_release_project.SynthProject`: 1,000 tasks ×
 1,000 instances, one parquet shard per task, pushed to a local directory remote by `dyno release`). Each run
@@ -8,6 +9,9 @@ release's objects on the remote) and `dyno pull v1 --out DIR` in the clone, as c
 (wall, peak RSS). Both read from a warm page cache (the files were just written). A third child times the
 phases of `dynosaur.registry.pull` in one process (imports, DVC fetch, check = recompute every shard's digest), to say
 where the time goes.
+
+`dvc get` runs alternating with the other two: DVC clones the project itself and fetches the same objects
+from the same local remote, with no digest check of the shards against the release's manifest.
 
 Target: pull ≤ 2 × cp. Run: `.venv/bin/python bench/pull.py [--sources 50] [--tasks 20] [--instances 1000]
 [--name pull]`.
@@ -26,7 +30,7 @@ import time
 from pathlib import Path
 
 from _common import report
-from _release_project import DYNO, SynthProject, env, measured, tree_bytes
+from _release_project import DVC, DYNO, SynthProject, env, measured, tree_bytes
 
 
 def fresh_clone(proj: SynthProject, dest: Path) -> Path:
@@ -110,7 +114,7 @@ def main() -> None:
             f"(repro {repro_s:.1f}s, release {rel['seconds']:.1f}s)",
             flush=True,
         )
-        runs: dict[str, list[dict]] = {"cp": [], "pull": []}
+        runs: dict[str, list[dict]] = {"cp": [], "pull": [], "dvc_get": []}
         for i in range(args.repeat):
             copy_dest = parent / f"cp-{i}"
             cp = measured(["cp", "-r", str(proj.root / "data" / "corpus"), str(copy_dest)], parent)
@@ -132,9 +136,16 @@ def main() -> None:
             )
             shutil.rmtree(pulled)
             shutil.rmtree(clone)
+
+            got_dir = parent / f"dvc-get-{i}"
+            get_cmd = [DVC, "get", str(proj.root), "data/corpus", "--rev", "v1", "-o", str(got_dir)]
+            dg = measured(get_cmd, parent)
+            assert tree_bytes(got_dir) == (shards, size), tree_bytes(got_dir)
+            runs["dvc_get"].append({"seconds": dg["seconds"], "peak_rss_mb": dg["peak_rss_mb"]})
+            shutil.rmtree(got_dir)
             print(
                 f"  run {i + 1}: cp {cp['seconds']:.2f}s, pull {pl['seconds']:.2f}s "
-                f"({pl['peak_rss_mb']:.0f} MB)",
+                f"({pl['peak_rss_mb']:.0f} MB), dvc get {dg['seconds']:.2f}s ({dg['peak_rss_mb']:.0f} MB)",
                 flush=True,
             )
         breakdown = phases(fresh_clone(proj, parent / "clone-phases"), parent / "pulled-phases")
@@ -163,7 +174,10 @@ def main() -> None:
         ("cp_mb_per_s", size / 1e6 / best["cp"], ""),
         ("pull_mb_per_s", size / 1e6 / best["pull"], ""),
         ("pull_over_cp", ratio, "≤ 2.0" + (" ✓" if ratio <= 2 else " ✗ MISSED")),
+        ("dvc_get_seconds", best["dvc_get"], "dvc get <project> data/corpus --rev v1, same remote"),
+        ("pull_over_dvc_get", best["pull"] / best["dvc_get"], "dyno pull also checks every shard's digest"),
         ("pull_peak_rss_mb", rss["pull"], ""),
+        ("dvc_get_peak_rss_mb", rss["dvc_get"], ""),
     ]
     if breakdown:
         rows += [(f"phase_{k}", v, "") for k, v in breakdown.items() if k.endswith("_seconds")]
