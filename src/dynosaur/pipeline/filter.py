@@ -570,72 +570,80 @@ def _dedupe_ids(tasks: list[Task]) -> list[Task]:
     return out
 
 
+def judge_source(
+    gen_path: Path, collected: Path, out: Path, params: FilterParams, retracted: RetractionIndex
+) -> tuple[FilteredSource, bool]:
+    """One source's verdicts, written to `out`, and whether they were reused: a record whose fingerprint
+    (its generated tasks, its metadata, the retractions, the rules and params) is unchanged is kept as is."""
+    generated = read_model(gen_path, GeneratedSource)
+    meta = read_model(collected / gen_path.name, SourceMeta)
+    fingerprint = stage_fingerprint(
+        inputs=[generated.fingerprint, meta.fingerprint, retracted.task_keys()],
+        params=params,
+        version=RULES_VERSION,
+    )
+    path = out / gen_path.name
+    if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:
+        return previous, True
+    result = FilteredSource(
+        source_id=meta.source_id, fingerprint=fingerprint, tasks=judge(meta, generated, params, retracted)
+    )
+    write_json(path, result)
+    return result, False
+
+
+def summary(result: FilteredSource) -> dict[str, Any]:
+    """What the stats keep of one source's verdicts."""
+    return {
+        "proposed": len(result.tasks),
+        "valid": len(result.valid),
+        "reasons": dict(Counter(t.reason for t in result.tasks if t.reason)),
+    }
+
+
+def rejected_by_reason(summaries: dict[str, dict]) -> dict[str, int]:
+    """Every reason code (in REASONS' order) with the number of tasks it rejected, zeros included."""
+    reasons: Counter[str] = Counter()
+    for one in summaries.values():
+        reasons.update(one["reasons"])
+    return {reason: reasons.get(reason, 0) for reason in REASONS}
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params().filter
     retracted = RetractionIndex(read_records(args.retractions, Retraction))
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     # A source whose three files (its generated tasks, its collect record, its verdicts) are the very files of
     # its last judgement keeps it, counts included, without opening any of them (dynosaur.core.statcache).
-    # the demonstrations are an input of `copies_demonstration`: a changed one judges every source again
+    # The demonstrations are an input of `copies_demonstration`: a changed one judges every source again.
     inputs = [retracted.task_keys(), DEMONSTRATION_INSTRUCTIONS]
-    cache = StatCache("filter", stage_fingerprint(inputs=inputs, params=params, version=RULES_VERSION), out)
+    cache = StatCache(
+        "filter", stage_fingerprint(inputs=inputs, params=params, version=RULES_VERSION), args.out
+    )
     summaries: dict[str, dict] = {}
     reused = 0
     for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):
-        path = out / gen_path.name
-        files = [gen_path, args.collected / gen_path.name, path]
-        if (known := cache.get(gen_path.stem, files)) is not None:
-            summaries[gen_path.stem] = known
-            reused += 1
-            continue
-        generated = read_model(gen_path, GeneratedSource)
-        meta = read_model(args.collected / gen_path.name, SourceMeta)
-        fingerprint = stage_fingerprint(
-            inputs=[generated.fingerprint, meta.fingerprint, retracted.task_keys()],
-            params=params,
-            version=RULES_VERSION,
-        )
-        if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:
-            result = previous
-            reused += 1
+        files = [gen_path, args.collected / gen_path.name, args.out / gen_path.name]
+        known = cache.get(gen_path.stem, files)
+        if known is None:
+            result, kept = judge_source(gen_path, args.collected, args.out, params, retracted)
+            known = summary(result)
+            cache.put(gen_path.stem, files, known)
+            reused += kept
         else:
-            result = FilteredSource(
-                source_id=meta.source_id,
-                fingerprint=fingerprint,
-                tasks=judge(meta, generated, params, retracted),
-            )
-            write_json(path, result)
-        summaries[gen_path.stem] = {
-            "proposed": len(result.tasks),
-            "valid": len(result.valid),
-            "reasons": dict(Counter(t.reason for t in result.tasks if t.reason)),
-        }
-        cache.put(gen_path.stem, files, summaries[gen_path.stem])
-    prune(out, set(summaries), collected=args.collected)
+            reused += 1
+        summaries[gen_path.stem] = known
+    prune(args.out, set(summaries), collected=args.collected)
     cache.keep_only(set(summaries))
     cache.save()
-
-    reasons: Counter = Counter()
-    for summary in summaries.values():
-        reasons.update(summary["reasons"])
-    rejected = {reason: reasons.get(reason, 0) for reason in REASONS}
+    rejected = rejected_by_reason(summaries)
+    valid = sum(s["valid"] for s in summaries.values())  # what organize builds
     write_metrics(
-        args.metrics,
-        {
-            "sources": len(summaries),
-            "tasks": sum(s["valid"] for s in summaries.values()),  # the valid ones: what organize builds
-            "rejected": sum(reasons.values()),
-        },
+        args.metrics, {"sources": len(summaries), "tasks": valid, "rejected": sum(rejected.values())}
     )
-    write_json(
-        args.stats,
-        {
-            "tasks_proposed": sum(s["proposed"] for s in summaries.values()),
-            "rejected": rejected,
-            "per_source": {sid: summaries[sid] for sid in sorted(summaries)},
-        },
-    )
+    proposed = sum(s["proposed"] for s in summaries.values())
+    per_source = {sid: summaries[sid] for sid in sorted(summaries)}
+    write_json(args.stats, {"tasks_proposed": proposed, "rejected": rejected, "per_source": per_source})
     write_json(args.run_log, {"sources_judged": len(summaries) - reused, "sources_reused": reused})
     shown = sorted(((r, n) for r, n in rejected.items() if n), key=lambda rn: (-rn[1], rn[0]))
     chart = bar_chart("Tasks rejected, by reason", [r for r, _ in shown], {"tasks": [n for _, n in shown]})
