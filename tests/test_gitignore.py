@@ -65,7 +65,9 @@ def test_every_cached_output_is_ignored_by_committed_gitignore_files(tmp_path: P
 
 
 @pytest.mark.integration
-def test_a_stage_killed_before_dvc_saved_its_outputs_leaves_nothing_for_git(tmp_path: Path, server: FakeOpenAI):
+def test_a_stage_killed_before_dvc_saved_its_outputs_leaves_nothing_for_git(
+    tmp_path: Path, server: FakeOpenAI
+):
     project = Project(tmp_path / "repo", server.base_url)
     project.add_source("alpha")
     project.commit("a source")

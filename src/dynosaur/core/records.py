@@ -213,10 +213,14 @@ class Task(Record):
 
     @property
     def final_instruction(self) -> str:
-        """The instruction instances carry: label options appended when the output is classification-like."""
-        if not self.label_options:
-            return self.instruction
-        return f"{self.instruction.rstrip()} Answer with one of: {', '.join(self.label_options)}."
+        return final_instruction(self.instruction, self.label_options)
+
+
+def final_instruction(instruction: str, label_options: list[str] | None) -> str:
+    """The instruction instances carry: label options appended when the output is classification-like."""
+    if not label_options:
+        return instruction
+    return f"{instruction.rstrip()} Answer with one of: {', '.join(label_options)}."
 
 
 class FilteredSource(Record):
@@ -345,6 +349,10 @@ class TaskVersion(ChainedRecord):
     model: str
     verdict: str
     reason: str | None = None
+
+    @property
+    def final_instruction(self) -> str:
+        return final_instruction(self.instruction, self.label_options)
 
 
 class Retraction(ChainedRecord):

@@ -49,6 +49,7 @@ from dynosaur.registry.diff import DiffReport, InstanceDelta, changelog, diff_ma
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
+from dynosaur.registry.status import find_task
 from dynosaur.registry.vcs import (
     Git,
     default_remote,
@@ -421,14 +422,14 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
     ledger, ws = Ledger(root), Workspace.load(root)
     existing = ledger.read(Retraction)
     if task is not None:
-        found = _find_task(ws, ledger, task)
+        found = find_task(ws, task, ledger)
         identity = (
             found.identity
             if isinstance(found, Task)  # a ledger TaskVersion predates stored identities
             else task_identity(found.source_id, found.instruction, found.input_fields, found.output_field)
         )
         record = Retraction(
-            kind="task", target=task, identity=identity, reason=reason.strip(), created_at=_now()
+            kind="task", target=found.task_id, identity=identity, reason=reason.strip(), created_at=_now()
         )
     else:
         known = {p.stem for p in ws.collected.glob("*.json")} | {
@@ -444,14 +445,3 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
     git("add", "--", path)
     git("commit", "-q", "-m", f"retract {record.kind} {record.target}: {record.reason}", "--", path)
     return ledger.read(Retraction)[-1]
-
-
-def _find_task(ws: Workspace, ledger: Ledger, task_id: str) -> Task | TaskVersion:
-    for path in sorted(ws.tasks.glob("*.json")):
-        for t in read_model(path, FilteredSource).tasks:
-            if t.task_id == task_id:
-                return t
-    for v in ledger.read(TaskVersion):
-        if v.task_id == task_id:
-            return v
-    raise NotFound(f"unknown task {task_id!r} (not in the workspace or any release)")
