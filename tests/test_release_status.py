@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def written_by_a_release() -> list[str]:
-    return [f"ledger/{FILES[m]}" for m in (SourceVersion, TaskVersion, Release)] + ["ledger/manifests/v1.jsonl"]
+    return [f"ledger/{FILES[m]}" for m in (SourceVersion, TaskVersion, Release)] + [
+        "ledger/manifests/v1.jsonl"
+    ]
 
 
 def test_no_stage_depends_on_what_a_release_writes():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dynosaur.cli.main import main
 from dynosaur.core.errors import DEBUG_HINT
 from dynosaur.core.records import TaskVersion
 from dynosaur.registry.ledger import Ledger
@@ -114,3 +115,32 @@ def test_an_unexpected_error_keeps_the_debug_hint(ws, capsys):
     (ws.root / "data/tasks/reviews.json").write_text("{not json")
     code, _, err = run_main(capsys, "tasks")
     assert code == 1 and DEBUG_HINT in err, err
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------------
+
+INTERRUPTED = "Interrupted: finished work is kept; run again to resume."
+
+
+def test_a_dyno_command_interrupted_exits_130_with_one_line(ws, monkeypatch, capsys):
+    def pressed(*_args, **_kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dynosaur.registry.status.status", pressed)
+    with pytest.raises(SystemExit) as exc:
+        main(["status"])
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [INTERRUPTED], err
+
+
+# --- generate --dry-run is an option -------------------------------------------------------------------
+
+
+def test_generate_without_dry_run_runs_the_stage_through_dyno_repro(ws, monkeypatch):
+    ran: list[list[str]] = []
+    monkeypatch.setattr("dynosaur.registry.vcs.repro", lambda root, args: (ran.append(args), (0, False))[1])
+    result = invoke("generate")
+    assert result.exit_code == 0, result.output
+    assert ran == [["generate"]]
+    assert invoke("generate", "--json").exit_code == 2  # --json describes the preview only

@@ -242,13 +242,40 @@ def show(task_id: str, n: int, as_json: bool) -> None:
         out.print(Panel(body, title=title, title_align="left"))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED, metavar="[DVC REPRO ARGS]...")
+def repro(dvc_args: tuple[str, ...]) -> None:
+    """Run `dvc repro` with these arguments, from the project root. Ctrl-C exits 130 with one line.
+
+    DVC reports a stage stopped by Ctrl-C as `failed to reproduce` and exit 255; `dyno repro` waits for it
+    and exits 130 with the stage's "Interrupted" line. The next run resumes: every LLM answer and every
+    finished source is kept.
+    """
+    _run_repro(list(dvc_args))
+
+
+def _run_repro(args: list[str]) -> None:
+    from dynosaur.core.errors import INTERRUPTED
+    from dynosaur.registry.vcs import repro as run_repro
+
+    code, interrupted = run_repro(_root(), args)
+    if interrupted:
+        click.echo(INTERRUPTED, err=True)
+        sys.exit(130)
+    if code:
+        sys.exit(code)
+
+
 @cli.command()
-@click.option(
-    "--dry-run", is_flag=True, required=True, help="Print the calls, tokens and cost; call nothing."
-)
+@click.option("--dry-run", is_flag=True, help="Print the calls, tokens and cost; call nothing.")
 @json_option
 def generate(dry_run: bool, as_json: bool) -> None:
-    """Preview what the generate stage would spend (the stage itself runs under `dvc repro`)."""
+    """Run the generate stage (`dyno repro generate`: collect first if it is stale); with --dry-run, preview
+    what it would spend instead."""
+    if not dry_run:
+        if as_json:
+            raise click.UsageError("--json goes with --dry-run")
+        return _run_repro(["generate"])
     # The one command that reaches into stages/: it must build the very requests the stage would send.
     from dynosaur.pipeline.generate import dry_run as plan
 
@@ -757,8 +784,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line for a DynoError, a traceback for anything else (a bug)."""
     try:
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        _stderr().print("Aborted.")
+    except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+        from dynosaur.core.errors import INTERRUPTED
+
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

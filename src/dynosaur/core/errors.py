@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 DEBUG_HINT = "(DYNO_DEBUG=1 shows the traceback)"
+# Ctrl-C, as every stage and `dyno` command says it (exit 130): the LLM cache and finished sources are kept.
+INTERRUPTED = "Interrupted: finished work is kept; run again to resume."
 
 
 class DynoError(Exception):
