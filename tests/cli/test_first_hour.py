@@ -144,3 +144,17 @@ def test_generate_without_dry_run_runs_the_stage_through_dyno_repro(ws, monkeypa
     assert result.exit_code == 0, result.output
     assert ran == [["generate"]]
     assert invoke("generate", "--json").exit_code == 2  # --json describes the preview only
+
+
+# --- release ids ---------------------------------------------------------------------------------------
+
+
+def test_release_ids_take_a_prefix_and_an_ambiguous_one_lists_the_releases(tmp_path, monkeypatch, capsys):
+    from tests.cli.demo_project import build
+
+    build(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, "diff", "v", "v2", "--json")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "release id prefix 'v' matches 2 releases: v1, v2")
+    assert as_json(invoke("diff", "V1", "2", "--json"))["b"] == "v2"

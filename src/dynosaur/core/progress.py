@@ -104,11 +104,11 @@ class Progress:
     def extras(self) -> str:
         return " · ".join(figure(k, v) for k, v in self.figures.items())
 
-    def line(self, width: int | None = None) -> str:
+    def line(self, width: int | None = None, *, named: bool = True) -> str:
         """done/total · rate · ETA · figures; within `width` characters, the rate goes first, then the
         figures but those in `KEEP`, then those: done/total and the ETA always stay."""
         pct = f" ({self.completed / self.total:.0%})" if self.total else ""
-        head = f"{self.stage}: {self.completed:,}/{self.total:,} {self.unit}{pct}"
+        head = f"{self.stage + ': ' if named else ''}{self.completed:,}/{self.total:,} {self.unit}{pct}"
         figures = {k: figure(k, v) for k, v in self.figures.items()}
         parts = {"head": head, "rate": self.rate(), "eta": self.eta(), **figures}
         # What goes first when the line is too long: the rate, the other figures (last first), KEEP's.
@@ -146,12 +146,14 @@ class Progress:
             self._print()
 
     def _fit(self) -> None:
-        """The terminal's line: the text as wide as it can be, the bar in what is left (none if too little)."""
-        width = self._bar.console.width - 1
-        text = self.line(width)
+        """The terminal's line: the stage, the bar in what the text leaves (none if too little), the text."""
+        name = printable(self.stage)
+        width = self._bar.console.width - 1 - len(name) - 1
+        text = self.line(width, named=False)
         spare = width - len(text) - 1
         self._bar_column.bar_width = min(BAR_WIDTH, spare)
-        self._bar.columns = (self._bar_column, self._text_column) if spare >= 5 else (self._text_column,)
+        shown = (self._bar_column, self._text_column) if spare >= 5 else (self._text_column,)
+        self._bar.columns = (self._name_column, *shown)
         self._bar.update(self._task, completed=self.completed, line=text)
 
     def _print(self) -> None:
@@ -173,6 +175,7 @@ class Progress:
 
             self._bar_column = BarColumn(bar_width=BAR_WIDTH)
             self._text_column = TextColumn("{task.fields[line]}")
+            self._name_column = TextColumn("{task.description}")
             self._bar = Bar(self._bar_column, self._text_column, console=Console(file=self.stream))
             self._task = self._bar.add_task(printable(self.stage), total=self.total, line="")
             self._fit()

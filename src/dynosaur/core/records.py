@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dynosaur.core.errors import Ambiguous, NotFound, some
 from dynosaur.core.io import canonical_json
 from dynosaur.core.text import clean_line, clean_value, clean_values
 
@@ -452,3 +453,19 @@ def task_identity(source_id: str, instruction: str, input_fields: list[str], out
     """Names a task across source revisions: the same proposal on a new revision is the same task."""
     payload = [source_id, " ".join(instruction.lower().split()), list(input_fields), output_field]
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
+
+
+T = TypeVar("T")
+
+
+def resolve_prefix(prefix: str, matches: dict[str, T], kind: str) -> T:
+    """The one match of an id prefix (a task's, a release's): every command that takes an id resolves it
+    here. `NotFound` for none, `Ambiguous` (exit 2) naming a few for several."""
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if not matches:
+        raise NotFound(f"unknown {kind} {prefix!r} (see `dyno {kind}s`)")
+    raise Ambiguous(
+        f"{kind} id prefix {prefix!r} matches {len(matches)} {kind}s: {some(sorted(matches))};"
+        " give more characters"
+    )

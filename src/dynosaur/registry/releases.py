@@ -307,9 +307,8 @@ def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
 def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     """What changed between two corpus states, instances counted as churn (ids read from the shards of
     changed tasks only: the workspace, the local DVC cache, else the DVC remote)."""
-    from dynosaur.registry.ledger import parse_version
-
-    norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
+    ledger = Ledger(root)
+    norm = lambda n: n if n == WORKSPACE else ledger.release(n).tag  # noqa: E731
     a_name, b_name = norm(a), norm(b)
     if a_name == b_name:
         raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")

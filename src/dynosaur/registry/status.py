@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import Ambiguous, NotFound, ParamsError, some
+from dynosaur.core.errors import NotFound, ParamsError
 from dynosaur.core.io import read_model
 from dynosaur.core.params import SOURCE_ID
 from dynosaur.core.records import (
@@ -16,6 +16,7 @@ from dynosaur.core.records import (
     SourceMeta,
     Task,
     TaskVersion,
+    resolve_prefix,
     shard_path,
 )
 from dynosaur.registry.ledger import Ledger
@@ -119,18 +120,6 @@ def find_task(ws: Workspace, task_id: str, ledger: Ledger | None = None) -> Task
         if task_id and version.task_id.startswith(task_id):
             found.setdefault(version.task_id, version)
     return resolve_prefix(task_id, found, "task")
-
-
-def resolve_prefix(prefix: str, matches: dict[str, T], kind: str) -> T:
-    """The one match of an id prefix; `NotFound` for none, `Ambiguous` (exit 2) naming a few for several."""
-    if len(matches) == 1:
-        return next(iter(matches.values()))
-    if not matches:
-        raise NotFound(f"unknown {kind} {prefix!r} (see `dyno {kind}s`)")
-    raise Ambiguous(
-        f"{kind} id prefix {prefix!r} matches {len(matches)} {kind}s: {some(sorted(matches))};"
-        " give more characters"
-    )
 
 
 def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
