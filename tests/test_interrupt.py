@@ -16,12 +16,37 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.project import Project
 from tests.test_gitignore import staged_outputs
 
 INTERRUPTED = "Interrupted: finished work is kept; run again to resume."
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_stage_interrupted_exits_130_with_one_line(monkeypatch, capsys):
+    from dynosaur.core import runner
+
+    def pressed(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.argv", ["stage", "--out", "x"])
+    with pytest.raises(SystemExit) as exc:
+        runner.run(pressed, "out")
+    assert exc.value.code == 130
+    assert capsys.readouterr().err.splitlines() == [INTERRUPTED]
+
+
+def test_every_stage_runs_through_the_runner():
+    """Each stage's entry point is `runner.run`, so Ctrl-C is handled the same way everywhere."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        module = stage["cmd"].split()[2]
+        source = (ROOT / "src" / Path(*module.split("."))).with_suffix(".py").read_text()
+        main_block = source[source.index('if __name__ == "__main__":') :]
+        assert "run(main" in main_block, name
 
 
 def press_ctrl_c_when(project: Project, cmd: list[str], ready) -> subprocess.CompletedProcess:
