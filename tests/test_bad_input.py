@@ -858,7 +858,7 @@ def test_a_damaged_record_is_one_line(project: Project):
 
 def test_outside_a_project(tmp_path: Path):
     out = dyno(tmp_path, "status")
-    assert out.code == 1 and len(out.errors) == 1 and "dvc.yaml not found" in out.errors[0]
+    assert out.code == 2 and len(out.errors) == 1 and "not inside a Dynosaur project" in out.errors[0]
 
 
 def test_a_stage_without_its_arguments(project: Project):
