@@ -14,20 +14,20 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DynoError, NotInProject
 
-# What marks a project's root folder: its pipeline or its params (either is enough for the commands that
-# read only one of them).
-ROOT_MARKERS = ("dvc.yaml", "params.yaml")
+# What marks a project's root folder: its pipeline, its params, or DVC's folder (a clone that only holds the
+# release registry has no pipeline); any one is enough.
+ROOT_MARKERS = ("dvc.yaml", "params.yaml", ".dvc")
 
 
 def find_root(start: Path) -> Path:
-    """The project's root: `start` or the nearest folder above it holding `dvc.yaml` or `params.yaml`, as git
-    and DVC find theirs; `NotInProject` (exit 2) when there is none."""
+    """The project's root: `start` or the nearest folder above it holding `dvc.yaml`, `params.yaml` or `.dvc/`,
+    as git and DVC find theirs; `NotInProject` (exit 2) when there is none."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if any((folder / m).is_file() for m in ROOT_MARKERS):
+        if any((folder / m).exists() for m in ROOT_MARKERS):
             return folder
     raise NotInProject(
-        f"not inside a Dynosaur project: no {' or '.join(ROOT_MARKERS)} in {start} or any folder above it"
+        f"not inside a Dynosaur project: no dvc.yaml, params.yaml or .dvc/ in {start} or any folder above it"
     )
 
 
