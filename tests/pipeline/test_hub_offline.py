@@ -9,7 +9,10 @@ from dynosaur.pipeline.sources import list_hub_datasets
 
 
 def test_listing_offline_says_so_whole(monkeypatch):
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read once, when huggingface_hub was imported
     with pytest.raises(DynoError) as exc:
         list(list_hub_datasets(search=None, task_category="text-classification", language="en"))
     assert str(exc.value) == (
