@@ -18,6 +18,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CODE = ("src", "dvc.yaml", "pyproject.toml", "sources.yaml", "sources.lock")
+# What a fresh clone has besides the code: the committed ignore rules (every DVC output's entry among them).
+IGNORES = (".gitignore", "data/.gitignore", "models/.gitignore")
 
 
 def write_source(
@@ -86,6 +88,9 @@ class Project:
                 shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(src, root / name)
+        for name in IGNORES:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / name, root / name)
         # The repository's own params.yaml (DVC needs every section a stage lists), pointed at the fake.
         self.params: dict[str, Any] = yaml.safe_load((REPO / "params.yaml").read_text())
         self.params["sources"] = []

@@ -345,8 +345,8 @@ def test_show_of_a_valid_task_without_a_shard(ws, capsys):
 def test_outside_a_project_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, out, err = run_main(capsys, "status", "--json")
-    assert (code, out) == (1, "")
-    assert_one_line_error(err, "dvc.yaml not found: run dyno from the project root")
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, "not inside a Dynosaur project")
 
 
 def test_dyno_debug_shows_the_traceback(ws, monkeypatch):

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from dynosaur.core import errors
-from dynosaur.core.errors import DynoError, NotFound, ParamsError, SourceError, error_line, first_line
+from dynosaur.core.errors import (
+    DynoError,
+    LLMError,
+    NotFound,
+    ParamsError,
+    SourceError,
+    error_line,
+    first_line,
+)
 
 PACKAGE = Path(errors.__file__).resolve().parents[1]
 ERROR_NAMES = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)}
@@ -20,8 +28,15 @@ def test_first_line_skips_blank_lines_and_falls_back_to_the_type():
 
 
 def test_error_line_is_one_line_with_the_debug_hint():
-    line = error_line(NotFound("unknown version 'v9'\nsecond line", version="v9"))
-    assert "\n" not in line and line.startswith("Error: unknown version 'v9'") and "DYNO_DEBUG=1" in line
+    line = error_line(LLMError("HTTP 500 after 3 retries\nsecond line"))
+    assert "\n" not in line and line.startswith("Error: HTTP 500 after 3 retries") and "DYNO_DEBUG=1" in line
+
+
+@pytest.mark.parametrize(
+    "exc", [NotFound("unknown version 'v9'"), ParamsError("params.yaml: x: unknown key")]
+)
+def test_usage_and_lookup_errors_show_no_debug_hint(exc):
+    assert error_line(exc) == f"Error: {exc}"
 
 
 def test_errors_carry_the_ids_a_user_needs():

@@ -104,9 +104,22 @@ def cli() -> None:
     """
 
 
+def _root() -> Path:
+    """The project's root, found from the working folder up as git and DVC find theirs; `dyno` then works
+    from there, so `params.yaml` and every path of `dvc.yaml` read as they do at the root. Outside any
+    project: one line, exit 2. Paths a user gives (`pull --out`) are resolved before this runs."""
+    from dynosaur.registry.workspace import find_root
+
+    root = find_root(Path.cwd())
+    if Path.cwd().resolve() != root:
+        os.chdir(root)
+    return root
+
+
 def _workspace():
     from dynosaur.registry.workspace import Workspace
 
+    _root()
     return Workspace.load(Path("."))
 
 
@@ -194,12 +207,25 @@ def print_grouped(out, cols: list[Col], rows: list[list[Any]], *, flat: bool = T
 @click.option("-n", default=3, show_default=True, type=click.IntRange(1, 1000), help="How many instances.")
 @json_option
 def show(task_id: str, n: int, as_json: bool) -> None:
-    """Show a task and a sample of its instances. TASK_ID may be any unique prefix of the id."""
-    from dynosaur.registry.status import find_task, sample_instances
+    """Show a task and a sample of its instances. TASK_ID may be any unique prefix of the id; a task that
+    only a release still has (its source removed) is read from the ledger."""
+    from dynosaur.core.records import Task
+    from dynosaur.registry.ledger import Ledger
+    from dynosaur.registry.status import find_task, released_instances, sample_instances
 
     ws = _workspace()
-    task = find_task(ws, task_id)
-    rows = sample_instances(ws, task.task_id, n)
+    ledger = Ledger(ws.root)
+    task = find_task(ws, task_id, ledger)
+    if isinstance(task, Task):
+        rows = sample_instances(ws, task.task_id, n)
+    else:
+        tag, rows = released_instances(ws.root, ledger, task.task_id, n)
+        where = f"release {tag}" if tag else "no release"
+        if not as_json:
+            _stderr().print(
+                f"[yellow]note:[/] task {task.task_id} is not in the workspace; read from the ledger ({where})"
+                + ("" if rows or not tag else f"; `dyno pull {tag} --out DIR` brings its instances back")
+            )
     if as_json:
         return emit_json({"task": task.model_dump(mode="json"), "instances": rows})
     from rich.panel import Panel
@@ -218,13 +244,40 @@ def show(task_id: str, n: int, as_json: bool) -> None:
         out.print(Panel(body, title=title, title_align="left"))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED, metavar="[DVC REPRO ARGS]...")
+def repro(dvc_args: tuple[str, ...]) -> None:
+    """Run `dvc repro` with these arguments, from the project root. Ctrl-C exits 130 with one line.
+
+    DVC reports a stage stopped by Ctrl-C as `failed to reproduce` and exit 255; `dyno repro` waits for it
+    and exits 130 with the stage's "Interrupted" line. The next run resumes: every LLM answer and every
+    finished source is kept.
+    """
+    _run_repro(list(dvc_args))
+
+
+def _run_repro(args: list[str]) -> None:
+    from dynosaur.core.errors import INTERRUPTED
+    from dynosaur.registry.vcs import repro as run_repro
+
+    code, interrupted = run_repro(_root(), args)
+    if interrupted:
+        click.echo(INTERRUPTED, err=True)
+        sys.exit(130)
+    if code:
+        sys.exit(code)
+
+
 @cli.command()
-@click.option(
-    "--dry-run", is_flag=True, required=True, help="Print the calls, tokens and cost; call nothing."
-)
+@click.option("--dry-run", is_flag=True, help="Print the calls, tokens and cost; call nothing.")
 @json_option
 def generate(dry_run: bool, as_json: bool) -> None:
-    """Preview what the generate stage would spend (the stage itself runs under `dvc repro`)."""
+    """Run the generate stage (`dyno repro generate`: collect first if it is stale); with --dry-run, preview
+    what it would spend instead."""
+    if not dry_run:
+        if as_json:
+            raise click.UsageError("--json goes with --dry-run")
+        return _run_repro(["generate"])
     # The one command that reaches into stages/: it must build the very requests the stage would send.
     from dynosaur.pipeline.generate import dry_run as plan
 
@@ -303,6 +356,7 @@ def discover(
     from dynosaur.pipeline.discover import Query
     from dynosaur.pipeline.discover import discover as run_discover
 
+    root = _root()
     params = load_params()
     d = params.discover
     query = Query(
@@ -313,7 +367,7 @@ def discover(
         revision=d.revision,
     )
     report = run_discover(
-        _root(),
+        root,
         params,
         query,
         since=None if since == "any" else since,
@@ -352,9 +406,10 @@ def refresh(concurrency: int, dry_run: bool, as_json: bool) -> None:
     from dynosaur.core.params import load_params
     from dynosaur.pipeline.discover import refresh as run_refresh
 
+    root = _root()
     params = load_params()
     report = run_refresh(
-        _root(), params, concurrency=concurrency, timeout_s=params.collect.timeout_s, dry_run=dry_run
+        root, params, concurrency=concurrency, timeout_s=params.collect.timeout_s, dry_run=dry_run
     )
     if as_json:
         emit_json(report)
@@ -383,10 +438,6 @@ def refresh(concurrency: int, dry_run: bool, as_json: bool) -> None:
 
 
 # --- the release registry --------------------------------------------------------------------------------
-
-
-def _root() -> Path:
-    return Path(".").resolve()
 
 
 @cli.command()
@@ -551,11 +602,14 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
 @json_option
 def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
     """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
+    out_dir = Path.cwd() / out_dir  # where the user is, before `dyno` moves to the project root
+    root = _root()
+    out_dir = out_dir.relative_to(root) if out_dir.is_relative_to(root) else out_dir
     _settle("pull")
     if repo_id:
         from dynosaur.registry.hub import pull_from_hub
 
-        hub_report = pull_from_hub(_root(), version, repo_id, out_dir)
+        hub_report = pull_from_hub(root, version, repo_id, out_dir)
         if as_json:
             return emit_json(hub_report)
         _stdout().print(
@@ -565,7 +619,7 @@ def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> Non
         return
     from dynosaur.registry.pull import pull_release
 
-    report = pull_release(_root(), version, out_dir)
+    report = pull_release(root, version, out_dir)
     if as_json:
         return emit_json(report)
     _stdout().print(
@@ -623,7 +677,9 @@ def publish(
 
 
 @cli.command()
-@click.option("--task", "task_id", help="A task id (every version of the task is retracted).")
+@click.option(
+    "--task", "task_id", help="A task id or a unique prefix of it (every version of the task is retracted)."
+)
 @click.option("--source", "source_id", help="A source id (all its tasks).")
 @click.option("--reason", required=True, help="Why: goes into the tombstone and the next changelog.")
 @json_option
@@ -740,8 +796,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line for a DynoError, a traceback for anything else (a bug)."""
     try:
         cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        _stderr().print("Aborted.")
+    except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+        from dynosaur.core.errors import INTERRUPTED
+
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

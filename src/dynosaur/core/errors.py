@@ -3,7 +3,8 @@ entry points print them as one line (`error_line`) and exit with `exit_code`.
 
 Exit codes: 2 for usage and configuration errors (`ParamsError`), 1 for everything else. Each error carries
 the ids a user needs to act on it (`source_id`, `task_id`, `version`, `repo_id`) as attributes, so callers
-and tests never parse messages. `DYNO_DEBUG=1` turns the one line back into the traceback.
+and tests never parse messages. `DYNO_DEBUG=1` turns the one line back into the traceback; the line says so
+only for errors whose traceback can help (`debug_hint`), not for a usage mistake or an unknown id.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 DEBUG_HINT = "(DYNO_DEBUG=1 shows the traceback)"
+# Ctrl-C, as every stage and `dyno` command says it (exit 130): the LLM cache and finished sources are kept.
+INTERRUPTED = "Interrupted: finished work is kept; run again to resume."
 
 
 class DynoError(Exception):
     """Base class: a one-line message saying what went wrong and what to do."""
 
     exit_code = 1
+    debug_hint = True  # the line ends with DEBUG_HINT: the traceback may show more than the message
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class ParamsError(DynoError, ValueError):
     """`params.yaml` (or a command-line option) is invalid."""
 
     exit_code = 2
+    debug_hint = False
 
 
 class SourceError(DynoError):
@@ -62,11 +67,21 @@ class ModelError(DynoError):
 class NotFound(DynoError, LookupError):
     """A task, source or version that does not exist."""
 
+    debug_hint = False
+
 
 class Ambiguous(DynoError, LookupError):
     """An id prefix that names more than one task (or source): a usage error, give more characters."""
 
     exit_code = 2
+    debug_hint = False
+
+
+class NotInProject(DynoError):
+    """`dyno` run outside any Dynosaur project (no folder up from here holds its `dvc.yaml`)."""
+
+    exit_code = 2
+    debug_hint = False
 
 
 class StageFailed(DynoError):
@@ -78,6 +93,7 @@ class EmptyInput(DynoError):
     since that is what an empty or unreadable `params.yaml` looks like (issue 11)."""
 
     exit_code = 2
+    debug_hint = False
 
 
 class RecordError(DynoError, ValueError):
@@ -99,6 +115,8 @@ class PublishConflict(DynoError):
 class LockHeld(DynoError):
     """Another live `dyno` process holds the registry lock (release, retract or recovery)."""
 
+    debug_hint = False
+
     def __init__(self, message: str, *, pid: int | None = None, host: str | None = None):
         super().__init__(message)
         self.pid = pid
@@ -119,11 +137,13 @@ def first_line(exc: BaseException, *, typed: bool = False, limit: int = 300) -> 
 
 
 def error_line(exc: DynoError) -> str:
-    """What a user sees for a DynoError: one line, with the hint that shows the rest. Control characters a
-    message may quote (from a file, a dataset, a model) are shown escaped, never sent raw to the terminal."""
+    """What a user sees for a DynoError: one line, with the hint that shows the rest when a traceback can help
+    (`debug_hint`). Control characters a message may quote (from a file, a dataset, a model) are shown
+    escaped, never sent raw to the terminal."""
     from dynosaur.core.text import printable
 
-    return f"Error: {printable(first_line(exc))} {DEBUG_HINT}"
+    line = f"Error: {printable(first_line(exc))}"
+    return f"{line} {DEBUG_HINT}" if exc.debug_hint else line
 
 
 def some(items: Iterable[object], shown: int = 3) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -538,6 +539,38 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts) or "params"
 
 
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's type (`X`, `X | None`, `list[X]`, `dict[str, X]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if (found := _model_of(arg)) is not None:
+            return found
+    return None
+
+
+def first_error(exc: ValidationError) -> Any:
+    """The error to show first: a misspelt key makes two (the unknown key, and the key it meant as missing),
+    and the unknown one says what to fix."""
+    errors = exc.errors()
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def unknown_key(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """ "unknown key" for pydantic's `extra_forbidden` at `loc`, with a "did you mean" when a key of the model
+    it sits in is close (`difflib`): `llm.modle` → `(did you mean 'model'?)`."""
+    import difflib
+
+    current: type[BaseModel] | None = model
+    for item in loc[:-1]:
+        if current is not None and isinstance(item, str) and item in current.model_fields:
+            current = _model_of(current.model_fields[item].annotation)
+        # list indexes and dict keys (`llm.prices.<model>`) stay in the model of their items
+    key = str(loc[-1]) if loc else ""
+    close = difflib.get_close_matches(key, list(current.model_fields) if current else [], n=1)
+    return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+
+
 def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
     if data is None:
         data = {}
@@ -546,10 +579,10 @@ def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = first_error(exc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = unknown_key(Params, err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ParamsError(f"{origin}: {_key_path(err['loc'], data)}: {msg}{more}") from None
 

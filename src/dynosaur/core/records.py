@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dynosaur.core.errors import Ambiguous, NotFound, some
 from dynosaur.core.io import canonical_json
 from dynosaur.core.text import clean_line, clean_value, clean_values
 
@@ -213,10 +214,14 @@ class Task(Record):
 
     @property
     def final_instruction(self) -> str:
-        """The instruction instances carry: label options appended when the output is classification-like."""
-        if not self.label_options:
-            return self.instruction
-        return f"{self.instruction.rstrip()} Answer with one of: {', '.join(self.label_options)}."
+        return final_instruction(self.instruction, self.label_options)
+
+
+def final_instruction(instruction: str, label_options: list[str] | None) -> str:
+    """The instruction instances carry: label options appended when the output is classification-like."""
+    if not label_options:
+        return instruction
+    return f"{instruction.rstrip()} Answer with one of: {', '.join(label_options)}."
 
 
 class FilteredSource(Record):
@@ -345,6 +350,10 @@ class TaskVersion(ChainedRecord):
     model: str
     verdict: str
     reason: str | None = None
+
+    @property
+    def final_instruction(self) -> str:
+        return final_instruction(self.instruction, self.label_options)
 
 
 class Retraction(ChainedRecord):
@@ -505,3 +514,19 @@ class AuditAnswer(ChainedRecord):
     @property
     def fully_valid(self) -> bool:
         return all(getattr(self, q) == "yes" for q in AUDIT_QUESTIONS)
+
+
+T = TypeVar("T")
+
+
+def resolve_prefix(prefix: str, matches: dict[str, T], kind: str) -> T:
+    """The one match of an id prefix (a task's, a release's): every command that takes an id resolves it
+    here. `NotFound` for none, `Ambiguous` (exit 2) naming a few for several."""
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if not matches:
+        raise NotFound(f"unknown {kind} {prefix!r} (see `dyno {kind}s`)")
+    raise Ambiguous(
+        f"{kind} id prefix {prefix!r} matches {len(matches)} {kind}s: {some(sorted(matches))};"
+        " give more characters"
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from dynosaur.core.errors import DynoError, EmptyInput, error_line
+from dynosaur.core.errors import INTERRUPTED, DynoError, EmptyInput, error_line
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import SourceMeta
@@ -38,7 +38,7 @@ def run(main: Callable[[argparse.Namespace], None], *paths: str, flags: tuple[st
         print(error_line(exc), file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("Interrupted: finished work is kept; run again to resume.", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
 
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dynosaur.core.errors import ParamsError, first_line
 from dynosaur.core.io import atomic_write, canonical_json, read_json, write_json
-from dynosaur.core.params import Params, SourceSpec, load_yaml, unique_source_ids
+from dynosaur.core.params import Params, SourceSpec, first_error, load_yaml, unique_source_ids, unknown_key
 
 SOURCES_FILE = "sources.yaml"
 LOCK_FILE = "sources.lock"
@@ -93,14 +93,17 @@ def wanted_revision(spec: SourceSpec) -> str:
 
 
 def _invalid(path: Path, exc: ValidationError, data: Any) -> ParamsError:
-    err = exc.errors()[0]
+    err = first_error(exc)
     loc = ".".join(str(x) for x in err["loc"])
     if isinstance(data, dict) and err["loc"][:1] == ("sources",) and len(err["loc"]) > 1:
         entries = data.get("sources")
         index = err["loc"][1]
         if isinstance(entries, list) and isinstance(index, int) and isinstance(entries[index], dict):
             loc = f"sources[{entries[index].get('id')!r}]" + "".join(f".{x}" for x in err["loc"][2:])
-    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = unknown_key(SourcesFile if data is not None else SourcesLock, err["loc"])
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return ParamsError(f"{path}: {loc}: {msg}{more}")
 

@@ -72,6 +72,16 @@ def hub_transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def hub_failure(exc: BaseException) -> str:
+    """A Hub transport error as the tail of one line. Offline mode gets its own whole sentence:
+    huggingface_hub's message (the full URL first) is cut mid-word by `first_line`'s length cap."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE is set (offline mode); unset it to reach the Hub"
+    return first_line(exc)
+
+
 def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tuple[str, Any]:
     """(commit sha, DatasetInfo) for a Hub dataset at a branch, tag or sha."""
     from huggingface_hub import HfApi
@@ -84,7 +94,7 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
     except RevisionNotFoundError:
         raise SourceError(source_id, f"{repo}: revision {revision!r} not found on the Hub") from None
     except hub_transport_errors() as exc:
-        raise SourceError(source_id, f"{repo}: Hub unreachable: {first_line(exc)}") from None
+        raise SourceError(source_id, f"{repo}: Hub unreachable: {hub_failure(exc)}") from None
     return str(info.sha), info
 
 
@@ -116,7 +126,7 @@ def resolve_pins(
         except RevisionNotFoundError:
             return Resolved(None, f"{repo}: revision {revision!r} not found on the Hub")
         except transport as exc:
-            return Resolved(None, f"{repo}: Hub unreachable: {first_line(exc)}")
+            return Resolved(None, f"{repo}: Hub unreachable: {hub_failure(exc)}")
 
     if not wanted:
         return {}
@@ -157,7 +167,7 @@ def list_hub_datasets(
         ):
             yield _hub_dataset(info)
     except hub_transport_errors() as exc:
-        raise DynoError(f"listing Hub datasets failed: {first_line(exc)}") from None
+        raise DynoError(f"listing Hub datasets failed: {hub_failure(exc)}") from None
 
 
 def _hub_dataset(info: Any) -> HubDataset:

@@ -56,6 +56,7 @@ from dynosaur.core.records import (
     SourceVersion,
     TaskVersion,
     digest,
+    resolve_prefix,
 )
 from dynosaur.registry.migrations import migrate
 from dynosaur.registry.vcs import committed_versions, is_git_prefix
@@ -123,11 +124,21 @@ class Ledger:
         return self.read(Release)
 
     def release(self, version: str | int) -> Release:
-        number = parse_version(version)
-        for release in self.releases():
+        """A release by its tag (`v3`, `V3` or `3`), or by a unique prefix of the tags (`v` when there is one
+        release); an ambiguous prefix names the candidates (`Ambiguous`, exit 2), as task ids do."""
+        releases = self.releases()
+        try:
+            number = parse_version(version)
+        except NotFound:
+            text = str(version).strip().lower()
+            matches = {r.tag: r for r in releases if text and r.tag.lower().startswith(text)}
+            if not matches:
+                raise
+            return resolve_prefix(text, matches, "release")
+        for release in releases:
             if release.version == number:
                 return release
-        known = ", ".join(r.tag for r in self.releases()) or "none yet"
+        known = ", ".join(r.tag for r in releases) or "none yet"
         raise NotFound(f"unknown version {version!r} (releases: {known})")
 
     def manifest_path(self, version: int) -> Path:

@@ -49,6 +49,7 @@ from dynosaur.registry.diff import DiffReport, InstanceDelta, changelog, diff_ma
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
 from dynosaur.registry.manifest import file_sha256, workspace_manifest
+from dynosaur.registry.status import find_task
 from dynosaur.registry.vcs import (
     Git,
     default_remote,
@@ -307,9 +308,9 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     """What changed between two corpus states, instances counted as churn (ids read from the shards of
     changed tasks only: the workspace, the local DVC cache, else the DVC remote)."""
     from dynosaur.registry.audit_report import quality_lines
-    from dynosaur.registry.ledger import parse_version
 
-    norm = lambda n: n if n == WORKSPACE else f"v{parse_version(n)}"  # noqa: E731
+    ledger = Ledger(root)
+    norm = lambda n: n if n == WORKSPACE else ledger.release(n).tag  # noqa: E731
     a_name, b_name = norm(a), norm(b)
     if a_name == b_name:
         raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
@@ -424,14 +425,14 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
     ledger, ws = Ledger(root), Workspace.load(root)
     existing = ledger.read(Retraction)
     if task is not None:
-        found = _find_task(ws, ledger, task)
+        found = find_task(ws, task, ledger)
         identity = (
             found.identity
             if isinstance(found, Task)  # a ledger TaskVersion predates stored identities
             else task_identity(found.source_id, found.instruction, found.input_fields, found.output_field)
         )
         record = Retraction(
-            kind="task", target=task, identity=identity, reason=reason.strip(), created_at=_now()
+            kind="task", target=found.task_id, identity=identity, reason=reason.strip(), created_at=_now()
         )
     else:
         known = {p.stem for p in ws.collected.glob("*.json")} | {
@@ -447,14 +448,3 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
     git("add", "--", path)
     git("commit", "-q", "-m", f"retract {record.kind} {record.target}: {record.reason}", "--", path)
     return ledger.read(Retraction)[-1]
-
-
-def _find_task(ws: Workspace, ledger: Ledger, task_id: str) -> Task | TaskVersion:
-    for path in sorted(ws.tasks.glob("*.json")):
-        for t in read_model(path, FilteredSource).tasks:
-            if t.task_id == task_id:
-                return t
-    for v in ledger.read(TaskVersion):
-        if v.task_id == task_id:
-            return v
-    raise NotFound(f"unknown task {task_id!r} (not in the workspace or any release)")

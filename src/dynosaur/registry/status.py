@@ -7,10 +7,19 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import Ambiguous, NotFound, ParamsError, some
+from dynosaur.core.errors import NotFound, ParamsError
 from dynosaur.core.io import read_model
 from dynosaur.core.params import SOURCE_ID
-from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta, Task, shard_path
+from dynosaur.core.records import (
+    FilteredSource,
+    GeneratedSource,
+    SourceMeta,
+    Task,
+    TaskVersion,
+    resolve_prefix,
+    shard_path,
+)
+from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.workspace import Workspace
 
 T = TypeVar("T")
@@ -103,28 +112,24 @@ def tasks(ws: Workspace, source: str | None = None, rejected: bool = False) -> l
     return out
 
 
-def find_task(ws: Workspace, task_id: str) -> Task:
-    """The task whose id is `task_id` or, failing that, the one task whose id starts with it."""
-    found: dict[str, Task] = {}
+def find_task(ws: Workspace, task_id: str, ledger: Ledger | None = None) -> Task | TaskVersion:
+    """The task whose id is `task_id` or, failing that, the one task whose id starts with it: the workspace's,
+    else (given the `ledger`) the latest released version of it, so a task whose source is gone is found too.
+    Every command that takes a task id resolves it here."""
+    found: dict[str, Task | TaskVersion] = {}
     for path in sorted(ws.tasks.glob("*.json")):
         for task in read_model(path, FilteredSource).tasks:
             if task.task_id == task_id:
                 return task
             if task_id and task.task_id.startswith(task_id):
                 found.setdefault(task.task_id, task)
+    released = [] if ledger is None else ledger.read(TaskVersion)
+    for version in reversed(released):  # the latest record of a task first
+        if version.task_id == task_id:
+            return version
+        if task_id and version.task_id.startswith(task_id):
+            found.setdefault(version.task_id, version)
     return resolve_prefix(task_id, found, "task")
-
-
-def resolve_prefix(prefix: str, matches: dict[str, T], kind: str) -> T:
-    """The one match of an id prefix; `NotFound` for none, `Ambiguous` (exit 2) naming a few for several."""
-    if len(matches) == 1:
-        return next(iter(matches.values()))
-    if not matches:
-        raise NotFound(f"unknown {kind} {prefix!r} (see `dyno {kind}s`)")
-    raise Ambiguous(
-        f"{kind} id prefix {prefix!r} matches {len(matches)} {kind}s: {some(sorted(matches))};"
-        " give more characters"
-    )
 
 
 def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
@@ -142,3 +147,23 @@ def sample_instances(ws: Workspace, task_id: str, n: int) -> list[dict]:
         rows.extend(batch.to_pylist())
         break
     return rows[:n]
+
+
+def released_instances(root: Path, ledger: Ledger, task_id: str, n: int) -> tuple[str | None, list[dict]]:
+    """The latest release that holds the task, and the first n instances of its shard when the local DVC
+    cache has it (none otherwise: `dyno pull` brings the release back)."""
+    import pyarrow.parquet as pq
+
+    from dynosaur.registry.vcs import ObjectStore
+
+    for release in reversed(ledger.releases()):
+        entry = next((e for e in ledger.read_manifest(release) if e.task_id == task_id), None)
+        if entry is None:
+            continue
+        shard = ObjectStore(root).path(entry.shard_md5) if entry.shard_md5 else None
+        if shard is None or not shard.is_file():
+            return release.tag, []
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=max(n, 1)):
+            return release.tag, batch.to_pylist()[:n]
+        return release.tag, []
+    return None, []

@@ -155,6 +155,30 @@ def default_remote(root: Path) -> str:
         return name
 
 
+def repro(root: Path, args: list[str]) -> tuple[int, bool]:
+    """`dvc repro ARGS` in `root`, its output straight to the terminal: (its exit code, whether Ctrl-C came).
+
+    A terminal's Ctrl-C goes to every process of the foreground group: the running stage exits 130 with its
+    one line, and DVC reports that as `failed to reproduce` and exit 255 (252 between stages). Here the
+    SIGINT is only noted, DVC is waited for, and the caller says "interrupted" with exit 130 instead.
+    """
+    import signal
+    import sys
+
+    interrupted = False
+
+    def note(_sig: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        code = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *args], cwd=root).wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return code, interrupted
+
+
 def stale_stages(root: Path, target: str = "organize") -> list[str]:
     """Stages up to `target` (the corpus) whose outputs do not match their inputs (collect's `always changed`
     aside). Stages after it, such as training, have no say in whether the corpus can be released."""

@@ -12,7 +12,23 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import DynoError, NotInProject
+
+# What marks a project's root folder: its pipeline, its params, or DVC's folder (a clone that only holds the
+# release registry has no pipeline); any one is enough.
+ROOT_MARKERS = ("dvc.yaml", "params.yaml", ".dvc")
+
+
+def find_root(start: Path) -> Path:
+    """The project's root: `start` or the nearest folder above it holding `dvc.yaml`, `params.yaml` or `.dvc/`,
+    as git and DVC find theirs; `NotInProject` (exit 2) when there is none."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if any((folder / m).exists() for m in ROOT_MARKERS):
+            return folder
+    raise NotInProject(
+        f"not inside a Dynosaur project: no dvc.yaml, params.yaml or .dvc/ in {start} or any folder above it"
+    )
 
 
 class Workspace(BaseModel):
