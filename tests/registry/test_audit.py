@@ -325,23 +325,32 @@ def test_the_judge_estimate_needs_80_percent_agreement_on_50_items(tmp_path: Pat
     assert audit_report(tmp_path, other).line == "not audited"
 
 
-@pytest.mark.parametrize("shared, agreeing, shown", [(49, 49, False), (50, 40, True), (50, 39, False)])
-def test_the_judge_gate_at_its_edges(tmp_path: Path, shared: int, agreeing: int, shown: bool):
+@pytest.mark.parametrize(
+    "shared, agreeing, always_yes, shown",
+    [(49, 49, False, False), (50, 40, False, True), (50, 39, False, False), (50, 40, True, False)],
+)
+def test_the_judge_gate_at_its_edges(
+    tmp_path: Path, shared: int, agreeing: int, always_yes: bool, shown: bool
+):
+    """People call the first 10 items invalid. The judge copies them on the first `agreeing` items and says
+    the opposite on the rest; or it says yes to everything, which agrees on 80% of 50 by the base rate alone
+    (kappa 0, what the default model did on the main job's audit): no estimate from a judge that does not tell
+    the two apart."""
+    no = {"valid_instruction": "no"}
     people = synthetic_audit(tmp_path, shared, "v1")
-    write_answers(tmp_path, [answer(people.audit_id, i.instance_id) for i in people.items])
     write_answers(
         tmp_path,
         [
-            answer(
-                people.audit_id,
-                i.instance_id,
-                "judge",
-                labels={} if k < agreeing else {"valid_instruction": "no"},
-                model="m",
-            )
+            answer(people.audit_id, i.instance_id, labels=no if k < 10 else {})
             for k, i in enumerate(people.items)
         ],
     )
+    judged = []
+    for k, i in enumerate(people.items):
+        invalid = (k < 10) == (k < agreeing)  # the people's verdict, or its opposite past `agreeing`
+        labels = {} if always_yes or not invalid else no
+        judged.append(answer(people.audit_id, i.instance_id, "judge", labels=labels, model="m"))
+    write_answers(tmp_path, judged)
     unreviewed = synthetic_audit(tmp_path, 3, "v2")
     write_answers(
         tmp_path, [answer(unreviewed.audit_id, i.instance_id, "judge", model="m") for i in unreviewed.items]

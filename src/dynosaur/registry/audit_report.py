@@ -26,6 +26,9 @@ from dynosaur.registry.ledger import Ledger
 
 JUDGE_MIN_AGREEMENT = 0.80
 JUDGE_MIN_SHARED = 50
+# Agreement beyond chance (Cohen's kappa on the fully-valid verdict): when people find 90% of a sample valid,
+# a judge that says yes to everything agrees on 90% and tells nothing apart. 0.4: "moderate" (Landis & Koch).
+JUDGE_MIN_KAPPA = 0.40
 METRICS = "data/metrics/audit.json"  # `dvc metrics show` reads data/metrics (dvc.yaml's `metrics:`)
 NOT_AUDITED = "not audited"
 
@@ -176,6 +179,7 @@ def judge_qualifies(calibrated: Agreement | None) -> bool:
         calibrated is not None
         and calibrated.shared >= JUDGE_MIN_SHARED
         and (calibrated.agreement or 0) >= JUDGE_MIN_AGREEMENT
+        and (calibrated.kappa.get("fully_valid") or 0) >= JUDGE_MIN_KAPPA
     )
 
 
