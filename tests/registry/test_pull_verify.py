@@ -111,6 +111,20 @@ def test_verify_a_good_registry(base: Path) -> None:
     assert (report.releases, report.shards) == (2, 4)  # v2 shares v1's three shards: each read once
 
 
+def test_verify_names_a_release_file_that_pull_would_refuse(base: Path) -> None:
+    """A stray file released with the corpus (issue 21 F1): every shard verifies, yet `dyno pull` refuses the
+    release for ever. verify says so, from the repository and from a fresh clone."""
+    repo = base / "repo"
+    (repo / CORPUS / "alpha" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    cut(repo, 3, V2)
+    with pytest.raises(DynoError, match=r"alpha/\.DS_Store was fetched but is not a shard"):
+        pull_release(clone(base), "v3", base / "out", corpus_path=CORPUS)
+    for where in (repo, clone(base, "clone2")):
+        report = verify(where)
+        assert not report.ok
+        assert [p for p in report.problems if "alpha/.DS_Store" in p and "v3" in p and "pull" in p], report
+
+
 def test_verify_from_a_clone_reads_shards_from_the_remote(base: Path) -> None:
     report = verify(clone(base))
     assert report.ok, report.problems

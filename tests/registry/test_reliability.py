@@ -268,3 +268,22 @@ def test_a_deleted_retraction_stops_the_pipeline_and_the_release(project: Projec
     assert error_line(project.dyno("release", check=False))
     assert "retractions.jsonl:2: the line committed at" in error_line(project.dyno("verify", check=False))
     assert project.git("tag").split() == ["v1"]
+
+
+# --- files the ledger does not know (issue 21 F1) ----------------------------------------------------------
+
+
+def test_release_refuses_a_corpus_holding_files_that_are_not_shards(project: Project):
+    """A `.DS_Store` recorded in the corpus (here by `dvc commit`) would make a release `dyno pull` refuses
+    for ever: the release refuses it first, naming it."""
+    (project.root / "data/corpus/alpha/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    project.run("dvc", "commit", "-f", "-q", "organize")
+    project.commit("a stray file")
+    line = error_line(project.dyno("release", check=False))
+    assert "alpha/.DS_Store" in line and "not shards" in line, line
+    assert release_lines(project) == [] and project.git("tag").split() == []
+    # organize removes it, and the release goes through
+    project.run("dvc", "repro", "-f", "-s", "organize")
+    assert not (project.root / "data/corpus/alpha/.DS_Store").exists()
+    project.commit("without it")
+    assert json.loads(project.dyno("release", "--json").stdout)["release"]["tag"] == "v1"

@@ -222,6 +222,12 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
             f"shard {unlisted[0]} is not in the corpus that dvc.lock records ({corpus_md5}):"
             " run `dvc repro` first"
         )
+    if unknown := sorted(md5s.keys() - {e.shard for e in entries}):
+        shown = ", ".join(unknown[:5]) + (f", … ({len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        raise DynoError(
+            f"{corpus_rel} holds {len(unknown)} file(s) that are not shards of a valid task ({shown}):"
+            " `dyno pull` would refuse the release; remove them and run `dvc repro` (organize removes them)"
+        )
     excluded = _exclusions(ws)
     releases = ledger.releases()
     last = releases[-1] if releases else None
