@@ -106,6 +106,54 @@ def test_discover_filters_expands_configs_and_records_the_query(hub: HubServer, 
     assert len(read_sources_file(root / "sources.yaml").sources) == 2
 
 
+HAND_WRITTEN = """\
+# My sources. Keep this comment.
+sources:
+  # a hand-written block, with its own comments
+  - id: mine
+    hub: someone/mine   # pinned by hand
+    revision: 'v1.0'
+  - {id: local-one, path: data/sources/local-one}
+
+# what discover has run
+discoveries:
+  "search=old": '2025-01-01T00:00:00+00:00'
+"""
+
+
+def test_discover_edits_the_sources_file_in_place(hub: HubServer, root: Path):
+    """The file stays byte for byte as written, comments, quotes and flow entries included; discover only
+    adds lines (issue 21 F2)."""
+    import difflib
+
+    path = root / "sources.yaml"
+    path.write_text(HAND_WRITTEN)
+    report = discover(root, PARAMS, QUERY, now=NOW)
+    assert len(report.added) == 3
+    after = path.read_text()
+    before_lines, after_lines = HAND_WRITTEN.splitlines(True), after.splitlines(True)
+    ops = difflib.SequenceMatcher(None, before_lines, after_lines, autojunk=False).get_opcodes()
+    assert {op for op, *_ in ops} <= {"equal", "insert"}, after
+    kept = [line for op, i1, i2, _, _ in ops if op == "equal" for line in before_lines[i1:i2]]
+    assert kept == before_lines
+    written = read_sources_file(path)
+    assert [e.id for e in written.sources] == ["mine", "local-one", *(e.id for e in report.added)]
+    assert written.sources[0].revision == "v1.0"
+    assert written.discoveries == {
+        "search=old": "2025-01-01T00:00:00+00:00",
+        QUERY.text: NOW.isoformat(timespec="seconds"),
+    }
+    # the shipped file (`sources: []`, `discoveries: {}`) takes block entries; its comments stay
+    shipped = Path(__file__).resolve().parents[2] / "sources.yaml"
+    path.write_text(shipped.read_text())
+    discover(root, PARAMS, QUERY, now=NOW)
+    text = path.read_text()
+    assert (
+        text.startswith(shipped.read_text().split("sources:")[0]) and "- id: tester__reviews__books" in text
+    )
+    assert [e.id for e in read_sources_file(path).sources] == [e.id for e in report.added]
+
+
 def test_several_categories_or_languages_are_filtered_here(hub: HubServer, root: Path):
     """The Hub ANDs its tag filters; a query naming two languages wants either, so it filters itself."""
     query = Query(task_categories=["text-classification", "summarization"], languages=["en", "de"])
@@ -201,6 +249,22 @@ def test_lock_pins_only_the_spec_it_was_made_for():
     assert lock.sha(other_branch) is None
     at_sha = spec.model_copy(update={"revision": "2" * 40})
     assert lock.sha(at_sha) == "2" * 40
+
+
+def test_a_key_given_twice_in_the_sources_file_names_both_lines(tmp_path: Path):
+    """Two `sources:` keys: the last would win and the hand-written block be lost (issue 21 F2)."""
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "# mine\nsources:\n  - {id: mine, hub: o/mine}\ndiscoveries: {}\nsources:\n  - {id: found, hub: o/f}\n"
+    )
+    with pytest.raises(ParamsError) as err:
+        read_sources_file(path)
+    message = str(err.value)
+    assert err.value.exit_code == 2 and "\n" not in message
+    assert f"{path}: duplicate key 'sources' on line 5 (first on line 2)" == message
+    path.write_text("sources:\n  - id: a\n    hub: o/a\n    hub: o/b\n")
+    with pytest.raises(ParamsError, match="duplicate key 'hub' on line 4 \\(first on line 3\\)"):
+        read_sources_file(path)
 
 
 def test_bad_sources_file_and_lock_fail_with_one_line(tmp_path: Path):

@@ -37,12 +37,12 @@ from dynosaur.core.source_list import (
     Pin,
     SourceEntry,
     SourcesLock,
+    add_to_sources_file,
     all_sources,
     read_lock,
     read_sources_file,
     wanted_revision,
     write_lock,
-    write_sources_file,
 )
 from dynosaur.pipeline.decontaminate import eval_benchmark
 from dynosaur.pipeline.sources import HubDataset, list_hub_datasets, resolve_pins
@@ -225,13 +225,7 @@ def discover(
         moved=moved,
     )
     if not dry_run:
-        updated = current.model_copy(
-            update={
-                "sources": [*current.sources, *report.added],
-                "discoveries": {**current.discoveries, query.text: at},
-            }
-        )
-        write_sources_file(sources_path, updated)
+        add_to_sources_file(sources_path, report.added, {query.text: at})
     return report
 
 
