@@ -285,3 +285,63 @@ def test_bad_sources_file_and_lock_fail_with_one_line(tmp_path: Path):
     with pytest.raises(ParamsError) as err:
         read_lock(lock)
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
+
+
+# --- odd Hub answers (issue 21 F3) ----------------------------------------------------------------------
+
+
+def test_discover_takes_what_mirrors_send_and_skips_a_malformed_dataset_in_one_line(
+    hub: HubServer, root: Path
+):
+    from dynosaur.testing.hub_server import DROP
+
+    hub.answer_fields["tester/reviews"] = {"lastModified": "Sun, 30 Nov 2025 10:00:00 GMT", "gated": "auto"}
+    hub.answer_fields["tester/gone"] = {"lastModified": "yesterday"}
+    hub.answer_fields["tester/tiny"] = {"cardData": DROP, "siblings": None, "downloads": 50}
+    report = discover(root, PARAMS, QUERY, dry_run=True, now=NOW)
+    assert report.skipped["malformed"] == 1
+    assert report.malformed == [
+        "tester/gone: the Hub's answer has a bad lastModified"
+        " (neither ISO 8601 nor RFC 1123: 'yesterday'): skipped"
+    ]
+    assert report.skipped["unavailable"] == 1  # gated: "auto" reads as gated, not as an error
+    # no cardData is no card: the licence comes from the tags
+    assert "tester__tiny" in {e.id for e in report.added}
+    # a bare string of tags is one tag; null tags, downloads and card are none
+    from dynosaur.pipeline.hub_answers import ListedDataset
+
+    assert ListedDataset.model_validate({"id": "o/n", "tags": "license:mit"}).tags == ["license:mit"]
+    empty = ListedDataset.model_validate({"id": "o/n", "tags": None, "downloads": None, "cardData": None})
+    assert (empty.tags, empty.downloads, empty.cardData, empty.unavailable) == ([], 0, {}, False)
+
+
+def test_discover_given_an_html_page_fails_in_one_line(hub: HubServer, root: Path):
+    from dynosaur.core.errors import DynoError
+
+    hub.fail_next(
+        "GET", r"^/api/datasets$", status=200, body=b"<html>Sign in</html>", content_type="text/html"
+    )
+    with pytest.raises(DynoError) as err:
+        discover(root, PARAMS, QUERY, now=NOW)
+    assert str(err.value) == (
+        "listing Hub datasets: the Hub answered 200 with text/html, not JSON (is HF_ENDPOINT a Hub?)"
+    )
+    assert not (root / "sources.yaml").exists()
+
+
+def test_refresh_skips_an_answer_without_sha_or_not_json_in_one_line_each(hub: HubServer, root: Path):
+    from dynosaur.testing.hub_server import DROP
+
+    (root / "sources.yaml").write_text(
+        "sources:\n" + "".join(f"  - {{id: {n}, hub: tester/{n}}}\n" for n in ("reviews", "tiny", "gpl"))
+    )
+    hub.answer_fields["tester/tiny"] = {"sha": DROP}
+    hub.fail_next(
+        "GET", r"^/api/datasets/tester/gpl/revision/", status=200, body=b"<html/>", content_type="text/html"
+    )
+    report = refresh(root, PARAMS)
+    assert report.failed == {
+        "tiny": "tester/tiny@main: the Hub's answer has a bad sha (missing)",
+        "gpl": "tester/gpl: the Hub answered 200 with text/html, not JSON (is HF_ENDPOINT a Hub?)",
+    }
+    assert set(read_lock(root / "sources.lock").sources) == {"reviews"}

@@ -299,3 +299,28 @@ def test_languages_come_from_the_sources_cards(tmp_path: Path, hub_server: HubSe
         for c, s, r in (("1", "alpha", "r1"), ("2", "beta", sha), ("3", "gamma", "r1"))
     ]
     assert source_languages(tmp_path, HfApi(), sources, entries) == ["de", "en", "fr"]
+
+
+def test_publish_dry_run_never_sends_the_token_in_clear(
+    base: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """HF_ENDPOINT over plain http to a host that is not loopback: refused before any connection; with
+    `hub.allow_insecure_http: true` in params.yaml it goes ahead (issue 21 F5)."""
+    attempts: list = []
+
+    def connect(self, address):
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "refused by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    point_clients_at(monkeypatch, "http://192.0.2.10:8080")
+    monkeypatch.chdir(base / "repo")
+    with pytest.raises(SystemExit) as exit_:
+        main(["publish", "v1", "--repo", REPO, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert "the Hugging Face token would go in clear" in err and "hf_test_dummy_token" not in err
+    assert attempts == []
+    (base / "repo" / "params.yaml").write_text("hub:\n  allow_insecure_http: true\n")
+    line = one_error_line(capsys, ["publish", "v1", "--repo", REPO, "--dry-run"])
+    assert "cannot reach the Hub" in line and attempts

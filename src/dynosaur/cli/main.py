@@ -328,6 +328,8 @@ def discover(
     )
     if report.moved:
         out.print(_moved_table(f"{len(report.moved)} known sources moved on the Hub", report.moved))
+    for line in report.malformed[:20]:
+        _stderr().print(escape(line))
     skipped = ", ".join(f"{k} {v:,}" for k, v in report.skipped.items()) or "none"
     _stderr().print(f"{report.listed:,} datasets listed; skipped: {escape(skipped)}")
     if report.added and not dry_run:
@@ -592,10 +594,22 @@ def publish(
     kept, unless this release writes them too (then publish refuses, or with --force replaces them).
     Tags are never moved. The token comes from HF_TOKEN or `hf auth login`.
     """
+    from dynosaur.core.params import PARAMS_FILE, load_params
     from dynosaur.registry.hub import publish as do_publish
 
+    # hub.allow_insecure_http, when the project has a params.yaml (a registry alone may not)
+    insecure = (
+        Path(os.environ.get("DYNO_PARAMS", PARAMS_FILE)).exists() and load_params().hub.allow_insecure_http
+    )
     outcome = do_publish(
-        _root(), version, repo_id, private=private, force=force, dry_run=dry_run, pretty_name=pretty_name
+        _root(),
+        version,
+        repo_id,
+        private=private,
+        force=force,
+        dry_run=dry_run,
+        pretty_name=pretty_name,
+        allow_insecure_http=insecure,
     )
     if as_json:
         return emit_json(outcome)

@@ -142,6 +142,13 @@ class CollectParams(Section):
         return v
 
 
+class HubParams(Section):
+    """How Dynosaur talks to the Hugging Face Hub (`HF_ENDPOINT`): discover, refresh, collect, publish."""
+
+    # The token is never sent over plain http to a host that is not loopback, unless this says so.
+    allow_insecure_http: bool = False
+
+
 class DiscoverParams(Section):
     """`dyno discover`'s default query (its options override each field). The licence policy is `licenses`."""
 
@@ -486,6 +493,7 @@ class Params(Section):
     sources: list[SourceSpec] = []  # more in the sources file (`sources.yaml`, dynosaur.core.source_list)
     collect: CollectParams = CollectParams()
     discover: DiscoverParams = DiscoverParams()
+    hub: HubParams = HubParams()
     generate: GenerateParams = GenerateParams()
     llm: LLMParams = LLMParams()
     filter: FilterParams = FilterParams()

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from dynosaur.core.errors import DynoError, SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
 from dynosaur.core.records import LABEL_VALUES, Feature, FeatureStats, SourceMeta, SplitInfo
+from dynosaur.core.transport import check_hub_token_transport
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
 DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
@@ -93,28 +94,54 @@ class Resolved(NamedTuple):
     error: str | None  # one line: why it did not resolve
 
 
-def resolve_pins(
-    wanted: list[tuple[str, str]], concurrency: int, timeout_s: float
-) -> dict[tuple[str, str], Resolved]:
-    """Each (repo, revision) → the commit sha it points at now, or why not; `concurrency` requests in flight at
-    once. Only `sha` is asked for (`expand`), so each answer is a few bytes."""
-    from concurrent.futures import ThreadPoolExecutor
+def guard_hub_token(allow_insecure_http: bool) -> None:
+    """Refuse, before any connection, to send the Hugging Face token in clear (`hub.allow_insecure_http`)."""
+    from huggingface_hub import constants, get_token
 
-    from huggingface_hub import HfApi
+    check_hub_token_transport(constants.ENDPOINT, bool(get_token()), allow_insecure_http)
+
+
+def _hub_get(url: str, params: dict[str, Any] | None, timeout_s: float | None) -> Any:
+    """GET a Hub API url (with the token, if any: see `hub_token_guard`); an error status raises the
+    client's typed error (`RepositoryNotFoundError`, ...)."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    response = get_session().get(url, params=params, headers=build_hf_headers(), timeout=timeout_s)
+    hf_raise_for_status(response)
+    return response
+
+
+def resolve_pins(
+    wanted: list[tuple[str, str]], concurrency: int, timeout_s: float, *, allow_insecure_http: bool = False
+) -> dict[tuple[str, str], Resolved]:
+    """Each (repo, revision) → the commit sha it points at now, or why not (one line); `concurrency` requests
+    in flight at once. Only `sha` is asked for (`expand`), so each answer is a few bytes; an answer without
+    a valid sha, or not JSON, is that pair's one line (`dynosaur.pipeline.hub_answers`)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote
+
+    from huggingface_hub import constants
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    api = HfApi()
+    from dynosaur.pipeline.hub_answers import HubAnswerError, PinnedRevision, json_body, validated
+
     transport = hub_transport_errors()
+    if wanted:
+        guard_hub_token(allow_insecure_http)
 
     def one(key: tuple[str, str]) -> Resolved:
         repo, revision = key
+        url = f"{constants.ENDPOINT}/api/datasets/{repo}/revision/{quote(revision, safe='')}"
         try:
-            info = api.dataset_info(repo, revision=revision, expand=["sha"], timeout=timeout_s)
-            return Resolved(str(info.sha), None)
+            response = _hub_get(url, {"expand": ["sha"]}, timeout_s)
+            answer = validated(PinnedRevision, json_body(response, repo), f"{repo}@{revision}")
+            return Resolved(answer.sha, None)
         except RepositoryNotFoundError:
             return Resolved(None, f"{repo}: dataset not found on the Hub (or no access)")
         except RevisionNotFoundError:
             return Resolved(None, f"{repo}: revision {revision!r} not found on the Hub")
+        except HubAnswerError as exc:
+            return Resolved(None, str(exc))
         except transport as exc:
             return Resolved(None, f"{repo}: Hub unreachable: {first_line(exc)}")
 
@@ -125,7 +152,8 @@ def resolve_pins(
 
 
 class HubDataset(BaseModel):
-    """What discovery needs from one dataset of a Hub listing."""
+    """What discovery needs from one dataset of a Hub listing; with `problem` set, the one line that says why
+    its answer is malformed (the caller skips it)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -137,45 +165,75 @@ class HubDataset(BaseModel):
     license: str | None = None
     configs: list[str] = []  # named in the card (`configs:` or `dataset_info`); [] → the default one
     unavailable: bool = False  # gated, private or disabled
+    problem: str | None = None
 
 
 def list_hub_datasets(
-    *, search: str | None, task_category: str | None, language: str | None
+    *, search: str | None, task_category: str | None, language: str | None, allow_insecure_http: bool = False
 ) -> Iterator[HubDataset]:
-    """The Hub's datasets, most recently modified first (one paginated `list_datasets`). One task category
-    and one language at most go to the Hub as filters; the caller filters the rest."""
-    from huggingface_hub import HfApi
+    """The Hub's datasets, most recently modified first (`GET /api/datasets`, page after page). One task
+    category and one language at most go to the Hub as filters; the caller filters the rest. A page that is
+    not a JSON list fails the listing in one line; a malformed dataset in it comes with its `problem`."""
+    from huggingface_hub import constants
 
+    from dynosaur.pipeline.hub_answers import HubAnswerError, json_body
+
+    guard_hub_token(allow_insecure_http)
     wanted = ["cardData", "downloads", "lastModified", "sha", "tags", "gated", "private", "disabled"]
+    query: dict[str, Any] = {"sort": "lastModified", "expand": wanted}
+    if search:
+        query["search"] = search
+    tags = [
+        f"task_categories:{task_category}" if task_category else "",
+        f"language:{language}" if language else "",
+    ]
+    if any(tags):
+        query["filter"] = [t for t in tags if t]
+    params: dict[str, Any] | None = query
+    url: str | None = f"{constants.ENDPOINT}/api/datasets"
     try:
-        for info in HfApi().list_datasets(
-            search=search,
-            task_categories=task_category,
-            language=language,
-            sort="last_modified",
-            expand=wanted,  # type: ignore[arg-type]
-        ):
-            yield _hub_dataset(info)
+        while url is not None:
+            response = _hub_get(url, params, None)
+            page = json_body(response, "listing Hub datasets")
+            if not isinstance(page, list):
+                raise HubAnswerError(
+                    f"listing Hub datasets: the Hub answered a JSON {type(page).__name__}, not a list"
+                )
+            for item in page:
+                yield _hub_dataset(item)
+            url, params = response.links.get("next", {}).get("url"), None  # the next link has the query
+    except HubAnswerError as exc:
+        raise DynoError(str(exc)) from None
     except hub_transport_errors() as exc:
         raise DynoError(f"listing Hub datasets failed: {first_line(exc)}") from None
 
 
-def _hub_dataset(info: Any) -> HubDataset:
-    card = info.card_data.to_dict() if info.card_data is not None else {}
+def _hub_dataset(item: Any) -> HubDataset:
+    from pydantic import ValidationError
+
+    from dynosaur.pipeline.hub_answers import ListedDataset, problem
+
+    found = item.get("id") if isinstance(item, dict) else None
+    name = found if isinstance(found, str) and found else "a listed dataset"
+    try:
+        info = ListedDataset.model_validate(item)
+    except ValidationError as exc:
+        return HubDataset(id=name, problem=problem(name, exc) + ": skipped")
+    card = info.cardData
     license_ = card.get("license")
     if isinstance(license_, list):
         license_ = license_[0] if len(license_) == 1 else ",".join(map(str, license_))
     if license_ is None:
-        license_ = next((t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None)
+        license_ = next((t.split(":", 1)[1] for t in info.tags if t.startswith("license:")), None)
     return HubDataset(
         id=info.id,
         sha=info.sha,
-        last_modified=info.last_modified.isoformat() if info.last_modified else None,
-        downloads=info.downloads or 0,
-        tags=list(info.tags or []),
+        last_modified=info.lastModified.isoformat() if info.lastModified else None,
+        downloads=info.downloads,
+        tags=info.tags,
         license=str(license_) if license_ is not None else None,
         configs=card_config_names(card),
-        unavailable=bool(info.gated or info.private or info.disabled),
+        unavailable=info.unavailable,
     )
 
 

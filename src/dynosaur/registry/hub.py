@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
@@ -135,8 +136,10 @@ def publish(
     force: bool = False,
     dry_run: bool = False,
     pretty_name: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> PublishOutcome:
-    """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring)."""
+    """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring). The token is
+    refused over plain http to a host that is not loopback unless `allow_insecure_http`."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import RepositoryNotFoundError
 
@@ -149,6 +152,7 @@ def publish(
     if not token:
         raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
+    check_hub_token_transport(api.endpoint, True, allow_insecure_http)
     with _hub_call(repo_id, "creating the repo"):
         try:
             if not dry_run:
