@@ -446,7 +446,42 @@ def _local_how(folder: Path, config: str | None) -> dict[str, Any]:
     return {"name": config}
 
 
-ARROW_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
+# The file formats organize reads with pyarrow itself (`arrow_format`, `_arrow_batches`): a local split whose
+# files all have one of these suffixes; anything else goes through `datasets`, as in collect. collect opens
+# each such file this way (`check_organize_reads`), so a file `datasets` reads and pyarrow does not (a JSON
+# array saved as .jsonl, a column that changes type) fails in collect, before any LLM call is paid.
+READABLE_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
+
+
+def arrow_format(files: list[str]) -> str | None:
+    """The pyarrow format organize reads `files` (one split's) with, or None when `datasets` reads them."""
+    formats = {READABLE_FORMATS.get(Path(f).suffix) for f in files}
+    return formats.pop() if len(formats) == 1 and None not in formats else None
+
+
+def _arrow_batches(paths: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset([str(p) for p in paths], format=fmt)
+    yield from dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1)
+
+
+def check_organize_reads(source_id: str, folder: Path, splits: list[SplitInfo]) -> None:
+    """Open each file of `splits` the way organize will and read its first row; a file it can't read is a
+    `SourceError` naming it."""
+    for split in splits:
+        fmt = arrow_format(split.files)
+        if fmt is None:
+            continue
+        for name in split.files:
+            try:
+                next(_arrow_batches([folder / name], fmt, 1), None)
+            except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a file it can't read
+                raise SourceError(
+                    source_id,
+                    f"{name}: organize cannot read it as {fmt} with pyarrow ({first_line(exc, typed=True)});"
+                    f" save it as {'JSON Lines, one object per line with one type per field' if fmt == 'json' else fmt}",
+                ) from None
 
 
 def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Path(".")) -> Iterator[Any]:
@@ -462,18 +497,14 @@ def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Pat
 
 def _raw_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path) -> Iterator[Any]:
     info = next((s for s in meta.splits if s.name == split), None)
-    if meta.kind == "local" and info and info.files:
-        formats = {ARROW_FORMATS.get(Path(f).suffix) for f in info.files}
-        if len(formats) == 1 and None not in formats:
-            import pyarrow as pa
-            import pyarrow.dataset as pads
+    if meta.kind == "local" and info and info.files and (fmt := arrow_format(info.files)):
+        import pyarrow as pa
 
-            folder = root / meta.location
-            dataset = pads.dataset([str(folder / f) for f in info.files], format=formats.pop())
-            for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
-                if batch.num_rows:
-                    yield pa.Table.from_batches([batch])
-            return
+        folder = root / meta.location
+        for batch in _arrow_batches([folder / f for f in info.files], fmt, batch_rows):
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
+        return
     if meta.kind == "local":
         folder = root / meta.location
         ds = _load(str(folder), split, None, **_local_how(folder, meta.config))
@@ -623,6 +654,8 @@ def collect_source(
         for r in samples
     ]
     meta = SourceMeta(**base, features=feats, splits=splits, samples=samples)
+    if kind == "local":
+        check_organize_reads(spec.id, Path(location), splits)
 
     usable = [f for f in feats if not f.is_media]
     if sum(s.num_rows for s in splits) == 0:
