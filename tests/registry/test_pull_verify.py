@@ -280,6 +280,21 @@ def test_a_consistent_forgery_is_caught_by_the_tags(base: Path) -> None:
     assert "ledger/releases.jsonl: git tag v1 is not on the commit that recorded v1" in problems[-2]
 
 
+def test_a_moved_tag_is_named_with_both_commits_and_the_command_that_fixes_it(base: Path) -> None:
+    repo = base / "repo"
+    recorded = sh(repo, "git", "rev-parse", "v1^{commit}").strip()
+    elsewhere = sh(repo, "git", "rev-parse", "v2^{commit}").strip()
+    sh(repo, "git", "tag", "-f", "-a", "v1", "-m", "moved", elsewhere)
+    (problem,) = verify(repo).problems
+    assert problem == (
+        f"ledger/releases.jsonl: git tag v1 names commit {elsewhere[:12]}, but v1 was recorded by commit"
+        f" {recorded[:12]}: move it back with `git tag -f -a v1 -m v1 {recorded}`"
+        " (and `git push -f origin v1` where it was pushed)"
+    )
+    sh(repo, "git", "tag", "-f", "-a", "v1", "-m", "v1", recorded)
+    assert verify(repo).ok
+
+
 def test_a_tag_without_a_record_fails_verify(base: Path) -> None:
     sh(base / "repo", "git", "tag", "-a", "v3", "-m", "v3")
     assert verify(base / "repo").problems == [

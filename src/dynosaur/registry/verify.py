@@ -163,14 +163,9 @@ def _check_tags(
         if release is None:
             problems.append(f"{name}: git tag {tag} has no release record (was it deleted?)")
             continue
-        at_tag = git.show(commit, f"./{name}") or ""
-        lines = [line for line in at_tag.split("\n") if line.strip()]
-        last = _stored_hash_of(lines[-1]) if lines else None
+        last = _last_hash(git, commit, name)
         if last != release.hash:
-            problems.append(
-                f"{name}: git tag {tag} is not on the commit that recorded {tag}"
-                f" (its {name} ends with {last or 'nothing'}, not {release.hash})"
-            )
+            problems.append(_moved_tag(git, name, tag, commit, release.hash, last))
 
 
 def _compare_listing(
@@ -193,6 +188,28 @@ def _compare_listing(
                 f"{what} lists shard {shard} (task {entry.task_id}) as object {md5}, not the manifest's"
                 f" {entry.shard_md5}: `dyno pull` would fetch another file"
             )
+
+
+def _moved_tag(git: Git, name: str, tag: str, commit: str, wanted: str, last: str | None) -> str:
+    """A tag that is not on the commit that recorded its release: both commits, and how to move it back."""
+    added = git("log", "--reverse", "--format=%H", f"-S{wanted}", "--", f"./{name}", check=False).split()
+    recorded = next((c for c in added if _last_hash(git, c, name) == wanted), None)
+    if recorded is None:  # the record's line was never committed as the last one (a rewritten history)
+        return (
+            f"{name}: git tag {tag} is not on the commit that recorded {tag}"
+            f" (its {name} ends with {last or 'nothing'}, not {wanted})"
+        )
+    return (
+        f"{name}: git tag {tag} names commit {commit[:12]}, but {tag} was recorded by commit {recorded[:12]}:"
+        f" move it back with `git tag -f -a {tag} -m {tag} {recorded}` (and `git push -f origin {tag}` where it"
+        " was pushed)"
+    )
+
+
+def _last_hash(git: Git, commit: str, name: str) -> str | None:
+    """The stored hash of the last line of `name` at `commit`."""
+    lines = [line for line in (git.show(commit, f"./{name}") or "").split("\n") if line.strip()]
+    return _stored_hash_of(lines[-1]) if lines else None
 
 
 def _stored_hash_of(line: str) -> str | None:
