@@ -287,3 +287,15 @@ def test_release_refuses_a_corpus_holding_files_that_are_not_shards(project: Pro
     assert not (project.root / "data/corpus/alpha/.DS_Store").exists()
     project.commit("without it")
     assert json.loads(project.dyno("release", "--json").stdout)["release"]["tag"] == "v1"
+
+
+def test_pull_never_creates_a_tag(project: Project, tmp_path: Path):
+    """A tag the user deleted stays deleted: pull says what is wrong and which command tags it (issue 21)."""
+    project.dyno("release")
+    project.git("tag", "-d", "v1")
+    line = error_line(project.dyno("pull", "v1", "--out", str(tmp_path / "v1"), check=False))
+    assert "v1 is recorded but not tagged" in line and "`dyno release`" in line, line
+    assert project.git("tag").split() == [] and not (tmp_path / "v1").exists()
+    project.dyno("release")  # the writer tags it
+    assert project.git("tag").split() == ["v1"]
+    project.dyno("pull", "v1", "--out", str(tmp_path / "v1"))

@@ -426,11 +426,12 @@ def release(message: str, as_json: bool) -> None:
         out.print(f"  {escape(line)}")
 
 
-def _settle(command: str) -> None:
-    """What readers run first: finish an interrupted release under the lock, as `dyno release` would."""
+def _settle(command: str, *, tag: bool = True) -> None:
+    """What readers run first: finish an interrupted release under the lock, as `dyno release` would (less
+    its tag, unless `tag`)."""
     from dynosaur.registry.releases import settle
 
-    done, note = settle(_root(), command)
+    done, note = settle(_root(), command, tag=tag)
     for line in done:
         _stderr().print(f"[yellow]recovered:[/] {escape(line)}")
     if note:
@@ -549,7 +550,7 @@ def diff_cmd(a: str, b: str, instances: bool, as_json: bool) -> None:
 @json_option
 def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> None:
     """Materialise release VERSION in --out from the DVC remote (or the Hub), checking every digest."""
-    _settle("pull")
+    _settle("pull", tag=False)  # pull never creates a tag
     if repo_id:
         from dynosaur.registry.hub import pull_from_hub
 

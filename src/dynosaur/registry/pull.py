@@ -52,8 +52,8 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     git = Git(root)
     if git.is_repo() and not git.tag_exists(release.tag):
         raise DynoError(
-            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release):"
-            " run `dyno release` to finish it"
+            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release, or a"
+            " deleted tag): run `dyno release` to tag it"
         )
     entries = ledger.read_manifest(release)
     out = out.absolute()

@@ -72,13 +72,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
+def recover(root: Path, lease: Lease, *, strict: bool = True, tag: bool = True) -> list[str]:
     """Finish or undo what an interrupted release or retract left behind (call it holding the lock);
     return what was done.
 
     Args:
         strict: refuse (DynoError) when ledger/ has uncommitted changes that no crash explains; readers
             pass False and leave them for `verify` to judge.
+        tag: tag a committed release that has no tag; `dyno pull` passes False (it never creates a tag: a
+            tag the user deleted stays deleted, and pull names the command that tags it).
     """
     git, ledger, done = Git(root), Ledger(root), []
     dirty = git.dirty("ledger", untracked=True)
@@ -93,7 +95,7 @@ def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
         )
     lease.settle()
     committed = _committed_releases(git, ledger, root)
-    if committed and not git.tag_exists(committed[-1][0].tag):
+    if tag and committed and not git.tag_exists(committed[-1][0].tag):
         last, commit = committed[-1]
         git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}", commit)
         done.append(f"tagged {last.tag}, committed by an interrupted release")
@@ -114,15 +116,16 @@ def _committed_releases(git: Git, ledger: Ledger, root: Path) -> list[tuple[Rele
     return [(r, commit if i == len(releases) - 1 else "") for i, r in enumerate(releases)]
 
 
-def settle(root: Path, command: str) -> tuple[list[str], str | None]:
-    """What a reader runs first: the same recovery as release, under the lock. Returns (what was done,
-    None), or ([], a note) when a live writer holds the lock; its unfinished release stays unlisted."""
+def settle(root: Path, command: str, *, tag: bool = True) -> tuple[list[str], str | None]:
+    """What a reader runs first: the same recovery as release, under the lock (`tag`: see `recover`).
+    Returns (what was done, None), or ([], a note) when a live writer holds the lock; its unfinished release
+    stays unlisted."""
     git = Git(root)
     if not git.is_repo():
         return [], None
     try:
         with registry_lock(root, command, wait_s=READ_WAIT_S) as lease:
-            return recover(root, lease, strict=False), None
+            return recover(root, lease, strict=False, tag=tag), None
     except LockHeld as exc:
         return [], f"{exc}; showing the releases completed so far"
     except DynoError as exc:  # e.g. a read-only checkout: nothing to finish from here, but still readable
