@@ -299,3 +299,15 @@ def test_pull_never_creates_a_tag(project: Project, tmp_path: Path):
     project.dyno("release")  # the writer tags it
     assert project.git("tag").split() == ["v1"]
     project.dyno("pull", "v1", "--out", str(tmp_path / "v1"))
+
+
+def test_release_during_a_running_dvc_command_says_so(project: Project):
+    """`dvc repro` holds DVC's repository lock while it runs: release says a DVC command is running, not
+    "nothing changed" or "not up to date" (issue 21)."""
+    from dvc.repo import Repo, lock_repo
+
+    with Repo(str(project.root)) as repo, lock_repo(repo):
+        line = error_line(project.dyno("release", check=False))
+    assert "a DVC command (such as `dvc repro`) is running" in line, line
+    assert release_lines(project) == []
+    assert json.loads(project.dyno("release", "--json").stdout)["release"]["tag"] == "v1"

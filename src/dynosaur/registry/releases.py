@@ -55,6 +55,7 @@ from dynosaur.registry.vcs import (
     dir_listing,
     locked_out_md5,
     push,
+    require_dvc_idle,
     stale_stages,
 )
 from dynosaur.registry.workspace import Workspace
@@ -200,6 +201,7 @@ def cut_release(
 def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str], None]) -> ReleaseOutcome:
     git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
     recovered = recover(root, lease)
+    require_dvc_idle(root)
     default_remote(root)
     dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
     if dirty:
