@@ -47,6 +47,14 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str = HF_
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    # read at import: huggingface_hub may have been imported before this env was set (another test module)
+    import importlib
+
+    hub_tqdm = importlib.import_module(
+        "huggingface_hub.utils.tqdm"
+    )  # the module (its package exports a class)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_PROGRESS_BARS", True)
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", True)
     monkeypatch.setattr(
         hf_api.api, "endpoint", url
     )  # the module-level HfApi behind huggingface_hub.create_repo & co

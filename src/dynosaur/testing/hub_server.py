@@ -171,6 +171,7 @@ class FaultRule:
     hits: int = 0
     body: bytes | None = None
     content_type: str = "application/json; charset=utf-8"
+    hang_up: bool = False  # close the connection with no answer at all (what a client that timed out sees)
 
     def response(self) -> Response:
         if self.body is not None:
@@ -410,12 +411,14 @@ class HubServer:
         after: bool = False,
         body: bytes | None = None,
         content_type: str = "application/json; charset=utf-8",
+        hang_up: bool = False,
     ) -> FaultRule:
         """The next `times` requests whose method is `method` ("*" for any) and whose path (as sent, no query)
         matches `path_regex` (re.search) are answered `status`. Note: the client retries 429/5xx with backoff
         on some calls (preupload, LFS, downloads) but not on `create_commit`'s commit call. `body` (with
         e.g. status=200) answers with that raw body instead: a malformed answer (`content_type` "text/html":
-        a proxy's or a captive portal's page)."""
+        a proxy's or a captive portal's page). `hang_up` closes the connection without any answer: with
+        `after`, a commit that lands while the client times out."""
         rule = FaultRule(
             method.upper() if method != "*" else "*",
             path_regex,
@@ -426,6 +429,7 @@ class HubServer:
             after,
             body=body,
             content_type=content_type,
+            hang_up=hang_up,
         )
         with self._lock:
             self._rules.append(rule)
@@ -1058,7 +1062,12 @@ class _Handler(BaseHTTPRequestHandler):
             if rule is not None:
                 resp = rule.response()
         with hub._lock:
-            hub.log.append(RecordedRequest(method, raw_path, query, resp.status))
+            hub.log.append(
+                RecordedRequest(method, raw_path, query, 0 if rule and rule.hang_up else resp.status)
+            )
+        if rule is not None and rule.hang_up:
+            self.close_connection = True  # no status line, no body: the client's read fails
+            return
         self._send(resp, head_only=method == "HEAD")
 
     def _send(self, resp: Response, head_only: bool) -> None:
