@@ -102,6 +102,36 @@ def test_pull_without_the_directory_listing_fails_in_one_line(base: Path) -> Non
     assert not (base / "out").exists() and leftovers(base) == []
 
 
+@pytest.mark.parametrize("at", ["_fetch", "_check"])
+def test_a_pull_killed_half_way_is_finished_by_the_next_and_leaves_no_half_file(base: Path, at: str) -> None:
+    """SIGKILL while DVC downloads (`_fetch`) or while the shards are checked (`_check`)."""
+    import signal
+    import subprocess
+    import sys
+
+    repo, out = clone(base), base / "pulled" / "v1"
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from dynosaur.registry import pull\n"
+        f"real = pull.{at}\n"
+        "def killed(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"pull.{at} = killed\n"
+        f"pull.pull_release(Path({str(repo)!r}), 'v1', Path({str(out)!r}), corpus_path={CORPUS!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists() and leftovers(out.parent)  # what the killed pull had fetched: beside, not at out
+    report = pull_release(repo, "v1", out, corpus_path=CORPUS)
+    assert report.shards == 3
+    assert leftovers(out.parent) == []
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        f"{s}/{t}.parquet" for s, tasks in V1.items() for t in tasks
+    )
+
+
 # --- verify ----------------------------------------------------------------------------------------------
 
 
