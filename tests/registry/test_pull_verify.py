@@ -155,6 +155,30 @@ def test_verify_names_a_release_file_that_pull_would_refuse(base: Path) -> None:
         assert [p for p in report.problems if "alpha/.DS_Store" in p and "v3" in p and "pull" in p], report
 
 
+def test_a_manifest_line_of_an_unknown_schema_is_named_by_its_line(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest written by a newer or foreign tool (here: a `schema_version: 99` key on its second line)
+    fails verify and pull with the file and line, never a traceback (issue 21)."""
+    import dynosaur.registry.ledger as ledger_module
+
+    repo, real, written = base / "repo", ledger_module._line, []
+
+    def newer(entry):
+        line = real(entry)
+        written.append(line)
+        return line if len(written) != 2 else line.replace("{", '{"schema_version":99,', 1)
+
+    monkeypatch.setattr(ledger_module, "_line", newer)
+    cut(repo, 3, {**V2, "gamma": {"c1" * 8: 2}})
+    monkeypatch.undo()
+    expected = "ledger/manifests/v3.jsonl:2: not a valid manifest entry of v3 (schema_version: unknown key)"
+    assert expected in verify(repo).problems
+    with pytest.raises(LedgerError) as err:
+        pull_release(repo, "v3", base / "out", corpus_path=CORPUS)
+    assert str(err.value) == expected
+
+
 def test_verify_from_a_clone_reads_shards_from_the_remote(base: Path) -> None:
     report = verify(clone(base))
     assert report.ok, report.problems
