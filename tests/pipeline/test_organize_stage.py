@@ -321,6 +321,13 @@ def test_stray_files_and_killed_run_leftovers_are_removed_in_one_line(project, c
     assert files == ["good", f"good/{the_id}.parquet"]
     lines = [line for line in capsys.readouterr().err.splitlines() if "did not write" in line]
     assert len(lines) == 1 and "6 file(s)" in lines[0] and "good/.DS_Store" in lines[0], lines
+    # a shard DVC checked out as a link (cache.type: symlink) is a shard, not a stray
+    shard = corpus / "good" / f"{the_id}.parquet"
+    cached = project.root / "cache-object"
+    shard.rename(cached)
+    shard.symlink_to(cached)
+    project.run()
+    assert shard.is_symlink() and "did not write" not in capsys.readouterr().err
 
 
 def test_a_run_killed_while_writing_leaves_nothing_in_the_corpus(project):

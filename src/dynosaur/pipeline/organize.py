@@ -673,7 +673,7 @@ def remove_stale(out: Path, live: dict[str, set[str]]) -> tuple[int, list[str]]:
         if path.is_dir() and not path.is_symlink() and not path.name.startswith("."):
             tasks = live.get(path.name)
             for inner in sorted(path.iterdir()):
-                if inner.is_file() and not inner.is_symlink() and inner.suffix == ".parquet":
+                if inner.is_file() and inner.suffix == ".parquet":  # (a link, with DVC's link cache types)
                     if tasks is not None and inner.stem in tasks:
                         continue
                     if not inner.name.startswith("."):
