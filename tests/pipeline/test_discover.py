@@ -308,7 +308,7 @@ def test_discover_takes_what_mirrors_send_and_skips_a_malformed_dataset_in_one_l
     # no cardData is no card: the licence comes from the tags
     assert "tester__tiny" in {e.id for e in report.added}
     # a bare string of tags is one tag; null tags, downloads and card are none
-    from dynosaur.pipeline.hub_answers import ListedDataset
+    from dynosaur.pipeline.hub_catalog import ListedDataset
 
     assert ListedDataset.model_validate({"id": "o/n", "tags": "license:mit"}).tags == ["license:mit"]
     empty = ListedDataset.model_validate({"id": "o/n", "tags": None, "downloads": None, "cardData": None})

@@ -45,7 +45,7 @@ from dynosaur.core.source_list import (
     write_lock,
 )
 from dynosaur.pipeline.decontaminate import eval_benchmark
-from dynosaur.pipeline.sources import HubDataset, list_hub_datasets, resolve_pins
+from dynosaur.pipeline.hub_catalog import HubDataset, list_hub_datasets, resolve_pins
 from dynosaur.registry.ledger import FILES, LEDGER_DIR, read_records
 
 MAX_ID = 100

@@ -5,8 +5,8 @@ kinds go through the same `datasets` loader: `load_dataset(folder_or_repo, confi
 read as Arrow tables, which keeps memory bounded whatever the source's size. Metadata comes from the card
 (`huggingface_hub.DatasetCard`) and the builder's features; Hub metadata from `HfApi.dataset_info`.
 
-Pinning (`resolve_pins`, for `dyno refresh`) and listing (`list_hub_datasets`, for `dyno discover`) ask the Hub
-too. This module and `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
+Pinning and listing, for `dyno refresh` and `dyno discover`, are in `hub_catalog.py`. This module, that one and
+`src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from dynosaur.core.errors import DynoError, SourceError, first_line
+from dynosaur.core.errors import SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
 from dynosaur.core.records import LABEL_VALUES, Feature, FeatureStats, SourceMeta, SplitInfo
 from dynosaur.core.transport import check_hub_token_transport
@@ -89,163 +87,11 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
     return str(info.sha), info
 
 
-class Resolved(NamedTuple):
-    sha: str | None
-    error: str | None  # one line: why it did not resolve
-
-
 def guard_hub_token(allow_insecure_http: bool) -> None:
     """Refuse, before any connection, to send the Hugging Face token in clear (`hub.allow_insecure_http`)."""
     from huggingface_hub import constants, get_token
 
     check_hub_token_transport(constants.ENDPOINT, bool(get_token()), allow_insecure_http)
-
-
-def _hub_get(url: str, params: dict[str, Any] | None, timeout_s: float | None) -> Any:
-    """GET a Hub API url (with the token, if any: see `hub_token_guard`); an error status raises the
-    client's typed error (`RepositoryNotFoundError`, ...)."""
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-
-    response = get_session().get(url, params=params, headers=build_hf_headers(), timeout=timeout_s)
-    hf_raise_for_status(response)
-    return response
-
-
-def resolve_pins(
-    wanted: list[tuple[str, str]], concurrency: int, timeout_s: float, *, allow_insecure_http: bool = False
-) -> dict[tuple[str, str], Resolved]:
-    """Each (repo, revision) → the commit sha it points at now, or why not (one line); `concurrency` requests
-    in flight at once. Only `sha` is asked for (`expand`), so each answer is a few bytes; an answer without
-    a valid sha, or not JSON, is that pair's one line (`dynosaur.pipeline.hub_answers`)."""
-    from concurrent.futures import ThreadPoolExecutor
-    from urllib.parse import quote
-
-    from huggingface_hub import constants
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    from dynosaur.pipeline.hub_answers import HubAnswerError, PinnedRevision, json_body, validated
-
-    transport = hub_transport_errors()
-    if wanted:
-        guard_hub_token(allow_insecure_http)
-
-    def one(key: tuple[str, str]) -> Resolved:
-        repo, revision = key
-        url = f"{constants.ENDPOINT}/api/datasets/{repo}/revision/{quote(revision, safe='')}"
-        try:
-            response = _hub_get(url, {"expand": ["sha"]}, timeout_s)
-            answer = validated(PinnedRevision, json_body(response, repo), f"{repo}@{revision}")
-            return Resolved(answer.sha, None)
-        except RepositoryNotFoundError:
-            return Resolved(None, f"{repo}: dataset not found on the Hub (or no access)")
-        except RevisionNotFoundError:
-            return Resolved(None, f"{repo}: revision {revision!r} not found on the Hub")
-        except HubAnswerError as exc:
-            return Resolved(None, str(exc))
-        except transport as exc:
-            return Resolved(None, f"{repo}: Hub unreachable: {first_line(exc)}")
-
-    if not wanted:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(wanted))) as pool:
-        return dict(zip(wanted, pool.map(one, wanted), strict=True))
-
-
-class HubDataset(BaseModel):
-    """What discovery needs from one dataset of a Hub listing; with `problem` set, the one line that says why
-    its answer is malformed (the caller skips it)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    sha: str | None = None
-    last_modified: str | None = None  # ISO 8601 UTC
-    downloads: int = 0
-    tags: list[str] = []
-    license: str | None = None
-    configs: list[str] = []  # named in the card (`configs:` or `dataset_info`); [] → the default one
-    unavailable: bool = False  # gated, private or disabled
-    problem: str | None = None
-
-
-def list_hub_datasets(
-    *, search: str | None, task_category: str | None, language: str | None, allow_insecure_http: bool = False
-) -> Iterator[HubDataset]:
-    """The Hub's datasets, most recently modified first (`GET /api/datasets`, page after page). One task
-    category and one language at most go to the Hub as filters; the caller filters the rest. A page that is
-    not a JSON list fails the listing in one line; a malformed dataset in it comes with its `problem`."""
-    from huggingface_hub import constants
-
-    from dynosaur.pipeline.hub_answers import HubAnswerError, json_body
-
-    guard_hub_token(allow_insecure_http)
-    wanted = ["cardData", "downloads", "lastModified", "sha", "tags", "gated", "private", "disabled"]
-    query: dict[str, Any] = {"sort": "lastModified", "expand": wanted}
-    if search:
-        query["search"] = search
-    tags = [
-        f"task_categories:{task_category}" if task_category else "",
-        f"language:{language}" if language else "",
-    ]
-    if any(tags):
-        query["filter"] = [t for t in tags if t]
-    params: dict[str, Any] | None = query
-    url: str | None = f"{constants.ENDPOINT}/api/datasets"
-    try:
-        while url is not None:
-            response = _hub_get(url, params, None)
-            page = json_body(response, "listing Hub datasets")
-            if not isinstance(page, list):
-                raise HubAnswerError(
-                    f"listing Hub datasets: the Hub answered a JSON {type(page).__name__}, not a list"
-                )
-            for item in page:
-                yield _hub_dataset(item)
-            url, params = response.links.get("next", {}).get("url"), None  # the next link has the query
-    except HubAnswerError as exc:
-        raise DynoError(str(exc)) from None
-    except hub_transport_errors() as exc:
-        raise DynoError(f"listing Hub datasets failed: {first_line(exc)}") from None
-
-
-def _hub_dataset(item: Any) -> HubDataset:
-    from pydantic import ValidationError
-
-    from dynosaur.pipeline.hub_answers import ListedDataset, problem
-
-    found = item.get("id") if isinstance(item, dict) else None
-    name = found if isinstance(found, str) and found else "a listed dataset"
-    try:
-        info = ListedDataset.model_validate(item)
-    except ValidationError as exc:
-        return HubDataset(id=name, problem=problem(name, exc) + ": skipped")
-    card = info.cardData
-    license_ = card.get("license")
-    if isinstance(license_, list):
-        license_ = license_[0] if len(license_) == 1 else ",".join(map(str, license_))
-    if license_ is None:
-        license_ = next((t.split(":", 1)[1] for t in info.tags if t.startswith("license:")), None)
-    return HubDataset(
-        id=info.id,
-        sha=info.sha,
-        last_modified=info.lastModified.isoformat() if info.lastModified else None,
-        downloads=info.downloads,
-        tags=info.tags,
-        license=str(license_) if license_ is not None else None,
-        configs=card_config_names(card),
-        unavailable=info.unavailable,
-    )
-
-
-def card_config_names(card: dict[str, Any]) -> list[str]:
-    """Config names a dataset card declares: its `configs:` block, else its `dataset_info` list."""
-    for key in ("configs", "dataset_info"):
-        entries = card.get(key)
-        if isinstance(entries, list):
-            names = [str(e.get("config_name", "default")) for e in entries if isinstance(e, dict)]
-            if len(names) > 1 or (names and names != ["default"]):
-                return sorted(set(names))
-    return []
 
 
 # --- features --------------------------------------------------------------------------------------------
