@@ -58,11 +58,18 @@ def cache_folder(folder: Path) -> Path:
 
 def scratch_dir(beside: Path, name: str) -> Path:
     """A stage's folder for files it writes before renaming them into `beside` (its output folder): in
-    `CACHE_DIR` next to it, so on its file system and outside git; removed (a killed run's leftovers) and
-    created empty."""
-    folder = cache_folder(beside.parent / CACHE_DIR) / f"{name}.tmp"
+    `CACHE_DIR` next to it, so on its file system and outside git. What a killed run left there is removed;
+    the folder itself is made when the stage first writes (`make_scratch`), so a stage that refuses to run
+    leaves nothing."""
+    folder = beside.parent / CACHE_DIR / f"{name}.tmp"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
+    return folder
+
+
+def make_scratch(folder: Path) -> Path:
+    """Create a `scratch_dir` (and its `CACHE_DIR`, git-ignored)."""
+    cache_folder(folder.parent)
+    folder.mkdir(exist_ok=True)
     return folder
 
 

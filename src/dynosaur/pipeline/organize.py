@@ -60,7 +60,7 @@ from dynosaur.core.records import (
     instance_ids,
 )
 from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
-from dynosaur.core.statcache import StatCache, scratch_dir
+from dynosaur.core.statcache import StatCache, make_scratch, scratch_dir
 from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
@@ -538,7 +538,13 @@ def main(args: argparse.Namespace) -> None:
                 try:
                     meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
                     result = organize_source(
-                        meta, stale, source_dir, params, evalset, evalset_fingerprint, staging / source_id
+                        meta,
+                        stale,
+                        source_dir,
+                        params,
+                        evalset,
+                        evalset_fingerprint,
+                        make_scratch(staging) / source_id,
                     )
                 except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
                     if os.environ.get("DYNO_DEBUG"):

@@ -500,8 +500,6 @@ def collect_source(
         for r in samples
     ]
     meta = SourceMeta(**base, features=feats, splits=splits, samples=samples)
-    if kind == "local":
-        check_organize_reads(spec.id, Path(location), splits)
 
     usable = [f for f in feats if not f.is_media]
     if sum(s.num_rows for s in splits) == 0:
@@ -510,4 +508,6 @@ def collect_source(
         return meta.model_copy(update={"status": "skipped", "reason": "only_media_fields"})
     if len(usable) <= 1:
         return meta.model_copy(update={"status": "skipped", "reason": "too_few_fields"})
+    if kind == "local":  # a source organize will read: it must read every file as collect did
+        check_organize_reads(spec.id, Path(location), splits)
     return meta
