@@ -143,6 +143,12 @@ def test_discover_edits_the_sources_file_in_place(hub: HubServer, root: Path):
         "search=old": "2025-01-01T00:00:00+00:00",
         QUERY.text: NOW.isoformat(timespec="seconds"),
     }
+    # two `sources:` keys: discover stops on the line numbers before writing, so no block is lost
+    twice = HAND_WRITTEN + "sources:\n  - {id: other, hub: o/other}\n"
+    path.write_text(twice)
+    with pytest.raises(ParamsError, match="duplicate key 'sources' on line 12 \\(first on line 2\\)"):
+        discover(root, PARAMS, QUERY, now=NOW)
+    assert path.read_text() == twice
     # the shipped file (`sources: []`, `discoveries: {}`) takes block entries; its comments stay
     shipped = Path(__file__).resolve().parents[2] / "sources.yaml"
     path.write_text(shipped.read_text())
