@@ -40,12 +40,6 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str = HF_
 
     from huggingface_hub import constants, hf_api
 
-    hf_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not the class it exports
-
-    # Read once at import: a test that imported huggingface_hub before this fixture ran would otherwise
-    # see upload progress bars on stderr (and a one-line error check fail), depending on test order.
-    monkeypatch.setattr(hf_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", True)
-
     monkeypatch.setattr(constants, "ENDPOINT", url)
     monkeypatch.setattr(
         constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}"
@@ -54,6 +48,13 @@ def point_clients_at(monkeypatch: pytest.MonkeyPatch, url: str, token: str = HF_
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    # Read once at import: a test that imported huggingface_hub before this fixture ran would otherwise see
+    # upload progress bars on stderr (and a one-line error check fail), depending on test order.
+    hub_tqdm = importlib.import_module(
+        "huggingface_hub.utils.tqdm"
+    )  # the module (its package exports a class)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_PROGRESS_BARS", True)
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", True)
     monkeypatch.setattr(
         hf_api.api, "endpoint", url
     )  # the module-level HfApi behind huggingface_hub.create_repo & co

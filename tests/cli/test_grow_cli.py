@@ -69,3 +69,76 @@ def test_bad_sources_file_and_since_are_usage_errors(project: Path, capsys):
     code, _, err = run_main(capsys, "discover", "--since", "yesterday")
     assert code == 2
     assert_one_line_error(err, "--since: 'yesterday' is not an ISO 8601 time")
+
+
+def test_odd_hub_answers_get_one_line_each_never_a_traceback(project: Path, hub_server: HubServer, capsys):
+    """RFC 1123 times are read, a malformed dataset is one line and skipped; a missing sha in refresh is
+    that source's line (issue 21 F3)."""
+    from dynosaur.testing.hub_server import DROP
+
+    host(hub_server, "tester/odd", **classification())
+    hub_server.answer_fields["tester/reviews"] = {"lastModified": "Sun, 30 Nov 2025 10:00:00 GMT"}
+    hub_server.answer_fields["tester/odd"] = {"downloads": "many"}
+    result = invoke("discover", "--task-category", "text-classification")
+    err = result.stderr
+    assert result.exit_code == 0 and "Traceback" not in err, result.output
+    assert "tester/odd: the Hub's answer has a bad downloads" in err and "malformed 1" in err
+    assert [e.id for e in read_sources_file(project / "sources.yaml").sources] == [
+        "tester__reviews__books",
+        "tester__reviews__films",
+    ]
+    hub_server.answer_fields["tester/reviews"] = {"sha": DROP}
+    code, out, err = run_main(capsys, "refresh")
+    assert code == 1 and "Traceback" not in err
+    assert "tester/reviews@main: the Hub's answer has a bad sha (missing)" in err
+    assert not (project / "sources.lock").exists()
+
+
+# --- the token goes only over https or to loopback (issue 21 F5) -----------------------------------------
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every connection attempted (none succeeds): a refusal must come before the first."""
+    import socket
+
+    attempts: list = []
+
+    def connect(self, address):
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "refused by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+CLEAR_HUB = "http://192.0.2.10:8080"  # TEST-NET-1: not loopback
+
+
+@pytest.mark.parametrize("command", [["discover", "--search", "reviews"], ["refresh"]])
+def test_the_token_is_never_sent_in_clear_to_a_host_that_is_not_loopback(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys, connections: list, command: list[str]
+):
+    from tests.hub_fixtures import point_clients_at
+
+    (project / "params.yaml").write_text(yaml.safe_dump({"sources": [{"id": "r", "hub": "tester/reviews"}]}))
+    point_clients_at(monkeypatch, CLEAR_HUB)
+    code, _, err = run_main(capsys, *command)
+    assert code == 2, err
+    assert_one_line_error(err, f"HF_ENDPOINT {CLEAR_HUB}: the Hugging Face token would go in clear")
+    assert "hub.allow_insecure_http: true" in err and "hf_test_dummy_token" not in err
+    assert connections == []
+    # the explicit opt-in lets it try (and fail: nothing listens there)
+    (project / "params.yaml").write_text(
+        yaml.safe_dump(
+            {"sources": [{"id": "r", "hub": "tester/reviews"}], "hub": {"allow_insecure_http": True}}
+        )
+    )
+    code, _, err = run_main(capsys, *command)
+    assert code == 1 and connections, err
+    # without a token nothing secret travels: no refusal either
+    (project / "params.yaml").write_text(yaml.safe_dump({"sources": [{"id": "r", "hub": "tester/reviews"}]}))
+    monkeypatch.delenv("HF_TOKEN")
+    connections.clear()
+    code, _, err = run_main(capsys, *command)
+    assert code == 1 and connections and "in clear" not in err, err

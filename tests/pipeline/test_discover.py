@@ -106,6 +106,60 @@ def test_discover_filters_expands_configs_and_records_the_query(hub: HubServer, 
     assert len(read_sources_file(root / "sources.yaml").sources) == 2
 
 
+HAND_WRITTEN = """\
+# My sources. Keep this comment.
+sources:
+  # a hand-written block, with its own comments
+  - id: mine
+    hub: someone/mine   # pinned by hand
+    revision: 'v1.0'
+  - {id: local-one, path: data/sources/local-one}
+
+# what discover has run
+discoveries:
+  "search=old": '2025-01-01T00:00:00+00:00'
+"""
+
+
+def test_discover_edits_the_sources_file_in_place(hub: HubServer, root: Path):
+    """The file stays byte for byte as written, comments, quotes and flow entries included; discover only
+    adds lines (issue 21 F2)."""
+    import difflib
+
+    path = root / "sources.yaml"
+    path.write_text(HAND_WRITTEN)
+    report = discover(root, PARAMS, QUERY, now=NOW)
+    assert len(report.added) == 3
+    after = path.read_text()
+    before_lines, after_lines = HAND_WRITTEN.splitlines(True), after.splitlines(True)
+    ops = difflib.SequenceMatcher(None, before_lines, after_lines, autojunk=False).get_opcodes()
+    assert {op for op, *_ in ops} <= {"equal", "insert"}, after
+    kept = [line for op, i1, i2, _, _ in ops if op == "equal" for line in before_lines[i1:i2]]
+    assert kept == before_lines
+    written = read_sources_file(path)
+    assert [e.id for e in written.sources] == ["mine", "local-one", *(e.id for e in report.added)]
+    assert written.sources[0].revision == "v1.0"
+    assert written.discoveries == {
+        "search=old": "2025-01-01T00:00:00+00:00",
+        QUERY.text: NOW.isoformat(timespec="seconds"),
+    }
+    # two `sources:` keys: discover stops on the line numbers before writing, so no block is lost
+    twice = HAND_WRITTEN + "sources:\n  - {id: other, hub: o/other}\n"
+    path.write_text(twice)
+    with pytest.raises(ParamsError, match="duplicate key 'sources' on line 12 \\(first on line 2\\)"):
+        discover(root, PARAMS, QUERY, now=NOW)
+    assert path.read_text() == twice
+    # the shipped file (`sources: []`, `discoveries: {}`) takes block entries; its comments stay
+    shipped = Path(__file__).resolve().parents[2] / "sources.yaml"
+    path.write_text(shipped.read_text())
+    discover(root, PARAMS, QUERY, now=NOW)
+    text = path.read_text()
+    assert (
+        text.startswith(shipped.read_text().split("sources:")[0]) and "- id: tester__reviews__books" in text
+    )
+    assert [e.id for e in read_sources_file(path).sources] == [e.id for e in report.added]
+
+
 def test_several_categories_or_languages_are_filtered_here(hub: HubServer, root: Path):
     """The Hub ANDs its tag filters; a query naming two languages wants either, so it filters itself."""
     query = Query(task_categories=["text-classification", "summarization"], languages=["en", "de"])
@@ -203,6 +257,22 @@ def test_lock_pins_only_the_spec_it_was_made_for():
     assert lock.sha(at_sha) == "2" * 40
 
 
+def test_a_key_given_twice_in_the_sources_file_names_both_lines(tmp_path: Path):
+    """Two `sources:` keys: the last would win and the hand-written block be lost (issue 21 F2)."""
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "# mine\nsources:\n  - {id: mine, hub: o/mine}\ndiscoveries: {}\nsources:\n  - {id: found, hub: o/f}\n"
+    )
+    with pytest.raises(ParamsError) as err:
+        read_sources_file(path)
+    message = str(err.value)
+    assert err.value.exit_code == 2 and "\n" not in message
+    assert f"{path}: duplicate key 'sources' on line 5 (first on line 2)" == message
+    path.write_text("sources:\n  - id: a\n    hub: o/a\n    hub: o/b\n")
+    with pytest.raises(ParamsError, match="duplicate key 'hub' on line 4 \\(first on line 3\\)"):
+        read_sources_file(path)
+
+
 def test_bad_sources_file_and_lock_fail_with_one_line(tmp_path: Path):
     path = tmp_path / "sources.yaml"
     path.write_text("sources:\n  - id: a\n    hub: o/a\n    colour: red\n")
@@ -221,3 +291,63 @@ def test_bad_sources_file_and_lock_fail_with_one_line(tmp_path: Path):
     with pytest.raises(ParamsError) as err:
         read_lock(lock)
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
+
+
+# --- odd Hub answers (issue 21 F3) ----------------------------------------------------------------------
+
+
+def test_discover_takes_what_mirrors_send_and_skips_a_malformed_dataset_in_one_line(
+    hub: HubServer, root: Path
+):
+    from dynosaur.testing.hub_server import DROP
+
+    hub.answer_fields["tester/reviews"] = {"lastModified": "Sun, 30 Nov 2025 10:00:00 GMT", "gated": "auto"}
+    hub.answer_fields["tester/gone"] = {"lastModified": "yesterday"}
+    hub.answer_fields["tester/tiny"] = {"cardData": DROP, "siblings": None, "downloads": 50}
+    report = discover(root, PARAMS, QUERY, dry_run=True, now=NOW)
+    assert report.skipped["malformed"] == 1
+    assert report.malformed == [
+        "tester/gone: the Hub's answer has a bad lastModified"
+        " (neither ISO 8601 nor RFC 1123: 'yesterday'): skipped"
+    ]
+    assert report.skipped["unavailable"] == 1  # gated: "auto" reads as gated, not as an error
+    # no cardData is no card: the licence comes from the tags
+    assert "tester__tiny" in {e.id for e in report.added}
+    # a bare string of tags is one tag; null tags, downloads and card are none
+    from dynosaur.pipeline.hub_catalog import ListedDataset
+
+    assert ListedDataset.model_validate({"id": "o/n", "tags": "license:mit"}).tags == ["license:mit"]
+    empty = ListedDataset.model_validate({"id": "o/n", "tags": None, "downloads": None, "cardData": None})
+    assert (empty.tags, empty.downloads, empty.cardData, empty.unavailable) == ([], 0, {}, False)
+
+
+def test_discover_given_an_html_page_fails_in_one_line(hub: HubServer, root: Path):
+    from dynosaur.core.errors import DynoError
+
+    hub.fail_next(
+        "GET", r"^/api/datasets$", status=200, body=b"<html>Sign in</html>", content_type="text/html"
+    )
+    with pytest.raises(DynoError) as err:
+        discover(root, PARAMS, QUERY, now=NOW)
+    assert str(err.value) == (
+        "listing Hub datasets: the Hub answered 200 with text/html, not JSON (is HF_ENDPOINT a Hub?)"
+    )
+    assert not (root / "sources.yaml").exists()
+
+
+def test_refresh_skips_an_answer_without_sha_or_not_json_in_one_line_each(hub: HubServer, root: Path):
+    from dynosaur.testing.hub_server import DROP
+
+    (root / "sources.yaml").write_text(
+        "sources:\n" + "".join(f"  - {{id: {n}, hub: tester/{n}}}\n" for n in ("reviews", "tiny", "gpl"))
+    )
+    hub.answer_fields["tester/tiny"] = {"sha": DROP}
+    hub.fail_next(
+        "GET", r"^/api/datasets/tester/gpl/revision/", status=200, body=b"<html/>", content_type="text/html"
+    )
+    report = refresh(root, PARAMS)
+    assert report.failed == {
+        "tiny": "tester/tiny@main: the Hub's answer has a bad sha (missing)",
+        "gpl": "tester/gpl: the Hub answered 200 with text/html, not JSON (is HF_ENDPOINT a Hub?)",
+    }
+    assert set(read_lock(root / "sources.lock").sources) == {"reviews"}

@@ -324,3 +324,45 @@ def test_a_new_reader_version_collects_every_source_again(tmp_path, monkeypatch)
     monkeypatch.setattr(collect, "READER_VERSION", collect.READER_VERSION + 1)
     again, reused = collect.collect_one(spec, params, first, {})
     assert reused is False and again.inputs_digest != first.inputs_digest
+
+
+# --- collect opens each file the way organize will (issue 21 F7) -----------------------------------------
+
+
+def _jsonl_source(root: Path, name: str, text: str) -> Path:
+    folder = root / "data" / "sources" / name
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        (
+            json.dumps([{"text": f"row {i}", "label": i % 2} for i in range(4)]),
+            "a JSON array saved as .jsonl",
+        ),
+        (
+            "".join(json.dumps({"text": t, "label": 1}) + "\n" for t in ["a", "b", 5, "c"]),
+            "a column that changes type",
+        ),
+    ],
+    ids=["json-array", "type-change"],
+)
+def test_a_file_organize_cannot_read_fails_in_collect(tmp_path, monkeypatch, text, why):
+    """datasets reads these, pyarrow (organize) does not: collect says so, before any LLM call is paid."""
+    folder = _jsonl_source(tmp_path, "odd", text)
+    with pytest.raises(SourceError) as err:
+        collected(tmp_path, folder)
+    message = str(err.value)
+    assert "train.jsonl" in message and "organize cannot read" in message and "\n" not in message, why
+
+
+def test_readable_formats_are_one_list():
+    from dynosaur.pipeline import collect as collect_module
+    from dynosaur.pipeline import organize, sources
+
+    assert set(sources.READABLE_FORMATS) == {".parquet", ".jsonl", ".csv"}
+    assert not hasattr(sources, "ARROW_FORMATS") and not hasattr(organize, "ARROW_FORMATS")
+    assert not hasattr(collect_module, "ARROW_FORMATS")

@@ -9,7 +9,8 @@ import pytest
 
 from dynosaur.core.errors import ParamsError
 from dynosaur.core.params import LLMParams
-from dynosaur.pipeline.llm import LLM, CallCache, ChatResult, check_key_transport, is_loopback
+from dynosaur.core.transport import is_loopback
+from dynosaur.pipeline.llm import LLM, CallCache, ChatResult, check_key_transport
 from dynosaur.testing.fake_openai import FakeOpenAI, Fault, Reply
 from tests.pipeline.test_llm_cache import make_request, make_result
 

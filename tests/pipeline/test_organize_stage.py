@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,3 +295,60 @@ def test_the_sources_chart_shows_the_largest_sources_and_one_row_for_the_rest():
     assert ">10<" in svg  # 0 + 1 + 2 + 3 + 4 instances in the rest
     small = sources_chart({"a": {"t": {"instances": 3}}})
     assert "other sources" not in small and "largest" not in small
+
+
+# --- the corpus holds only what organize wrote (issue 21 F1, F8) -----------------------------------------
+
+
+def test_stray_files_and_killed_run_leftovers_are_removed_in_one_line(project, capsys):
+    (the_id,) = project.source("good", GOOD)
+    project.run()
+    corpus = project.args.out
+    strays = [
+        corpus / ".DS_Store",
+        corpus / "good" / ".DS_Store",
+        corpus / "good" / f".{the_id}.parquet.swp",
+        corpus / "good" / ".tmp" / f"{the_id}.parquet",  # a SIGKILL during organize_source left these
+        corpus / "good" / f".{the_id}.parquet.x1y2.tmp",
+        corpus / "gone-source" / "notes.txt",
+    ]
+    for path in strays:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not a shard")
+    capsys.readouterr()
+    project.run()
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*"))
+    assert files == ["good", f"good/{the_id}.parquet"]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "did not write" in line]
+    assert len(lines) == 1 and "6 file(s)" in lines[0] and "good/.DS_Store" in lines[0], lines
+    # a shard DVC checked out as a link (cache.type: symlink) is a shard, not a stray
+    shard = corpus / "good" / f"{the_id}.parquet"
+    cached = project.root / "cache-object"
+    shard.rename(cached)
+    shard.symlink_to(cached)
+    project.run()
+    assert shard.is_symlink() and "did not write" not in capsys.readouterr().err
+
+
+def test_a_run_killed_while_writing_leaves_nothing_in_the_corpus(project):
+    """Shards are written in a folder outside the corpus and renamed into it: a SIGKILL mid-write leaves the
+    corpus as it was, and the next run clears that folder."""
+    (the_id,) = project.source("good", GOOD)
+    (project.root / "params.yaml").write_text(yaml.safe_dump(project.params))
+    args = {k: str(v) for k, v in vars(project.args).items()}
+    script = (
+        "import argparse, os, signal\n"
+        "from pathlib import Path\n"
+        "from dynosaur.pipeline import organize\n"
+        "organize.DuplicateFilter.__call__ = lambda self, t: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"organize.main(argparse.Namespace(**{{k: Path(v) for k, v in {args!r}.items()}}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project.root, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    corpus = project.args.out
+    assert [p for p in corpus.rglob("*") if p.is_file()] == []
+    project.run()
+    assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()) == [
+        f"good/{the_id}.parquet"
+    ]
+    assert not (project.root / ".dyno-cache" / "organize.tmp").exists()

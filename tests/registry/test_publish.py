@@ -4,8 +4,10 @@ before upload, one line for an unreachable or malformed Hub, one line for an --o
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -299,3 +301,158 @@ def test_languages_come_from_the_sources_cards(tmp_path: Path, hub_server: HubSe
         for c, s, r in (("1", "alpha", "r1"), ("2", "beta", sha), ("3", "gamma", "r1"))
     ]
     assert source_languages(tmp_path, HfApi(), sources, entries) == ["de", "en", "fr"]
+
+
+def test_publish_dry_run_never_sends_the_token_in_clear(
+    base: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """HF_ENDPOINT over plain http to a host that is not loopback: refused before any connection; with
+    `hub.allow_insecure_http: true` in params.yaml it goes ahead (issue 21 F5)."""
+    attempts: list = []
+
+    def connect(self, address):
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "refused by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    point_clients_at(monkeypatch, "http://192.0.2.10:8080")
+    monkeypatch.chdir(base / "repo")
+    with pytest.raises(SystemExit) as exit_:
+        main(["publish", "v1", "--repo", REPO, "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert "the Hugging Face token would go in clear" in err and "hf_test_dummy_token" not in err
+    assert attempts == []
+    (base / "repo" / "params.yaml").write_text("hub:\n  allow_insecure_http: true\n")
+    line = one_error_line(capsys, ["publish", "v1", "--repo", REPO, "--dry-run"])
+    assert "cannot reach the Hub" in line and attempts
+
+
+# --- kills and lost answers (issue 21): one commit and one tag per release, whatever happens -------------
+
+
+def release_commits(tag: str) -> list[str]:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        commits = HfApi().list_repo_commits(REPO, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return []
+    return [c.commit_id for c in commits if c.title.startswith(f"{tag}:")]
+
+
+def assert_published_once(hub: HubServer, base: Path, tag: str = "v1") -> None:
+    """Exactly one commit and one tag for the release, and the Hub's data at the tag is the release."""
+    import datasets
+
+    (commit,) = release_commits(tag)
+    assert hub.head(REPO, tag) == commit
+    release = Ledger(base / "repo").release(tag)
+    rows = datasets.load_dataset(REPO, revision=tag, split="train")
+    assert len(rows) == release.totals.instances
+    assert sorted(rows["instance_id"]) == sorted(
+        i for e in Ledger(base / "repo").read_manifest(release) for i in _ids(base, e)
+    )
+
+
+def _ids(base: Path, e) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return (
+        pq.read_table(cache_object(base / "repo", e.shard_md5), columns=["instance_id"]).column(0).to_pylist()
+    )
+
+
+KILL_AT = {  # step → the client call after which the publish process is killed
+    "upload": "preupload_lfs_files",  # shards sent to LFS, no commit yet
+    "commit": "create_commit",  # the commit is on the Hub, not tagged
+    "tag": "create_tag",  # tagged, before publish returns
+}
+
+
+@pytest.mark.parametrize("step", list(KILL_AT))
+def test_a_publish_killed_at_any_step_is_finished_by_the_next(base: Path, hub_server: HubServer, step: str):
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from huggingface_hub import HfApi\n"
+        "from dynosaur.registry.hub import publish\n"
+        f"real = getattr(HfApi, {KILL_AT[step]!r})\n"
+        "def killed(self, *args, **kwargs):\n"
+        "    real(self, *args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"setattr(HfApi, {KILL_AT[step]!r}, killed)\n"
+        f"publish(Path('.').resolve(), 'v1', {REPO!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=base / "repo", capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(release_commits("v1")) == (0 if step == "upload" else 1)
+    again = publish(base / "repo", "v1", REPO)
+    expected = {"upload": "published v1", "commit": "tagged v1", "tag": "v1 is already on"}[step]
+    assert again.message.startswith(expected), again.message
+    assert_published_once(hub_server, base)
+
+
+@pytest.mark.parametrize("fault", ["500", "hang-up"])
+@pytest.mark.parametrize("pushed_after", [False, True], ids=["alone", "then-a-foreign-push"])
+def test_a_commit_applied_whose_answer_is_lost_is_tagged_not_made_again(
+    base: Path, hub_server: HubServer, fault: str, pushed_after: bool
+):
+    """The Hub applies the commit, then answers 500 or never answers (a timeout): the retry finds that
+    commit among those since the last tag (even under someone else's push) and tags it."""
+    rule = hub_server.fail_next("POST", r"/commit/main$", status=500, after=True, hang_up=fault == "hang-up")
+    with pytest.raises(DynoError) as err:
+        publish(base / "repo", "v1", REPO)
+    assert rule.hits == 1 and "\n" not in str(err.value)
+    (applied,) = release_commits("v1")
+    if pushed_after:
+        hub_server.commit(REPO, {"NOTES.md": b"someone else's notes\n"})
+        assert hub_server.head(REPO) != applied
+    again = publish(base / "repo", "v1", REPO)
+    assert again.message.startswith("tagged v1") and again.commit == applied
+    assert_published_once(hub_server, base)
+    assert "already" in publish(base / "repo", "v1", REPO).message
+
+
+def test_publish_holds_a_lock_per_hub_repo(
+    base: Path, hub_server: HubServer, monkeypatch: pytest.MonkeyPatch
+):
+    from dynosaur.core.errors import LockHeld
+    from dynosaur.registry.hub import publish_lock_name
+    from dynosaur.registry.lock import registry_lock
+
+    monkeypatch.setenv("DYNO_LOCK_WAIT_S", "0.2")
+    with registry_lock(base / "repo", "publish elsewhere", name=publish_lock_name(REPO)):
+        with pytest.raises(LockHeld, match="holds the lock"):
+            publish(base / "repo", "v1", REPO)
+        other = publish(base / "repo", "v1", "tester/another-corpus")  # another repo: not blocked
+    assert other.tag == "v1" and release_commits("v1") == []
+    publish(base / "repo", "v1", REPO)
+    assert_published_once(hub_server, base)
+
+
+def test_a_head_that_moves_while_publishing_is_said_before_committing(
+    base: Path, hub_server: HubServer, monkeypatch: pytest.MonkeyPatch
+):
+    """Someone pushes while v2's shards are read and checked: publish re-reads the head before committing and
+    says so, and nothing is committed (`parent_commit` would refuse it anyway, with a 412)."""
+    from huggingface_hub import HfApi
+
+    import dynosaur.registry.hub as hub_module
+
+    publish(base / "repo", "v1", REPO)
+    real_files, commits = hub_module._files, []
+
+    def files_then_a_push(api, repo_id, revision):
+        if revision is not None and not commits:
+            commits.append(hub_server.commit(REPO, {"NOTES.md": b"pushed meanwhile\n"}))
+        return real_files(api, repo_id, revision)
+
+    monkeypatch.setattr(hub_module, "_files", files_then_a_push)
+    monkeypatch.setattr(HfApi, "create_commit", lambda *a, **k: pytest.fail("committed on a moved head"))
+    with pytest.raises(
+        DynoError, match=r"head moved from \w+ to \w+ while v2 was being prepared; nothing was"
+    ):
+        publish(base / "repo", "v2", REPO)
+    assert hub_server.head(REPO, "v2") is None

@@ -102,6 +102,36 @@ def test_pull_without_the_directory_listing_fails_in_one_line(base: Path) -> Non
     assert not (base / "out").exists() and leftovers(base) == []
 
 
+@pytest.mark.parametrize("at", ["_fetch", "_check"])
+def test_a_pull_killed_half_way_is_finished_by_the_next_and_leaves_no_half_file(base: Path, at: str) -> None:
+    """SIGKILL while DVC downloads (`_fetch`) or while the shards are checked (`_check`)."""
+    import signal
+    import subprocess
+    import sys
+
+    repo, out = clone(base), base / "pulled" / "v1"
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from dynosaur.registry import pull\n"
+        f"real = pull.{at}\n"
+        "def killed(*args, **kwargs):\n"
+        "    real(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"pull.{at} = killed\n"
+        f"pull.pull_release(Path({str(repo)!r}), 'v1', Path({str(out)!r}), corpus_path={CORPUS!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists() and leftovers(out.parent)  # what the killed pull had fetched: beside, not at out
+    report = pull_release(repo, "v1", out, corpus_path=CORPUS)
+    assert report.shards == 3
+    assert leftovers(out.parent) == []
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        f"{s}/{t}.parquet" for s, tasks in V1.items() for t in tasks
+    )
+
+
 # --- verify ----------------------------------------------------------------------------------------------
 
 
@@ -109,6 +139,44 @@ def test_verify_a_good_registry(base: Path) -> None:
     report = verify(base / "repo")
     assert report.ok and report.problems == []
     assert (report.releases, report.shards) == (2, 4)  # v2 shares v1's three shards: each read once
+
+
+def test_verify_names_a_release_file_that_pull_would_refuse(base: Path) -> None:
+    """A stray file released with the corpus (issue 21 F1): every shard verifies, yet `dyno pull` refuses the
+    release for ever. verify says so, from the repository and from a fresh clone."""
+    repo = base / "repo"
+    (repo / CORPUS / "alpha" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    cut(repo, 3, V2)
+    with pytest.raises(DynoError, match=r"alpha/\.DS_Store was fetched but is not a shard"):
+        pull_release(clone(base), "v3", base / "out", corpus_path=CORPUS)
+    for where in (repo, clone(base, "clone2")):
+        report = verify(where)
+        assert not report.ok
+        assert [p for p in report.problems if "alpha/.DS_Store" in p and "v3" in p and "pull" in p], report
+
+
+def test_a_manifest_line_of_an_unknown_schema_is_named_by_its_line(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest written by a newer or foreign tool (here: a `schema_version: 99` key on its second line)
+    fails verify and pull with the file and line, never a traceback (issue 21)."""
+    import dynosaur.registry.ledger as ledger_module
+
+    repo, real, written = base / "repo", ledger_module._line, []
+
+    def newer(entry):
+        line = real(entry)
+        written.append(line)
+        return line if len(written) != 2 else line.replace("{", '{"schema_version":99,', 1)
+
+    monkeypatch.setattr(ledger_module, "_line", newer)
+    cut(repo, 3, {**V2, "gamma": {"c1" * 8: 2}})
+    monkeypatch.undo()
+    expected = "ledger/manifests/v3.jsonl:2: not a valid manifest entry of v3 (schema_version: unknown key)"
+    assert expected in verify(repo).problems
+    with pytest.raises(LedgerError) as err:
+        pull_release(repo, "v3", base / "out", corpus_path=CORPUS)
+    assert str(err.value) == expected
 
 
 def test_verify_from_a_clone_reads_shards_from_the_remote(base: Path) -> None:
@@ -264,6 +332,21 @@ def test_a_consistent_forgery_is_caught_by_the_tags(base: Path) -> None:
         " are never changed or deleted (restore the file from git)"
     )
     assert "ledger/releases.jsonl: git tag v1 is not on the commit that recorded v1" in problems[-2]
+
+
+def test_a_moved_tag_is_named_with_both_commits_and_the_command_that_fixes_it(base: Path) -> None:
+    repo = base / "repo"
+    recorded = sh(repo, "git", "rev-parse", "v1^{commit}").strip()
+    elsewhere = sh(repo, "git", "rev-parse", "v2^{commit}").strip()
+    sh(repo, "git", "tag", "-f", "-a", "v1", "-m", "moved", elsewhere)
+    (problem,) = verify(repo).problems
+    assert problem == (
+        f"ledger/releases.jsonl: git tag v1 names commit {elsewhere[:12]}, but v1 was recorded by commit"
+        f" {recorded[:12]}: move it back with `git tag -f -a v1 -m v1 {recorded}`"
+        " (and `git push -f origin v1` where it was pushed)"
+    )
+    sh(repo, "git", "tag", "-f", "-a", "v1", "-m", "v1", recorded)
+    assert verify(repo).ok
 
 
 def test_a_tag_without_a_record_fails_verify(base: Path) -> None:

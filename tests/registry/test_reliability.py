@@ -268,3 +268,46 @@ def test_a_deleted_retraction_stops_the_pipeline_and_the_release(project: Projec
     assert error_line(project.dyno("release", check=False))
     assert "retractions.jsonl:2: the line committed at" in error_line(project.dyno("verify", check=False))
     assert project.git("tag").split() == ["v1"]
+
+
+# --- files the ledger does not know (issue 21 F1) ----------------------------------------------------------
+
+
+def test_release_refuses_a_corpus_holding_files_that_are_not_shards(project: Project):
+    """A `.DS_Store` recorded in the corpus (here by `dvc commit`) would make a release `dyno pull` refuses
+    for ever: the release refuses it first, naming it."""
+    (project.root / "data/corpus/alpha/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    project.run("dvc", "commit", "-f", "-q", "organize")
+    project.commit("a stray file")
+    line = error_line(project.dyno("release", check=False))
+    assert "alpha/.DS_Store" in line and "not shards" in line, line
+    assert release_lines(project) == [] and project.git("tag").split() == []
+    # organize removes it, and the release goes through
+    project.run("dvc", "repro", "-f", "-s", "organize")
+    assert not (project.root / "data/corpus/alpha/.DS_Store").exists()
+    project.commit("without it")
+    assert json.loads(project.dyno("release", "--json").stdout)["release"]["tag"] == "v1"
+
+
+def test_pull_never_creates_a_tag(project: Project, tmp_path: Path):
+    """A tag the user deleted stays deleted: pull says what is wrong and which command tags it (issue 21)."""
+    project.dyno("release")
+    project.git("tag", "-d", "v1")
+    line = error_line(project.dyno("pull", "v1", "--out", str(tmp_path / "v1"), check=False))
+    assert "v1 is recorded but not tagged" in line and "`dyno release`" in line, line
+    assert project.git("tag").split() == [] and not (tmp_path / "v1").exists()
+    project.dyno("release")  # the writer tags it
+    assert project.git("tag").split() == ["v1"]
+    project.dyno("pull", "v1", "--out", str(tmp_path / "v1"))
+
+
+def test_release_during_a_running_dvc_command_says_so(project: Project):
+    """`dvc repro` holds DVC's repository lock while it runs: release says a DVC command is running, not
+    "nothing changed" or "not up to date" (issue 21)."""
+    from dvc.repo import Repo, lock_repo
+
+    with Repo(str(project.root)) as repo, lock_repo(repo):
+        line = error_line(project.dyno("release", check=False))
+    assert "a DVC command (such as `dvc repro`) is running" in line, line
+    assert release_lines(project) == []
+    assert json.loads(project.dyno("release", "--json").stdout)["release"]["tag"] == "v1"

@@ -384,6 +384,8 @@ def discover(
     )
     if report.moved:
         out.print(_moved_table(f"{len(report.moved)} known sources moved on the Hub", report.moved))
+    for line in report.malformed[:20]:
+        _stderr().print(escape(line))
     skipped = ", ".join(f"{k} {v:,}" for k, v in report.skipped.items()) or "none"
     _stderr().print(f"{report.listed:,} datasets listed; skipped: {escape(skipped)}")
     if report.added and not dry_run:
@@ -477,11 +479,12 @@ def release(message: str, as_json: bool) -> None:
         out.print(f"  {escape(line)}")
 
 
-def _settle(command: str) -> None:
-    """What readers run first: finish an interrupted release under the lock, as `dyno release` would."""
+def _settle(command: str, *, tag: bool = True) -> None:
+    """What readers run first: finish an interrupted release under the lock, as `dyno release` would (less
+    its tag, unless `tag`)."""
     from dynosaur.registry.releases import settle
 
-    done, note = settle(_root(), command)
+    done, note = settle(_root(), command, tag=tag)
     for line in done:
         _stderr().print(f"[yellow]recovered:[/] {escape(line)}")
     if note:
@@ -605,7 +608,7 @@ def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> Non
     out_dir = Path.cwd() / out_dir  # where the user is, before `dyno` moves to the project root
     root = _root()
     out_dir = out_dir.relative_to(root) if out_dir.is_relative_to(root) else out_dir
-    _settle("pull")
+    _settle("pull", tag=False)  # pull never creates a tag
     if repo_id:
         from dynosaur.registry.hub import pull_from_hub
 
@@ -650,10 +653,22 @@ def publish(
     kept, unless this release writes them too (then publish refuses, or with --force replaces them).
     Tags are never moved. The token comes from HF_TOKEN or `hf auth login`.
     """
+    from dynosaur.core.params import PARAMS_FILE, load_params
     from dynosaur.registry.hub import publish as do_publish
 
+    # hub.allow_insecure_http, when the project has a params.yaml (a registry alone may not)
+    insecure = (
+        Path(os.environ.get("DYNO_PARAMS", PARAMS_FILE)).exists() and load_params().hub.allow_insecure_http
+    )
     outcome = do_publish(
-        _root(), version, repo_id, private=private, force=force, dry_run=dry_run, pretty_name=pretty_name
+        _root(),
+        version,
+        repo_id,
+        private=private,
+        force=force,
+        dry_run=dry_run,
+        pretty_name=pretty_name,
+        allow_insecure_http=insecure,
     )
     if as_json:
         return emit_json(outcome)

@@ -143,6 +143,13 @@ class CollectParams(Section):
         return v
 
 
+class HubParams(Section):
+    """How Dynosaur talks to the Hugging Face Hub (`HF_ENDPOINT`): discover, refresh, collect, publish."""
+
+    # The token is never sent over plain http to a host that is not loopback, unless this says so.
+    allow_insecure_http: bool = False
+
+
 class DiscoverParams(Section):
     """`dyno discover`'s default query (its options override each field). The licence policy is `licenses`."""
 
@@ -488,6 +495,7 @@ class Params(Section):
     sources: list[SourceSpec] = []  # more in the sources file (`sources.yaml`, dynosaur.core.source_list)
     collect: CollectParams = CollectParams()
     discover: DiscoverParams = DiscoverParams()
+    hub: HubParams = HubParams()
     generate: GenerateParams = GenerateParams()
     llm: LLMParams = LLMParams()
     filter: FilterParams = FilterParams()
@@ -588,20 +596,21 @@ def parse_params(data: Any, origin: str = PARAMS_FILE) -> Params:
 
 
 def load_yaml(text: str) -> Any:
-    """`yaml.safe_load` with libyaml's C loader when PyYAML has it: ~10× faster on a list of 2,000 sources."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """`yaml.safe_load`, strict about keys (a key given twice in one mapping raises `DuplicateKey`), with
+    libyaml's C parser when PyYAML has it: ~10× faster on a list of 2,000 sources."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader's constructor)
 
 
 class DuplicateKey(yaml.constructor.ConstructorError):
     pass
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """PyYAML's safe loader, but a key given twice in one mapping is an error: YAML says keys are unique,
     and PyYAML silently keeps the last (a second `llm:` block would replace the first)."""
 
 
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+def _unique_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; explicit keys override it
@@ -623,7 +632,8 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def read_params_file(path: Path) -> Any:
-    """The parsed YAML of a params file; every way it can't be read is one `ParamsError` line."""
+    """The parsed YAML of a file the user writes (params.yaml, sources.yaml); every way it can't be read is
+    one `ParamsError` line, a key given twice included (with both line numbers)."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
@@ -635,7 +645,7 @@ def read_params_file(path: Path) -> Any:
     except OSError as exc:
         raise ParamsError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return load_yaml(text)
     except DuplicateKey as exc:
         raise ParamsError(f"{path}: {exc.problem}") from None
     except yaml.YAMLError as exc:

@@ -25,7 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dynosaur.core.errors import ParamsError, first_line
 from dynosaur.core.io import atomic_write, canonical_json, read_json, write_json
-from dynosaur.core.params import Params, SourceSpec, first_error, load_yaml, unique_source_ids, unknown_key
+from dynosaur.core.params import (
+    Params,
+    SourceSpec,
+    first_error,
+    read_params_file,
+    unique_source_ids,
+    unknown_key,
+)
 
 SOURCES_FILE = "sources.yaml"
 LOCK_FILE = "sources.lock"
@@ -112,10 +119,7 @@ def read_sources_file(path: Path) -> SourcesFile:
     """The sources file; an empty one when it does not exist. A mistake fails with one line (exit 2)."""
     if not path.exists():
         return SourcesFile()
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except Exception as exc:  # yaml.YAMLError, UnicodeDecodeError: the file is not what it should be
-        raise ParamsError(f"{path}: not valid YAML ({first_line(exc)})") from None
+    data = read_params_file(path) or {}
     try:
         return SourcesFile.model_validate(data)
     except ValidationError as exc:
@@ -129,6 +133,58 @@ def write_sources_file(path: Path, sources: SourcesFile) -> None:
     data = sources.model_dump(mode="json", exclude_none=True)
     body = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, width=200)
     atomic_write(path, HEADER + body)
+
+
+def add_to_sources_file(path: Path, added: list[SourceEntry], discoveries: dict[str, str]) -> None:
+    """Add sources and discovery times to the sources file, editing it in place: every line already there
+    (comments, hand-written blocks, quotes, flow entries) stays byte for byte, and the new entries are
+    lines added at the end of `sources:` (a discovery run again changes its own time). A new file gets the
+    header and block-style YAML."""
+    current = read_sources_file(path)  # strict: a duplicate key or a bad entry stops here, nothing written
+    updated = current.model_copy(
+        update={"sources": [*current.sources, *added], "discoveries": {**current.discoveries, **discoveries}}
+    )
+    SourcesFile.model_validate(updated.model_dump())  # ids unique across the old and new entries
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if not text.strip() or not isinstance(read_params_file(path), dict):
+        write_sources_file(path, updated)
+        return
+    atomic_write(path, _round_trip_add(text, added, discoveries))
+
+
+def _round_trip_add(text: str, added: list[SourceEntry], discoveries: dict[str, str]) -> str:
+    """`text` (a YAML mapping) with `added` appended to its `sources` and `discoveries` set, through
+    ruamel.yaml's round trip (comments, quotes, key order and flow style kept; indentation as found)."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    _, sequence, offset = load_yaml_guess_indent(text)
+    nested = re.search(r"^[^\s#][^\n]*:[ \t]*\n( +)[^\s#-]", text, re.MULTILINE)
+    yaml = YAML()  # round trip
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long line that was not folded
+    yaml.indent(mapping=len(nested.group(1)) if nested else 2, sequence=sequence or 2, offset=offset or 0)
+    doc = yaml.load(text)
+    sources = doc.get("sources")
+    if not isinstance(sources, CommentedSeq):
+        sources = doc["sources"] = CommentedSeq()
+    if added and not sources:
+        sources.fa.set_block_style()  # `sources: []` as shipped: entries one per line from now on
+    for entry in added:
+        sources.append(CommentedMap(entry.model_dump(mode="json", exclude_none=True)))
+    found = doc.get("discoveries")
+    if not isinstance(found, CommentedMap):
+        found = doc["discoveries"] = CommentedMap()
+    if discoveries and not found:
+        found.fa.set_block_style()
+    for query, at in discoveries.items():
+        found[query] = at
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
 
 
 def read_lock(path: Path) -> SourcesLock:

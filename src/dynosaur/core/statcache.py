@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,32 @@ def stamp(paths: Sequence[Path]) -> list[int] | None:
 
 def _racy(entry: list[Any], horizon: int) -> bool:
     return any(mtime > horizon for mtime in entry[0][1::3])
+
+
+def cache_folder(folder: Path) -> Path:
+    """`folder` (a `CACHE_DIR`), created with the `.gitignore` that keeps it out of git."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        atomic_write(ignore, "# Created by dynosaur: caches that only save work; safe to delete.\n*\n")
+    return folder
+
+
+def scratch_dir(beside: Path, name: str) -> Path:
+    """A stage's folder for files it writes before renaming them into `beside` (its output folder): in
+    `CACHE_DIR` next to it, so on its file system and outside git. What a killed run left there is removed;
+    the folder itself is made when the stage first writes (`make_scratch`), so a stage that refuses to run
+    leaves nothing."""
+    folder = beside.parent / CACHE_DIR / f"{name}.tmp"
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def make_scratch(folder: Path) -> Path:
+    """Create a `scratch_dir` (and its `CACHE_DIR`, git-ignored)."""
+    cache_folder(folder.parent)
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 class StatCache:
@@ -98,11 +125,7 @@ class StatCache:
             self.dirty = True
         if not self.dirty:
             return
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        ignore = folder / ".gitignore"
-        if not ignore.exists():
-            atomic_write(ignore, "# Created by dynosaur: caches that only save work; safe to delete.\n*\n")
+        cache_folder(self.path.parent)
         data = {"format": FORMAT, "salt": self.salt, "entries": self.entries}
         atomic_write(self.path, json.dumps(data, separators=(",", ":"), sort_keys=True))
         self.dirty = False

@@ -41,7 +41,13 @@ from dynosaur.core.runner import log, progress, prune, run, write_metrics
 from dynosaur.core.source_list import all_sources, read_lock, read_sources_file
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.decontaminate import eval_benchmark
-from dynosaur.pipeline.sources import READER_VERSION, collect_source, local_files, source_revision
+from dynosaur.pipeline.sources import (
+    READER_VERSION,
+    collect_source,
+    guard_hub_token,
+    local_files,
+    source_revision,
+)
 from dynosaur.registry.ledger import read_records
 
 T = TypeVar("T")
@@ -239,6 +245,8 @@ def main(args: argparse.Namespace) -> None:
             " resolved now; run `dyno refresh` to pin them"
         )
 
+    if any(spec.hub is not None for spec, _, _ in todo):
+        guard_hub_token(params.hub.allow_insecure_http)
     if todo:
         import datasets  # noqa: F401  (imported once here: threads importing it at once can deadlock)
         from tqdm import tqdm

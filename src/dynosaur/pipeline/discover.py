@@ -37,15 +37,15 @@ from dynosaur.core.source_list import (
     Pin,
     SourceEntry,
     SourcesLock,
+    add_to_sources_file,
     all_sources,
     read_lock,
     read_sources_file,
     wanted_revision,
     write_lock,
-    write_sources_file,
 )
 from dynosaur.pipeline.decontaminate import eval_benchmark
-from dynosaur.pipeline.sources import HubDataset, list_hub_datasets, resolve_pins
+from dynosaur.pipeline.hub_catalog import HubDataset, list_hub_datasets, resolve_pins
 from dynosaur.registry.ledger import FILES, LEDGER_DIR, read_records
 
 MAX_ID = 100
@@ -92,6 +92,7 @@ class DiscoverReport(Model):
     added: list[SourceEntry]
     skipped: dict[str, int]  # reason → configs (or datasets, for dataset-level reasons) left out
     moved: list[Moved]  # known sources whose dataset moved since its pin: run `dyno refresh`
+    malformed: list[str] = []  # one line per dataset whose Hub answer is malformed (skipped: `malformed`)
 
 
 class RefreshReport(Model):
@@ -171,6 +172,7 @@ def discover(
     added: list[SourceEntry] = []
     skipped: dict[str, int] = {}
     moved: list[Moved] = []
+    malformed: list[str] = []
     listed = 0
 
     def skip(reason: str) -> None:
@@ -180,7 +182,13 @@ def discover(
         search=query.search,
         task_category=query.task_categories[0] if len(query.task_categories) == 1 else None,
         language=query.languages[0] if len(query.languages) == 1 else None,
+        allow_insecure_http=params.hub.allow_insecure_http,
     ):
+        if ds.problem:
+            listed += 1
+            skip("malformed")
+            malformed.append(ds.problem)
+            continue
         if cutoff and ds.last_modified and _utc(ds.last_modified) < cutoff:
             break  # most recently modified first: the rest is older
         if limit is not None and len(added) >= limit:
@@ -223,15 +231,10 @@ def discover(
         added=sorted(added, key=lambda e: e.id),
         skipped=dict(sorted(skipped.items())),
         moved=moved,
+        malformed=malformed,
     )
     if not dry_run:
-        updated = current.model_copy(
-            update={
-                "sources": [*current.sources, *report.added],
-                "discoveries": {**current.discoveries, query.text: at},
-            }
-        )
-        write_sources_file(sources_path, updated)
+        add_to_sources_file(sources_path, report.added, {query.text: at})
     return report
 
 
@@ -245,7 +248,9 @@ def refresh(
     specs = [s for s in all_sources(params, read_sources_file(root / SOURCES_FILE)) if s.hub is not None]
     old = read_lock(root / LOCK_FILE)
     wanted = sorted({(str(s.hub), wanted_revision(s)) for s in specs if not SHA.match(wanted_revision(s))})
-    resolved = resolve_pins(wanted, concurrency, timeout_s)
+    resolved = resolve_pins(
+        wanted, concurrency, timeout_s, allow_insecure_http=params.hub.allow_insecure_http
+    )
 
     pins: dict[str, Pin] = {}
     moved: list[Moved] = []

@@ -31,7 +31,6 @@ case (estimated prompt tokens + `max_tokens` of output) still fits; the rest are
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 import os
 import threading
@@ -47,6 +46,7 @@ from dynosaur.core.errors import BudgetExceeded, LLMError, ParamsError, first_li
 from dynosaur.core.io import read_json, write_json
 from dynosaur.core.params import LLMParams
 from dynosaur.core.records import Usage, digest
+from dynosaur.core.transport import in_clear
 
 
 class ChatRequest(BaseModel):
@@ -458,24 +458,14 @@ def check_key_transport(base_url: str, allow_insecure_http: bool, key_variable: 
     path reads it. `llm.allow_insecure_http: true` is the explicit opt-in (a trusted private network)."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(base_url)
-    if parts.scheme != "http" or allow_insecure_http or is_loopback(parts.hostname or ""):
+    if not in_clear(base_url) or allow_insecure_http:
         return
+    parts = urlsplit(base_url)
     raise ParamsError(
         f"llm.base_url {parts.scheme}://{parts.hostname}: the API key (${key_variable or 'key'}) would go in"
         " clear to a host that is not loopback; use https, unset llm.api_key_env, or set"
         " llm.allow_insecure_http: true"
     )
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _unique(requests: list[ChatRequest]) -> list[ChatRequest]:

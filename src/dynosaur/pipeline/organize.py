@@ -60,7 +60,7 @@ from dynosaur.core.records import (
     instance_ids,
 )
 from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
-from dynosaur.core.statcache import StatCache
+from dynosaur.core.statcache import StatCache, make_scratch, scratch_dir
 from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
@@ -404,14 +404,19 @@ def organize_source(
     params: OrganizeParams,
     evalset: EvalIndex | None = None,
     evalset_fingerprint: str | None = None,
+    staging: Path | None = None,
 ) -> SourceResult:
     """Write the shards of `tasks` (all of one source), reading the source once for all of them.
+
+    Each shard is written in `staging` (a folder of its own, by default `out_dir/.tmp`; the stage passes one
+    outside the corpus) and renamed into `out_dir` once complete.
 
     A task whose rows can't be formatted is recorded in `failed` and gets no shard; the others go on. An error
     reading the source itself propagates (the caller records the whole source as failed)."""
     result = SourceResult()
-    tmp_dir = out_dir / ".tmp"
+    tmp_dir = staging or out_dir / ".tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     writers, samples, digests, dupes, counts = {}, {}, {}, {}, {}
     try:
         for task in tasks:
@@ -485,6 +490,9 @@ def main(args: argparse.Namespace) -> None:
     evalset: EvalIndex | None = None
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    # Shards are written here, outside the corpus but on its file system, then renamed into it: a killed run
+    # leaves its half-written files outside the corpus, and the next run clears them.
+    staging = scratch_dir(out, "organize")
     # A source whose task file and shards are the very files of its last check is up to date: its counts
     # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
     salt = stage_fingerprint(
@@ -529,7 +537,15 @@ def main(args: argparse.Namespace) -> None:
                     )
                 try:
                     meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
-                    result = organize_source(meta, stale, source_dir, params, evalset, evalset_fingerprint)
+                    result = organize_source(
+                        meta,
+                        stale,
+                        source_dir,
+                        params,
+                        evalset,
+                        evalset_fingerprint,
+                        make_scratch(staging) / source_id,
+                    )
                 except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
                     if os.environ.get("DYNO_DEBUG"):
                         raise
@@ -557,7 +573,11 @@ def main(args: argparse.Namespace) -> None:
         log(f"organize: {key}: failed: {reason}")
     if not live:  # no task records at all: never remove the whole corpus for that (issue 11)
         refuse_to_remove_all(out, sum(p.is_dir() for p in out.glob("[!.]*")), args.collected)
-    removed = remove_stale(out, live)
+    removed, strays = remove_stale(out, live)
+    shutil.rmtree(staging, ignore_errors=True)
+    if strays:
+        shown = ", ".join(strays[:5]) + (f", … ({len(strays) - 5} more)" if len(strays) > 5 else "")
+        log(f"organize: removed {len(strays)} file(s) it did not write from {out}: {shown}")
     cache.keep_only(set(live))
     cache.save()
 
@@ -650,18 +670,38 @@ def sources_chart(shards: dict[str, dict[str, dict[str, int]]], top: int = CHART
     )
 
 
-def remove_stale(out: Path, live: dict[str, set[str]]) -> int:
-    removed = 0
-    for source_dir in sorted(p for p in out.iterdir() if p.is_dir()):
-        if source_dir.name not in live:
-            removed += len(list(source_dir.glob("*.parquet")))
-            shutil.rmtree(source_dir)
+def remove_stale(out: Path, live: dict[str, set[str]]) -> tuple[int, list[str]]:
+    """Leave in `out` only the shards of live tasks, `<source_id>/<task_id>.parquet`. Returns how many shards
+    of tasks or sources that are gone were removed, and the other files removed, which organize never writes
+    (an editor's or a file browser's files, a killed run's leftovers), as paths under `out`."""
+    removed, strays = 0, []
+    for path in sorted(out.iterdir()):
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith("."):
+            tasks = live.get(path.name)
+            for inner in sorted(path.iterdir()):
+                if inner.is_file() and inner.suffix == ".parquet":  # (a link, with DVC's link cache types)
+                    if tasks is not None and inner.stem in tasks:
+                        continue
+                    if not inner.name.startswith("."):
+                        removed += 1
+                        inner.unlink()
+                        continue
+                strays += _remove(inner, out)
+            if tasks is None:
+                path.rmdir()
             continue
-        for shard in source_dir.glob("*.parquet"):
-            if shard.stem not in live[source_dir.name]:
-                shard.unlink()
-                removed += 1
-    return removed
+        strays += _remove(path, out)
+    return removed, strays
+
+
+def _remove(path: Path, out: Path) -> list[str]:
+    """Remove a file, link or folder under `out`; the files it held, as paths under `out`."""
+    if path.is_dir() and not path.is_symlink():
+        files = [p.relative_to(out).as_posix() for p in sorted(path.rglob("*")) if not p.is_dir()]
+        shutil.rmtree(path)
+        return files or [path.relative_to(out).as_posix() + "/"]
+    path.unlink()
+    return [path.relative_to(out).as_posix()]
 
 
 if __name__ == "__main__":

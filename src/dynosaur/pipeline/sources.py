@@ -5,8 +5,8 @@ kinds go through the same `datasets` loader: `load_dataset(folder_or_repo, confi
 read as Arrow tables, which keeps memory bounded whatever the source's size. Metadata comes from the card
 (`huggingface_hub.DatasetCard`) and the builder's features; Hub metadata from `HfApi.dataset_info`.
 
-Pinning (`resolve_pins`, for `dyno refresh`) and listing (`list_hub_datasets`, for `dyno discover`) ask the Hub
-too. This module and `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
+Pinning and listing, for `dyno refresh` and `dyno discover`, are in `hub_catalog.py`. This module, that one and
+`src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from dynosaur.core.errors import DynoError, SourceError, first_line
+from dynosaur.core.errors import SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
 from dynosaur.core.records import LABEL_VALUES, Feature, FeatureStats, SourceMeta, SplitInfo
+from dynosaur.core.transport import check_hub_token_transport
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
 DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
@@ -98,106 +97,11 @@ def resolve_hub_revision(source_id: str, repo: str, revision: str | None) -> tup
     return str(info.sha), info
 
 
-class Resolved(NamedTuple):
-    sha: str | None
-    error: str | None  # one line: why it did not resolve
+def guard_hub_token(allow_insecure_http: bool) -> None:
+    """Refuse, before any connection, to send the Hugging Face token in clear (`hub.allow_insecure_http`)."""
+    from huggingface_hub import constants, get_token
 
-
-def resolve_pins(
-    wanted: list[tuple[str, str]], concurrency: int, timeout_s: float
-) -> dict[tuple[str, str], Resolved]:
-    """Each (repo, revision) → the commit sha it points at now, or why not; `concurrency` requests in flight at
-    once. Only `sha` is asked for (`expand`), so each answer is a few bytes."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    api = HfApi()
-    transport = hub_transport_errors()
-
-    def one(key: tuple[str, str]) -> Resolved:
-        repo, revision = key
-        try:
-            info = api.dataset_info(repo, revision=revision, expand=["sha"], timeout=timeout_s)
-            return Resolved(str(info.sha), None)
-        except RepositoryNotFoundError:
-            return Resolved(None, f"{repo}: dataset not found on the Hub (or no access)")
-        except RevisionNotFoundError:
-            return Resolved(None, f"{repo}: revision {revision!r} not found on the Hub")
-        except transport as exc:
-            return Resolved(None, f"{repo}: Hub unreachable: {hub_failure(exc)}")
-
-    if not wanted:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(wanted))) as pool:
-        return dict(zip(wanted, pool.map(one, wanted), strict=True))
-
-
-class HubDataset(BaseModel):
-    """What discovery needs from one dataset of a Hub listing."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    sha: str | None = None
-    last_modified: str | None = None  # ISO 8601 UTC
-    downloads: int = 0
-    tags: list[str] = []
-    license: str | None = None
-    configs: list[str] = []  # named in the card (`configs:` or `dataset_info`); [] → the default one
-    unavailable: bool = False  # gated, private or disabled
-
-
-def list_hub_datasets(
-    *, search: str | None, task_category: str | None, language: str | None
-) -> Iterator[HubDataset]:
-    """The Hub's datasets, most recently modified first (one paginated `list_datasets`). One task category
-    and one language at most go to the Hub as filters; the caller filters the rest."""
-    from huggingface_hub import HfApi
-
-    wanted = ["cardData", "downloads", "lastModified", "sha", "tags", "gated", "private", "disabled"]
-    try:
-        for info in HfApi().list_datasets(
-            search=search,
-            task_categories=task_category,
-            language=language,
-            sort="last_modified",
-            expand=wanted,  # type: ignore[arg-type]
-        ):
-            yield _hub_dataset(info)
-    except hub_transport_errors() as exc:
-        raise DynoError(f"listing Hub datasets failed: {hub_failure(exc)}") from None
-
-
-def _hub_dataset(info: Any) -> HubDataset:
-    card = info.card_data.to_dict() if info.card_data is not None else {}
-    license_ = card.get("license")
-    if isinstance(license_, list):
-        license_ = license_[0] if len(license_) == 1 else ",".join(map(str, license_))
-    if license_ is None:
-        license_ = next((t.split(":", 1)[1] for t in info.tags or [] if t.startswith("license:")), None)
-    return HubDataset(
-        id=info.id,
-        sha=info.sha,
-        last_modified=info.last_modified.isoformat() if info.last_modified else None,
-        downloads=info.downloads or 0,
-        tags=list(info.tags or []),
-        license=str(license_) if license_ is not None else None,
-        configs=card_config_names(card),
-        unavailable=bool(info.gated or info.private or info.disabled),
-    )
-
-
-def card_config_names(card: dict[str, Any]) -> list[str]:
-    """Config names a dataset card declares: its `configs:` block, else its `dataset_info` list."""
-    for key in ("configs", "dataset_info"):
-        entries = card.get(key)
-        if isinstance(entries, list):
-            names = [str(e.get("config_name", "default")) for e in entries if isinstance(e, dict)]
-            if len(names) > 1 or (names and names != ["default"]):
-                return sorted(set(names))
-    return []
+    check_hub_token_transport(constants.ENDPOINT, bool(get_token()), allow_insecure_http)
 
 
 # --- features --------------------------------------------------------------------------------------------
@@ -398,7 +302,42 @@ def _local_how(folder: Path, config: str | None) -> dict[str, Any]:
     return {"name": config}
 
 
-ARROW_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
+# The file formats organize reads with pyarrow itself (`arrow_format`, `_arrow_batches`): a local split whose
+# files all have one of these suffixes; anything else goes through `datasets`, as in collect. collect opens
+# each such file this way (`check_organize_reads`), so a file `datasets` reads and pyarrow does not (a JSON
+# array saved as .jsonl, a column that changes type) fails in collect, before any LLM call is paid.
+READABLE_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".csv": "csv"}
+
+
+def arrow_format(files: list[str]) -> str | None:
+    """The pyarrow format organize reads `files` (one split's) with, or None when `datasets` reads them."""
+    formats = {READABLE_FORMATS.get(Path(f).suffix) for f in files}
+    return formats.pop() if len(formats) == 1 and None not in formats else None
+
+
+def _arrow_batches(paths: list[Path], fmt: str, batch_rows: int) -> Iterator[Any]:
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset([str(p) for p in paths], format=fmt)
+    yield from dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1)
+
+
+def check_organize_reads(source_id: str, folder: Path, splits: list[SplitInfo]) -> None:
+    """Open each file of `splits` the way organize will and read its first row; a file it can't read is a
+    `SourceError` naming it."""
+    for split in splits:
+        fmt = arrow_format(split.files)
+        if fmt is None:
+            continue
+        for name in split.files:
+            try:
+                next(_arrow_batches([folder / name], fmt, 1), None)
+            except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a file it can't read
+                raise SourceError(
+                    source_id,
+                    f"{name}: organize cannot read it as {fmt} with pyarrow ({first_line(exc, typed=True)});"
+                    f" save it as {'JSON Lines, one object per line with one type per field' if fmt == 'json' else fmt}",
+                ) from None
 
 
 def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Path(".")) -> Iterator[Any]:
@@ -414,18 +353,14 @@ def iter_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path = Pat
 
 def _raw_batches(meta: SourceMeta, split: str, batch_rows: int, root: Path) -> Iterator[Any]:
     info = next((s for s in meta.splits if s.name == split), None)
-    if meta.kind == "local" and info and info.files:
-        formats = {ARROW_FORMATS.get(Path(f).suffix) for f in info.files}
-        if len(formats) == 1 and None not in formats:
-            import pyarrow as pa
-            import pyarrow.dataset as pads
+    if meta.kind == "local" and info and info.files and (fmt := arrow_format(info.files)):
+        import pyarrow as pa
 
-            folder = root / meta.location
-            dataset = pads.dataset([str(folder / f) for f in info.files], format=formats.pop())
-            for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
-                if batch.num_rows:
-                    yield pa.Table.from_batches([batch])
-            return
+        folder = root / meta.location
+        for batch in _arrow_batches([folder / f for f in info.files], fmt, batch_rows):
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
+        return
     if meta.kind == "local":
         folder = root / meta.location
         ds = _load(str(folder), split, None, **_local_how(folder, meta.config))
@@ -583,4 +518,6 @@ def collect_source(
         return meta.model_copy(update={"status": "skipped", "reason": "only_media_fields"})
     if len(usable) <= 1:
         return meta.model_copy(update={"status": "skipped", "reason": "too_few_fields"})
+    if kind == "local":  # a source organize will read: it must read every file as collect did
+        check_organize_reads(spec.id, Path(location), splits)
     return meta

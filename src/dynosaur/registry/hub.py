@@ -35,9 +35,11 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.audit_report import quality_lines
 from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.lock import registry_lock
 from dynosaur.registry.manifest import file_sha256, shard_digest
 from dynosaur.registry.pull import local_shards, staging_dir
 
@@ -135,12 +137,54 @@ def publish(
     force: bool = False,
     dry_run: bool = False,
     pretty_name: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> PublishOutcome:
-    """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring)."""
+    """Publish release VERSION to the Hub dataset repo REPO_ID (see the module docstring). The token is
+    refused over plain http to a host that is not loopback unless `allow_insecure_http`."""
+    _check_repo_id(repo_id)
+    # One publish per Hub repo at a time from this clone: a second one waits, then says who holds it.
+    with registry_lock(
+        root, f"publish {release_name(version)} --repo {repo_id}", name=publish_lock_name(repo_id)
+    ):
+        return _publish(
+            root,
+            version,
+            repo_id,
+            private=private,
+            message=message,
+            token=token,
+            force=force,
+            dry_run=dry_run,
+            pretty_name=pretty_name,
+            allow_insecure_http=allow_insecure_http,
+        )
+
+
+def publish_lock_name(repo_id: str) -> str:
+    """The lock file (in the git directory) that one publish to `repo_id` holds."""
+    return "dyno-publish-" + re.sub(r"[^A-Za-z0-9._-]", "--", repo_id) + ".lock"
+
+
+def release_name(version: str) -> str:
+    return version if version.startswith("v") else f"v{version}"
+
+
+def _publish(
+    root: Path,
+    version: str,
+    repo_id: str,
+    *,
+    private: bool,
+    message: str | None,
+    token: str | None,
+    force: bool,
+    dry_run: bool,
+    pretty_name: str | None,
+    allow_insecure_http: bool,
+) -> PublishOutcome:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     from huggingface_hub.errors import RepositoryNotFoundError
 
-    _check_repo_id(repo_id)
     ledger = Ledger(root)
     release = ledger.release(version)
     entries = ledger.read_manifest(release)
@@ -149,6 +193,7 @@ def publish(
     if not token:
         raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
+    check_hub_token_transport(api.endpoint, True, allow_insecure_http)
     with _hub_call(repo_id, "creating the repo"):
         try:
             if not dry_run:
@@ -170,21 +215,12 @@ def publish(
         )
 
     with _hub_call(repo_id, "reading the repo"):
-        if head and _file_at(api, repo_id, head, MANIFEST) == manifest:
-            # Our own commit of this release, made by a publish that stopped before tagging: finish it.
-            if not dry_run:
-                api.create_tag(
-                    repo_id, tag=release.tag, revision=head, tag_message=release.message, repo_type="dataset"
-                )
-            return done.model_copy(
-                update={
-                    "commit": head,
-                    "dry_run": dry_run,
-                    "message": f"{'would tag' if dry_run else 'tagged'} {release.tag} (its commit was"
-                    f" already on {repo_id})",
-                }
-            )
         base = tags[newest] if newest else None
+        own = _own_commit(api, repo_id, head, base, release, manifest)
+        if own is not None:
+            # Our own commit of this release, made by a publish that stopped (was killed, or lost the Hub's
+            # answer) before tagging: tag that very commit, never a second one.
+            return _finish(api, repo_id, release, own, done, dry_run)
         at_head = _files(api, repo_id, head)
         at_base = _files(api, repo_id, base) if base else {}
         published = _published_digests(api, repo_id, base)
@@ -257,6 +293,17 @@ def publish(
         ]
         note = f"\n\nReplaces changes made by others to: {', '.join(replaced)} (--force)" if replaced else ""
         with _hub_call(repo_id, f"publishing {release.tag}"):
+            # The head again, right before committing: a publish elsewhere may have committed this release
+            # meanwhile (then tag that), or someone pushed (then `parent_commit` would refuse: say so first).
+            now = _head(api, repo_id)
+            if now != head:
+                own = _own_commit(api, repo_id, now, base, release, manifest)
+                if own is not None:
+                    return _finish(api, repo_id, release, own, done, dry_run)
+                raise DynoError(
+                    f"{repo_id}: its head moved from {str(head)[:12]} to {str(now)[:12]} while {release.tag}"
+                    " was being prepared; nothing was published: run publish again"
+                )
             commit = api.create_commit(
                 repo_id,
                 ops,
@@ -280,6 +327,46 @@ def publish(
     forced = f", replacing {len(replaced)} others changed" if replaced else ""
     return plan.model_copy(
         update={"commit": commit.oid, "message": f"published {release.tag} to {repo_id}{kept}{forced}"}
+    )
+
+
+def _head(api: Any, repo_id: str) -> str | None:
+    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    return next((b.target_commit for b in refs.branches if b.name == "main"), None)
+
+
+def _own_commit(
+    api: Any, repo_id: str, head: str | None, base: str | None, release: Release, manifest: bytes
+) -> str | None:
+    """The commit of `release` that an earlier publish made and did not tag, among the commits after `base`
+    (the last published tag) up to `head`: its title names the release and its manifest is the release's.
+    Newest first, so a commit others pushed on top of it is passed over, not tagged."""
+    if head is None:
+        return None
+    for commit in api.list_repo_commits(repo_id, repo_type="dataset", revision=head):
+        if commit.commit_id == base:
+            return None
+        if commit.title.startswith(f"{release.tag}:") and _file_at(
+            api, repo_id, commit.commit_id, MANIFEST
+        ) == (manifest):
+            return commit.commit_id
+    return None
+
+
+def _finish(
+    api: Any, repo_id: str, release: Release, commit: str, done: PublishOutcome, dry_run: bool
+) -> PublishOutcome:
+    """Tag `commit`, the release's own commit that is already on the Hub."""
+    if not dry_run:
+        api.create_tag(
+            repo_id, tag=release.tag, revision=commit, tag_message=release.message, repo_type="dataset"
+        )
+    return done.model_copy(
+        update={
+            "commit": commit,
+            "dry_run": dry_run,
+            "message": f"{'would tag' if dry_run else 'tagged'} {release.tag} (its commit was already on {repo_id})",
+        }
     )
 
 

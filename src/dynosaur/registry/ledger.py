@@ -160,7 +160,20 @@ class Ledger:
         if "sha256:" + hashlib.sha256(data).hexdigest() != release.manifest_digest:
             raise LedgerError(f"{release.manifest}: manifest of {release.tag} does not match its digest")
         # Split on "\n" only: str.splitlines also breaks on U+2028, U+0085, ..., which JSON leaves unescaped.
-        return [ManifestEntry.model_validate_json(line) for line in data.decode("utf-8").split("\n") if line]
+        entries = []
+        for lineno, line in enumerate(data.decode("utf-8").split("\n"), 1):
+            if not line:
+                continue
+            try:
+                entries.append(ManifestEntry.model_validate_json(line))
+            except ValidationError as exc:  # a newer schema, another tool's line: named, never a traceback
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "the line"
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                raise LedgerError(
+                    f"{release.manifest}:{lineno}: not a valid manifest entry of {release.tag} ({field}: {msg})"
+                ) from None
+        return entries
 
 
 def append_records(path: Path, model: type[R], records: list[R]) -> None:

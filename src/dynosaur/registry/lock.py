@@ -67,12 +67,12 @@ class Lease(BaseModel):
         self.settled = True
 
 
-def lock_path(root: Path) -> Path:
-    """`<git common dir>/dyno.lock`; outside a git repository, `<root>/.dyno.lock`."""
+def lock_path(root: Path, name: str = LOCK_NAME) -> Path:
+    """`<git common dir>/dyno.lock` (or another `name`); outside a git repository, `<root>/.dyno.lock`."""
     proc = subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=root, capture_output=True, text=True)
     if proc.returncode:
-        return root / ".dyno.lock"
-    return (root / proc.stdout.strip()).resolve() / LOCK_NAME
+        return root / f".{name}"
+    return (root / proc.stdout.strip()).resolve() / name
 
 
 def _read(fd: int) -> Holder | None:
@@ -86,9 +86,12 @@ def _read(fd: int) -> Holder | None:
 
 
 @contextlib.contextmanager
-def registry_lock(root: Path, command: str, *, wait_s: float | None = None) -> Iterator[Lease]:
-    """Hold the registry lock for the `with` block; LockHeld if another live process keeps it `wait_s`."""
-    path = lock_path(root)
+def registry_lock(
+    root: Path, command: str, *, wait_s: float | None = None, name: str = LOCK_NAME
+) -> Iterator[Lease]:
+    """Hold the registry lock for the `with` block; LockHeld if another live process keeps it `wait_s`.
+    Another `name` is another lock, held the same way (`dyno publish` holds one per Hub repo)."""
+    path = lock_path(root, name)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -104,7 +107,8 @@ def registry_lock(root: Path, command: str, *, wait_s: float | None = None) -> I
                     holder = _read(fd)
                     who = holder.describe() if holder else "another dyno process"
                     raise LockHeld(
-                        f"{who} holds the registry lock ({path}): wait for it to finish, then run again",
+                        f"{who} holds the {'registry ' if name == LOCK_NAME else ''}lock ({path}): wait for it"
+                        " to finish, then run again",
                         pid=holder.pid if holder else None,
                         host=holder.host if holder else None,
                     ) from None

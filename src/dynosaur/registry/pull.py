@@ -16,6 +16,7 @@ manifest, and the `finally` that removes the staging directory: `out` is the who
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -52,8 +53,8 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     git = Git(root)
     if git.is_repo() and not git.tag_exists(release.tag):
         raise DynoError(
-            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release):"
-            " run `dyno release` to finish it"
+            f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release, or a"
+            " deleted tag): run `dyno release` to tag it"
         )
     entries = ledger.read_manifest(release)
     out = out.absolute()
@@ -87,14 +88,36 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
 
 def staging_dir(out: Path, tag: str) -> Path:
     """A new empty directory beside `out` (absent or an empty directory) to fetch into, so the final rename
-    stays on one file system; a path that cannot be created is one line, not a traceback."""
+    stays on one file system; a path that cannot be created is one line, not a traceback. Its name holds
+    this process's id: the staging directories of pulls that were killed (their process is gone) are
+    removed first."""
     _check_target(out, tag)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-", dir=out.parent))
+        _remove_dead_staging(out)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-{os.getpid()}-", dir=out.parent))
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise DynoError(f"pull {tag}: cannot create {out}: {exc.strerror or exc}{where}") from None
+
+
+def _remove_dead_staging(out: Path) -> None:
+    """Remove `.<out>.pull-<pid>-*` beside `out` when process <pid> no longer runs (a killed pull's)."""
+    prefix = f".{out.name}.pull-"
+    for path in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = path.name[len(prefix) :].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _check_target(out: Path, release: Release | str) -> None:

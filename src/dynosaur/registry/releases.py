@@ -56,6 +56,7 @@ from dynosaur.registry.vcs import (
     dir_listing,
     locked_out_md5,
     push,
+    require_dvc_idle,
     stale_stages,
 )
 from dynosaur.registry.workspace import Workspace
@@ -73,13 +74,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
+def recover(root: Path, lease: Lease, *, strict: bool = True, tag: bool = True) -> list[str]:
     """Finish or undo what an interrupted release or retract left behind (call it holding the lock);
     return what was done.
 
     Args:
         strict: refuse (DynoError) when ledger/ has uncommitted changes that no crash explains; readers
             pass False and leave them for `verify` to judge.
+        tag: tag a committed release that has no tag; `dyno pull` passes False (it never creates a tag: a
+            tag the user deleted stays deleted, and pull names the command that tags it).
     """
     git, ledger, done = Git(root), Ledger(root), []
     dirty = git.dirty("ledger", untracked=True)
@@ -94,7 +97,7 @@ def recover(root: Path, lease: Lease, *, strict: bool = True) -> list[str]:
         )
     lease.settle()
     committed = _committed_releases(git, ledger, root)
-    if committed and not git.tag_exists(committed[-1][0].tag):
+    if tag and committed and not git.tag_exists(committed[-1][0].tag):
         last, commit = committed[-1]
         git("tag", "-a", last.tag, "-m", f"{last.tag}: {last.message}", commit)
         done.append(f"tagged {last.tag}, committed by an interrupted release")
@@ -115,15 +118,16 @@ def _committed_releases(git: Git, ledger: Ledger, root: Path) -> list[tuple[Rele
     return [(r, commit if i == len(releases) - 1 else "") for i, r in enumerate(releases)]
 
 
-def settle(root: Path, command: str) -> tuple[list[str], str | None]:
-    """What a reader runs first: the same recovery as release, under the lock. Returns (what was done,
-    None), or ([], a note) when a live writer holds the lock; its unfinished release stays unlisted."""
+def settle(root: Path, command: str, *, tag: bool = True) -> tuple[list[str], str | None]:
+    """What a reader runs first: the same recovery as release, under the lock (`tag`: see `recover`).
+    Returns (what was done, None), or ([], a note) when a live writer holds the lock; its unfinished release
+    stays unlisted."""
     git = Git(root)
     if not git.is_repo():
         return [], None
     try:
         with registry_lock(root, command, wait_s=READ_WAIT_S) as lease:
-            return recover(root, lease, strict=False), None
+            return recover(root, lease, strict=False, tag=tag), None
     except LockHeld as exc:
         return [], f"{exc}; showing the releases completed so far"
     except DynoError as exc:  # e.g. a read-only checkout: nothing to finish from here, but still readable
@@ -198,6 +202,7 @@ def cut_release(
 def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str], None]) -> ReleaseOutcome:
     git, ledger, ws = Git(root), Ledger(root), Workspace.load(root)
     recovered = recover(root, lease)
+    require_dvc_idle(root)
     default_remote(root)
     dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
     if dirty:
@@ -222,6 +227,12 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         raise DynoError(
             f"shard {unlisted[0]} is not in the corpus that dvc.lock records ({corpus_md5}):"
             " run `dvc repro` first"
+        )
+    if unknown := sorted(md5s.keys() - {e.shard for e in entries}):
+        shown = ", ".join(unknown[:5]) + (f", … ({len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        raise DynoError(
+            f"{corpus_rel} holds {len(unknown)} file(s) that are not shards of a valid task ({shown}):"
+            " `dyno pull` would refuse the release; remove them and run `dvc repro` (organize removes them)"
         )
     excluded = _exclusions(ws)
     releases = ledger.releases()

@@ -179,6 +179,25 @@ def repro(root: Path, args: list[str]) -> tuple[int, bool]:
     return code, interrupted
 
 
+DVC_RUNNING = (
+    "a DVC command (such as `dvc repro`) is running in this repository (it holds DVC's lock):"
+    " wait for it to finish, then run `dyno {command}` again"
+)
+
+
+def require_dvc_idle(root: Path, command: str = "release") -> None:
+    """Refuse while another DVC command holds the repository's lock: a running `dvc repro` is writing the
+    outputs and dvc.lock that a release reads."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo, lock_repo
+
+    try:
+        with Repo(str(root)) as repo, lock_repo(repo):
+            pass
+    except LockError:
+        raise DynoError(DVC_RUNNING.format(command=command)) from None
+
+
 def stale_stages(root: Path, target: str = "organize") -> list[str]:
     """Stages up to `target` (the corpus) whose outputs do not match their inputs (collect's `always changed`
     aside). Stages after it, such as training, have no say in whether the corpus can be released."""
@@ -194,11 +213,14 @@ def push(root: Path, oids: list[str]) -> list[str]:
     when there is one, so a fresh clone's bare `dvc pull` finds them all), then make sure the objects `oids`
     are on the remote (`ensure_on_remote`); returns what that had to do."""
     from dvc.exceptions import DvcException
+    from dvc.lock import LockError
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         try:
             repo.push()
+        except LockError:
+            raise DynoError(DVC_RUNNING.format(command="release") + "; nothing was recorded") from None
         except DvcException as exc:
             raise DynoError(
                 f"dvc push failed ({first_line(exc)}); nothing was recorded: check the DVC remote, then"

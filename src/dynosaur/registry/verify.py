@@ -19,6 +19,7 @@ the release, or the shard (task id and md5); the CLI prints the first and exits 
     tags       record → tag: each release's git tag `vN` exists; tag → record: each tag `vN` has a release
                record, and the tagged commit's releases.jsonl ends with that very record
     listings   each release's corpus directory object (`corpus_md5`, what `dvc get` at the tag reads first)
+               lists exactly the manifest's shards, each as the manifest's object: what `dyno pull` accepts
     shards     each manifest entry's DVC object (`shard_md5`), from the local DVC cache or else the default
                remote, read through DVC's object database so any remote type works; its (instances, digest),
                recomputed from the rows, must equal the entry's
@@ -31,10 +32,11 @@ Shards dominate the cost, so each distinct object is read once, however many rel
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from dynosaur.core.errors import LedgerError, LockHeld, first_line
 from dynosaur.core.records import AuditAnswer, AuditSample, LedgerRecord, ManifestEntry, Release
@@ -69,7 +71,7 @@ def verify(root: Path, *, remote: bool = False) -> VerifyReport:
     shards = _ShardChecker(root, remote_only=remote)
     try:
         for release, entries in manifests:
-            shards.check_listing(release, problems)
+            shards.check_listing(release, entries, problems)
             for entry in entries or []:
                 shards.check(release, entry, problems)
     finally:
@@ -111,10 +113,8 @@ def _manifest(
     entries = None
     try:
         entries = ledger.read_manifest(release)
-    except LedgerError as exc:
+    except LedgerError as exc:  # missing, altered, or a line that is not an entry (named by its number)
         problems.append(str(exc))
-    except ValidationError:
-        problems.append(f"{release.manifest}: manifest of {release.tag} has a line that is not an entry")
     if entries is not None:
         tasks, instances = len(entries), sum(e.instances for e in entries)
         if (tasks, instances) != (release.totals.tasks, release.totals.instances):
@@ -184,19 +184,56 @@ def _check_tags(
         if release is None:
             problems.append(f"{name}: git tag {tag} has no release record (was it deleted?)")
             continue
-        at_tag = git.show(commit, f"./{name}") or ""
-        lines = [line for line in at_tag.split("\n") if line.strip()]
-        last = _stored_hash_of(lines[-1]) if lines else None
+        last = _last_hash(git, commit, name)
         if last != release.hash:
+            problems.append(_moved_tag(git, name, tag, commit, release.hash, last))
+
+
+def _compare_listing(
+    what: str, listing: dict[str, str], entries: list[ManifestEntry], problems: list[str]
+) -> None:
+    """The files `dvc get` fetches for a release are exactly its manifest's shards (`dyno pull`'s check)."""
+    shards = {e.shard: e for e in entries}
+    if extra := sorted(listing.keys() - shards.keys()):
+        shown = ", ".join(extra[:5]) + (f", … ({len(extra) - 5} more)" if len(extra) > 5 else "")
+        problems.append(
+            f"{what} holds {len(extra)} file(s) that are not shards of the manifest ({shown}):"
+            " `dyno pull` refuses this release"
+        )
+    for shard in sorted(shards.keys() - listing.keys()):
+        problems.append(f"{what} lacks shard {shard} (task {shards[shard].task_id}): `dyno pull` refuses it")
+    for shard, entry in sorted(shards.items()):
+        md5 = listing.get(shard)
+        if md5 is not None and entry.shard_md5 and md5 != entry.shard_md5:
             problems.append(
-                f"{name}: git tag {tag} is not on the commit that recorded {tag}"
-                f" (its {name} ends with {last or 'nothing'}, not {release.hash})"
+                f"{what} lists shard {shard} (task {entry.task_id}) as object {md5}, not the manifest's"
+                f" {entry.shard_md5}: `dyno pull` would fetch another file"
             )
 
 
-def _stored_hash_of(line: str) -> str | None:
-    import json
+def _moved_tag(git: Git, name: str, tag: str, commit: str, wanted: str, last: str | None) -> str:
+    """A tag that is not on the commit that recorded its release: both commits, and how to move it back."""
+    added = git("log", "--reverse", "--format=%H", f"-S{wanted}", "--", f"./{name}", check=False).split()
+    recorded = next((c for c in added if _last_hash(git, c, name) == wanted), None)
+    if recorded is None:  # the record's line was never committed as the last one (a rewritten history)
+        return (
+            f"{name}: git tag {tag} is not on the commit that recorded {tag}"
+            f" (its {name} ends with {last or 'nothing'}, not {wanted})"
+        )
+    return (
+        f"{name}: git tag {tag} names commit {commit[:12]}, but {tag} was recorded by commit {recorded[:12]}:"
+        f" move it back with `git tag -f -a {tag} -m {tag} {recorded}` (and `git push -f origin {tag}` where it"
+        " was pushed)"
+    )
 
+
+def _last_hash(git: Git, commit: str, name: str) -> str | None:
+    """The stored hash of the last line of `name` at `commit`."""
+    lines = [line for line in (git.show(commit, f"./{name}") or "").split("\n") if line.strip()]
+    return _stored_hash_of(lines[-1]) if lines else None
+
+
+def _stored_hash_of(line: str) -> str | None:
     try:
         value = json.loads(line).get("hash")
     except (ValueError, AttributeError):
@@ -236,19 +273,31 @@ class _ShardChecker:
                 f" {entry.instances} ({entry.digest})"
             )
 
-    def check_listing(self, release: Release, problems: list[str]) -> None:
-        """The release's corpus directory object is where a pull looks for it."""
+    def check_listing(
+        self, release: Release, entries: list[ManifestEntry] | None, problems: list[str]
+    ) -> None:
+        """The release's corpus directory object is where a pull looks for it, and lists exactly the
+        manifest's shards, each as the object the manifest names: what `dyno pull` accepts."""
         self._open()
         oid = release.corpus_md5 if release.corpus_md5.endswith(".dir") else f"{release.corpus_md5}.dir"
-        try:
-            if any(odb.fs.exists(odb.oid_to_path(oid)) for _, odb in self._dbs):
+        what = f"{release.manifest}: the corpus listing {oid} of {release.tag}"
+        for _, odb in self._dbs:
+            path = odb.oid_to_path(oid)
+            try:
+                if not odb.fs.exists(path):
+                    continue
+                with odb.fs.open(path, "rb") as fh:
+                    listing = {e["relpath"]: e["md5"] for e in json.load(fh)}
+            except OSError as exc:
+                problems.append(f"{what} cannot be read: {exc}")
                 return
-        except OSError as exc:
-            problems.append(
-                f"{release.manifest}: corpus listing {oid} of {release.tag} cannot be read: {exc}"
-            )
+            except (ValueError, TypeError, KeyError) as exc:
+                problems.append(f"{what} is damaged (not a DVC directory listing: {first_line(exc)})")
+                return
+            if entries is not None:
+                _compare_listing(what, listing, entries, problems)
             return
-        problems.append(f"{release.manifest}: the corpus listing {oid} of {release.tag} {self._absent()}")
+        problems.append(f"{what} {self._absent()}")
 
     def close(self) -> None:
         if self._repo is not None:

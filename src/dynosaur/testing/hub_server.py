@@ -62,6 +62,7 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 _REV_RE = re.compile(r"[A-Za-z0-9._/-]+")
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+DROP = object()  # in `HubServer.answer_fields`: leave the field out of the answer
 
 # The .gitattributes the Hub puts in the initial commit of every new repo (abridged).
 DEFAULT_GITATTRIBUTES = "".join(
@@ -169,10 +170,12 @@ class FaultRule:
     after: bool = False
     hits: int = 0
     body: bytes | None = None
+    content_type: str = "application/json; charset=utf-8"
+    hang_up: bool = False  # close the connection with no answer at all (what a client that timed out sees)
 
     def response(self) -> Response:
         if self.body is not None:
-            return Response(self.status, self.body, {"Content-Type": "application/json; charset=utf-8"})
+            return Response(self.status, self.body, {"Content-Type": self.content_type})
         return _error_response(HubError(self.status, self.message, self.error_code))
 
     def matches(self, method: str, path: str) -> bool:
@@ -313,6 +316,9 @@ class HubServer:
         self._delays: list[DelayRule] = []
         self.latency = latency  # seconds added to every answer (a remote Hub's round trip)
         self.downloads: dict[str, int] = {}  # repo id → the `downloads` that listings and infos report
+        # repo id → fields its listing and info answers carry instead of the real ones (`DROP`: left out):
+        # what mirrors send, e.g. {"lastModified": "Sun, 30 Nov 2025 10:00:00 GMT"} or {"sha": DROP}
+        self.answer_fields: dict[str, dict[str, Any]] = {}
         self.page_size = 1000  # datasets per page of a listing (`Link: <...>; rel="next"` to the next one)
         self._lock = threading.Lock()  # bookkeeping
         self._write_lock = threading.RLock()  # every change to repos
@@ -404,11 +410,15 @@ class HubServer:
         error_code: str | None = None,
         after: bool = False,
         body: bytes | None = None,
+        content_type: str = "application/json; charset=utf-8",
+        hang_up: bool = False,
     ) -> FaultRule:
         """The next `times` requests whose method is `method` ("*" for any) and whose path (as sent, no query)
         matches `path_regex` (re.search) are answered `status`. Note: the client retries 429/5xx with backoff
         on some calls (preupload, LFS, downloads) but not on `create_commit`'s commit call. `body` (with
-        e.g. status=200) answers with that raw body instead: a malformed answer."""
+        e.g. status=200) answers with that raw body instead: a malformed answer (`content_type` "text/html":
+        a proxy's or a captive portal's page). `hang_up` closes the connection without any answer: with
+        `after`, a commit that lands while the client times out."""
         rule = FaultRule(
             method.upper() if method != "*" else "*",
             path_regex,
@@ -418,6 +428,8 @@ class HubServer:
             error_code,
             after,
             body=body,
+            content_type=content_type,
+            hang_up=hang_up,
         )
         with self._lock:
             self._rules.append(rule)
@@ -1050,7 +1062,12 @@ class _Handler(BaseHTTPRequestHandler):
             if rule is not None:
                 resp = rule.response()
         with hub._lock:
-            hub.log.append(RecordedRequest(method, raw_path, query, resp.status))
+            hub.log.append(
+                RecordedRequest(method, raw_path, query, 0 if rule and rule.hang_up else resp.status)
+            )
+        if rule is not None and rule.hang_up:
+            self.close_connection = True  # no status line, no body: the client's read fails
+            return
         self._send(resp, head_only=method == "HEAD")
 
     def _send(self, resp: Response, head_only: bool) -> None:
@@ -1339,6 +1356,11 @@ def _repo_fields(
         info["siblings"] = siblings
     if "cardData" in fields and card is not None:
         info["cardData"] = card
+    for name, value in hub.answer_fields.get(repo.id, {}).items():
+        if value is DROP:
+            info.pop(name, None)
+        elif name in info or name in fields:
+            info[name] = value
     return info
 
 
@@ -1388,7 +1410,8 @@ def _list_datasets(hub: HubServer, req: _Request) -> Response:
                 continue
             rows.append(info)
     if sort in ("lastModified", "downloads", "createdAt"):
-        rows.sort(key=lambda r: r[sort], reverse=True)
+        # (`answer_fields` may leave a field out or put another form in: those sort as text)
+        rows.sort(key=lambda r: v if isinstance(v := r.get(sort), int) else str(v or ""), reverse=True)
     keep = {"_id", "id", *fields}
     rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
     try:
