@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dynosaur.core.errors import DynoError
-from dynosaur.pipeline.sources import list_hub_datasets
+from dynosaur.pipeline.hub_catalog import list_hub_datasets
 
 
 def test_listing_offline_says_so_whole(monkeypatch):
