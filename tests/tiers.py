@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 DURATIONS = Path(__file__).with_name("durations.json")
-HEAVY_S = 0.3  # a test at least this long (setup + call + teardown) is left out of the fast tier
+HEAVY_S = 0.2  # a test at least this long (setup + call + teardown) is left out of the fast tier
 SLOW_MARKERS = ("slow", "integration")
 
 
