@@ -64,3 +64,28 @@ def test_no_error_class_is_defined_outside_errors_py():
 @pytest.mark.parametrize("name", ["LedgerError", "SchemaError", "PublishConflict", "StageFailed"])
 def test_registry_errors_are_dyno_errors(name: str):
     assert issubclass(getattr(errors, name), DynoError)
+
+
+def test_every_error_dynosaur_raises_has_a_kind():
+    """Issue 23 §8: callers and tests match on a subclass, never on message text, so no code outside
+    core/errors.py makes a bare DynoError."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src" / "dynosaur"
+    bare = []
+    for path in sorted(src.rglob("*.py")):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "DynoError":
+                bare.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert not bare, f"bare DynoError(...) at {bare}: raise one of core/errors.py's kinds"
+
+
+def test_usage_mistakes_exit_2_and_state_problems_carry_no_traceback_hint():
+    from dynosaur.core import errors
+
+    assert errors.UsageError("x").exit_code == 2 and errors.PipelineFileError("x").exit_code == 2
+    assert not errors.NotReady("x").debug_hint and not errors.DvcBusy("x").debug_hint
+    assert issubclass(errors.DamagedCopy, errors.PullError) and issubclass(errors.DvcBusy, errors.GitError)

@@ -30,7 +30,7 @@ from dynosaur.cli.tables import (
     source_detail,
     truncate,
 )
-from dynosaur.core.errors import DynoError, error_line
+from dynosaur.core.errors import DynoError, HubError, LedgerError, error_line
 from dynosaur.core.text import printable
 
 ERR = None  # the stderr console, created on first use
@@ -433,7 +433,7 @@ def refresh(concurrency: int, dry_run: bool, as_json: bool) -> None:
             + (" (dry run: sources.lock not written)" if dry_run else "")
         )
     if report.failed:
-        raise DynoError(
+        raise HubError(
             f"{len(report.failed)} Hub source(s) could not be resolved ({some(sorted(report.failed))});"
             " their previous pins are kept"
         )
@@ -728,7 +728,7 @@ def verify(remote_only: bool, as_json: bool) -> None:
     elif report.ok:
         _stdout().print(f"ok: {report.releases} releases, {report.shards} shards verified")
     if not report.ok:
-        raise DynoError(
+        raise LedgerError(
             f"verify failed: {report.problems[0]}"
             + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else "")
         )

@@ -127,6 +127,60 @@ class IncompleteRelease(DynoError):
     """An interrupted release left half-finished state that a read-only command will not finish."""
 
 
+class UsageError(ParamsError):
+    """A command was given options that do not go together, or lacks one it needs."""
+
+
+class PipelineFileError(ParamsError):
+    """`dvc.yaml` is missing or does not name what dynosaur reads from it."""
+
+
+class InputFileError(DynoError):
+    """A file the user points dynosaur at (an evaluation set, a Super-NI task) cannot be read as one."""
+
+
+class TrainingError(DynoError):
+    """Training, evaluation or the continual stage cannot go on (diverged, nothing to train or replay)."""
+
+
+class GitError(DynoError):
+    """A git or DVC operation failed, or the repository is in no state for it (detached HEAD, no remote)."""
+
+
+class DvcBusy(GitError):
+    """Another DVC command (a `dvc repro`) holds the repository's lock."""
+
+    debug_hint = False
+
+
+class NotReady(DynoError):
+    """The workspace is not ready to release: uncommitted changes, stale stages, stray files in the corpus."""
+
+    debug_hint = False
+
+
+class AlreadyRetracted(DynoError):
+    """The task or source is retracted already."""
+
+    debug_hint = False
+
+
+class PullError(DynoError):
+    """A release cannot be pulled: not tagged, a destination that cannot be used, objects DVC cannot fetch."""
+
+
+class DamagedCopy(PullError):
+    """A shard DVC served (local cache or remote) differs from the released file."""
+
+
+class HubError(DynoError):
+    """The Hugging Face Hub refused, failed, or answered what cannot be used."""
+
+
+class AuditError(DynoError):
+    """An audit's sample or answers do not fit its release."""
+
+
 def first_line(exc: BaseException, *, typed: bool = False, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name when it has none), at most `limit`
     characters; `typed` prefixes the type name, for errors from third-party code."""

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dynosaur.core.errors import DynoError, ParamsError
+from dynosaur.core.errors import InputFileError, ParamsError
 from dynosaur.core.io import file_sha256
 from dynosaur.core.params import DecontaminateParams, SourceSpec
 from dynosaur.core.records import digest, splitmix64
@@ -236,7 +236,7 @@ def eval_texts(path: Path) -> Iterator[str]:
             yield from _superni_texts(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DynoError(f"{path}: not a readable evaluation file ({first})") from None
+        raise InputFileError(f"{path}: not a readable evaluation file ({first})") from None
 
 
 def _superni_texts(task: dict) -> Iterator[str]:

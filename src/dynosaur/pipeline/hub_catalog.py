@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import HubError
 from dynosaur.pipeline.sources import guard_hub_token, hub_failure, hub_transport_errors
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -238,9 +238,9 @@ def list_hub_datasets(
                 yield _hub_dataset(item)
             url, params = response.links.get("next", {}).get("url"), None  # the next link has the query
     except HubAnswerError as exc:
-        raise DynoError(str(exc)) from None
+        raise HubError(str(exc)) from None
     except hub_transport_errors() as exc:
-        raise DynoError(f"listing Hub datasets failed: {hub_failure(exc)}") from None
+        raise HubError(f"listing Hub datasets failed: {hub_failure(exc)}") from None
 
 
 def _hub_dataset(item: Any) -> HubDataset:

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError
+from dynosaur.core.errors import AuditError, NotFound, ParamsError
 from dynosaur.core.records import AuditAnswer, AuditItem, AuditSample, ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger, append_records, parse_version, read_records
 from dynosaur.registry.lock import registry_lock
@@ -134,7 +134,9 @@ def instance_rows(root: Path, sample: AuditSample) -> dict[str, dict]:
     with released_shards(root, release, entries) as files:
         rows = _rows(files, entries, {item.instance_id for item in sample.items})
     if missing := [i.instance_id for i in sample.items if i.instance_id not in rows]:
-        raise DynoError(f"audit {sample.audit_id}: instance {missing[0]} is not in {sample.release}'s shards")
+        raise AuditError(
+            f"audit {sample.audit_id}: instance {missing[0]} is not in {sample.release}'s shards"
+        )
     return rows
 
 
@@ -214,7 +216,9 @@ def record_sample(
         for known in samples(root):
             if known.audit_id == sample.audit_id:
                 if [i.instance_id for i in known.items] != [i.instance_id for i in sample.items]:
-                    raise DynoError(f"audit {known.audit_id} was recorded with other items than it draws now")
+                    raise AuditError(
+                        f"audit {known.audit_id} was recorded with other items than it draws now"
+                    )
                 return known, False
         ledger = Ledger(root)
         ledger.append(AuditSample, [sample])
@@ -279,7 +283,7 @@ def write_answers(root: Path, answers: list[AuditAnswer]) -> None:
     by_path: dict[Path, list[AuditAnswer]] = {}
     for a in answers:
         if (a.kind == "judge") != (a.reviewer == JUDGE):
-            raise DynoError(f"answer by {a.reviewer!r}: only the judge's answers are of kind 'judge'")
+            raise AuditError(f"answer by {a.reviewer!r}: only the judge's answers are of kind 'judge'")
         by_path.setdefault(answers_path(root, a.audit_id, a.reviewer), []).append(a)
     for path, batch in by_path.items():
         with _file_lock(path.parent.parent if path.parent.name == "human" else path.parent):

@@ -33,7 +33,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError, PublishConflict, first_line
+from dynosaur.core.errors import (
+    DamagedCopy,
+    DynoError,
+    HubError,
+    NotFound,
+    ParamsError,
+    PublishConflict,
+    first_line,
+)
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
 from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.audit_report import quality_lines
@@ -78,19 +86,19 @@ def _hub_error(exc: BaseException, repo_id: str, doing: str) -> DynoError:
     if isinstance(exc, RepositoryNotFoundError):
         return NotFound(f"{repo_id}: dataset repo not found on the Hub (or no access)")
     if status == 401:
-        return DynoError(f"{repo_id}: the Hub refused the token (set HF_TOKEN or run `hf auth login`)")
+        return HubError(f"{repo_id}: the Hub refused the token (set HF_TOKEN or run `hf auth login`)")
     if status == 403:
-        return DynoError(f"{repo_id}: not allowed to write to this repo with this token")
+        return HubError(f"{repo_id}: not allowed to write to this repo with this token")
     if status in (409, 412):
         return PublishConflict(
             f"{repo_id}: the repo changed on the Hub since the last publish (someone else "
             "pushed?); nothing was published: inspect it and publish again"
         )
     if isinstance(exc, HfHubHTTPError) and status:
-        return DynoError(f"{repo_id}: Hub error {status} while {doing}; nothing half-published: run again")
+        return HubError(f"{repo_id}: Hub error {status} while {doing}; nothing half-published: run again")
     from huggingface_hub import constants
 
-    return DynoError(
+    return HubError(
         f"{repo_id}: cannot reach the Hub at {constants.ENDPOINT} while {doing} ({type(exc).__name__}):"
         " check the network or HF_ENDPOINT, then run again"
     )
@@ -116,7 +124,7 @@ def _hub_call(repo_id: str, doing: str) -> Iterator[None]:
     except _transport_errors() as exc:
         raise _hub_error(exc, repo_id, doing) from None
     except (KeyError, TypeError, ValueError) as exc:  # a JSON body without the fields the client reads
-        raise DynoError(
+        raise HubError(
             f"{repo_id}: the Hub answered with a malformed response while {doing}"
             f" ({first_line(exc, typed=True)}): check HF_ENDPOINT, then run again"
         ) from None
@@ -191,7 +199,7 @@ def _publish(
     manifest = _manifest_bytes(root, release)
     token = token or get_token()
     if not token:
-        raise DynoError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token)
     check_hub_token_transport(api.endpoint, True, allow_insecure_http)
     with _hub_call(repo_id, "creating the repo"):
@@ -210,7 +218,7 @@ def _publish(
         return done.model_copy(update={"message": f"{release.tag} is already on {repo_id}: nothing to do"})
     newest = max(tags, key=lambda t: int(t[1:]), default=None)
     if newest and int(newest[1:]) > release.version:
-        raise DynoError(
+        raise HubError(
             f"{repo_id} already has {newest}; publishing the older {release.tag} after it is refused"
         )
 
@@ -300,7 +308,7 @@ def _publish(
                 own = _own_commit(api, repo_id, now, base, release, manifest)
                 if own is not None:
                     return _finish(api, repo_id, release, own, done, dry_run)
-                raise DynoError(
+                raise HubError(
                     f"{repo_id}: its head moved from {str(head)[:12]} to {str(now)[:12]} while {release.tag}"
                     " was being prepared; nothing was published: run publish again"
                 )
@@ -435,7 +443,7 @@ def check_shards(release: Release, entries: list[ManifestEntry], files: dict[str
     for e, got in zip(entries, found, strict=True):
         expected = e.shard_sha256 or f"{e.instances} instances ({e.digest})"
         if got != expected:
-            raise DynoError(
+            raise DamagedCopy(
                 f"publish {release.tag}: shard {e.shard} (task {e.task_id}, md5 {e.shard_md5}) is not the"
                 f" released file: {got}, but {release.manifest} records {expected}; nothing was uploaded"
             )
@@ -504,18 +512,18 @@ def pull_from_hub(
             raise _hub_error(exc, repo_id, f"downloading {release.tag}") from None
         hub_manifest = (tmp / MANIFEST).read_bytes() if (tmp / MANIFEST).exists() else b""
         if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):
-            raise DynoError(f"{repo_id}@{release.tag}: the Hub's manifest differs from the ledger's")
+            raise DamagedCopy(f"{repo_id}@{release.tag}: the Hub's manifest differs from the ledger's")
         data = tmp / "data"
         found = {p.relative_to(data).as_posix() for p in data.glob("*/*.parquet")} if data.exists() else set()
         expected = {e.shard for e in entries}
         if found != expected:
             odd = sorted(found ^ expected)[0]
-            raise DynoError(
+            raise DamagedCopy(
                 f"{repo_id}@{release.tag}: shard {odd} {'missing' if odd in expected else 'unexpected'}"
             )
         for e in entries:
             if shard_digest(data / e.shard) != (e.instances, e.digest):
-                raise DynoError(
+                raise DamagedCopy(
                     f"{repo_id}@{release.tag}: shard {e.shard} (task {e.task_id}) fails its digest"
                 )
         if out.exists():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, LockHeld
+from dynosaur.core.errors import LockHeld, NotReady
 
 LOCK_NAME = "dyno.lock"
 READ_WAIT_S = 2.0  # readers wait little: a release in progress only hides what it has not finished
@@ -95,7 +95,7 @@ def registry_lock(
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise DynoError(f"cannot open the registry lock {path}: {exc.strerror}") from exc
+        raise NotReady(f"cannot open the registry lock {path}: {exc.strerror}") from exc
     try:
         deadline = time.monotonic() + (write_wait_s() if wait_s is None else wait_s)
         while True:

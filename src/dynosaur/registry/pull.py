@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, first_line
+from dynosaur.core.errors import DamagedCopy, PullError, first_line
 from dynosaur.core.records import ManifestEntry, Release
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256, shard_digest
@@ -52,7 +52,7 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
     release = ledger.release(version)
     git = Git(root)
     if git.is_repo() and not git.tag_exists(release.tag):
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: {release.tag} is recorded but not tagged (an interrupted release, or a"
             " deleted tag): run `dyno release` to tag it"
         )
@@ -71,7 +71,7 @@ def pull_release(root: Path, version: str, out: Path, corpus_path: str | None = 
         try:
             os.replace(data, out)  # onto an empty directory too (POSIX rename)
         except OSError as exc:
-            raise DynoError(
+            raise PullError(
                 f"pull {release.tag}: cannot move the checked corpus to {out}: {exc.strerror}"
             ) from exc
     finally:
@@ -98,7 +98,7 @@ def staging_dir(out: Path, tag: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.pull-{os.getpid()}-", dir=out.parent))
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        raise DynoError(f"pull {tag}: cannot create {out}: {exc.strerror or exc}{where}") from None
+        raise PullError(f"pull {tag}: cannot create {out}: {exc.strerror or exc}{where}") from None
 
 
 def _remove_dead_staging(out: Path) -> None:
@@ -127,9 +127,9 @@ def _check_target(out: Path, release: Release | str) -> None:
             return
         exists = out.exists() or out.is_symlink()
     except OSError as exc:
-        raise DynoError(f"pull {tag}: cannot use {out}: {exc.strerror or exc}") from None
+        raise PullError(f"pull {tag}: cannot use {out}: {exc.strerror or exc}") from None
     if exists:
-        raise DynoError(
+        raise PullError(
             f"pull {tag}: {out} already exists and is not an empty directory; choose a new path or empty it"
         )
 
@@ -153,22 +153,22 @@ def _fetch(root: Path, corpus_path: str, release: Release, dest: Path) -> None:
     except FileNotFoundError as exc:
         missing = str(exc.filename or corpus_path)
         if missing.rstrip("/") == corpus_path.rstrip("/"):
-            raise DynoError(
+            raise PullError(
                 f"pull {release.tag}: {corpus_path} is not tracked by DVC at tag {release.tag}:"
                 " is that the corpus path?"
             ) from exc
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: {missing} is in neither the local DVC cache nor the DVC remote;"
             " run `dvc push` where it was released"
         ) from exc
     except DataIndexDirError as exc:
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: the listing of {corpus_path} ({release.corpus_md5}) is in"
             " neither the local DVC cache nor the DVC remote;"
             " run `dvc push` where it was released"
         ) from exc
     except (DvcException, DataIndexError, OSError) as exc:
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: cannot fetch {corpus_path} at tag {release.tag} with DVC: {first_line(exc)}"
         ) from exc
 
@@ -178,12 +178,12 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
     expected = {e.shard: e for e in entries}
     found = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
     if extra := sorted(found - expected.keys()):
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: {extra[0]} was fetched but is not a shard of {release.manifest}"
         )
     if missing := sorted(expected.keys() - found):
         e = expected[missing[0]]
-        raise DynoError(
+        raise PullError(
             f"pull {release.tag}: shard {e.shard} (task {e.task_id}) of {release.manifest}"
             " is missing from the fetched corpus"
         )
@@ -205,7 +205,7 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
         size += path.stat().st_size
         if e.shard_sha256:
             if hashes[shard] != e.shard_sha256:
-                raise DynoError(
+                raise DamagedCopy(
                     f"{where} differs from the released file ({release.manifest} records sha256"
                     f" {e.shard_sha256}): the copy DVC served (local cache or remote) is damaged"
                 )
@@ -214,12 +214,12 @@ def _check(data: Path, release: Release, entries: list[ManifestEntry]) -> tuple[
         try:
             count, digest = shard_digest(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise DynoError(
+            raise DamagedCopy(
                 f"{where} is not a readable parquet file ({first_line(exc)}):"
                 f" the copy DVC served (local cache or remote) is damaged"
             ) from exc
         if (count, digest) != (e.instances, e.digest):
-            raise DynoError(
+            raise DamagedCopy(
                 f"{where} holds {count} instances ({digest}) but {release.manifest} records"
                 f" {e.instances} ({e.digest}): the copy DVC served (local cache or remote)"
                 " is damaged"

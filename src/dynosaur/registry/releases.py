@@ -30,7 +30,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, LockHeld, NotFound
+from dynosaur.core.errors import (
+    AlreadyRetracted,
+    DynoError,
+    LockHeld,
+    NotFound,
+    NotReady,
+    PullError,
+    UsageError,
+)
 from dynosaur.core.io import read_model
 from dynosaur.core.records import (
     Exclusion,
@@ -91,7 +99,7 @@ def recover(root: Path, lease: Lease, *, strict: bool = True, tag: bool = True) 
         git("clean", "-fdq", "--", "ledger")
         done.append(f"discarded the uncommitted records of an interrupted {lease.stale.describe()}")
     elif dirty and strict:
-        raise DynoError(
+        raise NotReady(
             f"ledger/ has uncommitted changes ({dirty[0]}) that no interrupted dyno command left:"
             " commit them, or restore the ledger with `git checkout -- ledger`"
         )
@@ -206,13 +214,13 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
     default_remote(root)
     dirty = [p for p in git.dirty() if p not in ("dvc.lock", "data/.gitignore")]
     if dirty:
-        raise DynoError(
+        raise NotReady(
             f"the work tree has uncommitted changes ({dirty[0]}{', …' if len(dirty) > 1 else ''}):"
             " commit or stash them first"
         )
     stale = stale_stages(root)
     if stale:
-        raise DynoError(f"the pipeline is not up to date ({', '.join(stale)}): run `dvc repro` first")
+        raise NotReady(f"the pipeline is not up to date ({', '.join(stale)}): run `dvc repro` first")
 
     corpus_rel = ws.corpus.relative_to(root).as_posix()
     corpus_md5 = locked_out_md5(root, corpus_rel)
@@ -224,13 +232,13 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)
     ]
     if unlisted := [e.shard for e in entries if not e.shard_md5]:
-        raise DynoError(
+        raise NotReady(
             f"shard {unlisted[0]} is not in the corpus that dvc.lock records ({corpus_md5}):"
             " run `dvc repro` first"
         )
     if unknown := sorted(md5s.keys() - {e.shard for e in entries}):
         shown = ", ".join(unknown[:5]) + (f", … ({len(unknown) - 5} more)" if len(unknown) > 5 else "")
-        raise DynoError(
+        raise NotReady(
             f"{corpus_rel} holds {len(unknown)} file(s) that are not shards of a valid task ({shown}):"
             " `dyno pull` would refuse the release; remove them and run `dvc repro` (organize removes them)"
         )
@@ -324,7 +332,7 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
     norm = lambda n: n if n == WORKSPACE else ledger.release(n).tag  # noqa: E731
     a_name, b_name = norm(a), norm(b)
     if a_name == b_name:
-        raise DynoError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
+        raise UsageError(f"{a_name} compared with itself: give two different versions (or `workspace`)")
     before, after = corpus_state(root, a_name), corpus_state(root, b_name)
     retractions = Ledger(root).read(Retraction)
     report = diff_manifests(a_name, before, b_name, after, retractions)
@@ -343,7 +351,7 @@ def diff(root: Path, a: str, b: str, *, instances: bool = False) -> DiffReport:
                 deltas[c.task_id] = InstanceDelta(added=sorted(new - old), removed=sorted(old - new))
     if instances and len(deltas) < len(changed):
         missing = next(c for c in changed if c.task_id not in deltas)
-        raise DynoError(
+        raise PullError(
             f"the shards of task {missing.task_id} are in neither the workspace, the local DVC cache nor the"
             " DVC remote: run `dvc pull` first"
         )
@@ -422,9 +430,9 @@ class _ShardFiles:
 def retract(root: Path, *, task: str | None = None, source: str | None = None, reason: str) -> Retraction:
     """Append a tombstone for a task (every version of it) or a whole source, and commit it."""
     if (task is None) == (source is None):
-        raise DynoError("give exactly one of --task ID or --source ID")
+        raise UsageError("give exactly one of --task ID or --source ID")
     if not reason.strip():
-        raise DynoError("a retraction needs a --reason")
+        raise UsageError("a retraction needs a --reason")
     git = Git(root)
     git.require_branch()
     with registry_lock(root, "retract") as lease:
@@ -453,7 +461,7 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
             raise NotFound(f"unknown source {source!r} (not in the workspace or any release)")
         record = Retraction(kind="source", target=source, reason=reason.strip(), created_at=_now())
     if any(r.kind == record.kind and r.target == record.target for r in existing):
-        raise DynoError(f"{record.kind} {record.target} is already retracted")
+        raise AlreadyRetracted(f"{record.kind} {record.target} is already retracted")
     ledger.append(Retraction, [record])
     path = ledger.path(Retraction).relative_to(root).as_posix()
     git("add", "--", path)

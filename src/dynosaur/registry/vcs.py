@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dynosaur.core.errors import DynoError, LedgerError, first_line
+from dynosaur.core.errors import DvcBusy, GitError, LedgerError, first_line
 from dynosaur.core.records import DVC_OID
 
 
@@ -27,7 +27,7 @@ class Git:
     def __call__(self, *args: str, check: bool = True, input: str | None = None) -> str:
         proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, input=input)
         if check and proc.returncode != 0:
-            raise DynoError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+            raise GitError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
         return proc.stdout
 
     def is_repo(self) -> bool:
@@ -37,10 +37,10 @@ class Git:
 
     def require_branch(self) -> str:
         if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=self.root, capture_output=True).returncode:
-            raise DynoError(f"{self.root} is not a git repository")
+            raise GitError(f"{self.root} is not a git repository")
         branch = self("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
         if not branch:
-            raise DynoError("HEAD is detached: check out a branch before releasing")
+            raise GitError("HEAD is detached: check out a branch before releasing")
         return branch
 
     def dirty(self, pathspec: str = ".", *, untracked: bool = False) -> list[str]:
@@ -60,7 +60,7 @@ class Git:
     def blob(self, oid: str) -> bytes:
         proc = subprocess.run(["git", "cat-file", "blob", oid], cwd=self.root, capture_output=True)
         if proc.returncode:
-            raise DynoError(f"git cat-file: cannot read object {oid}")
+            raise GitError(f"git cat-file: cannot read object {oid}")
         return proc.stdout
 
     def release_tags(self) -> dict[str, str]:
@@ -149,7 +149,7 @@ def default_remote(root: Path) -> str:
     with Repo(str(root)) as repo:
         name = repo.config["core"].get("remote")
         if not name or name not in repo.config["remote"]:
-            raise DynoError(
+            raise GitError(
                 "no default DVC remote: add one with `dvc remote add -d NAME URL` (a local folder works)"
             )
         return name
@@ -195,7 +195,7 @@ def require_dvc_idle(root: Path, command: str = "release") -> None:
         with Repo(str(root)) as repo, lock_repo(repo):
             pass
     except LockError:
-        raise DynoError(DVC_RUNNING.format(command=command)) from None
+        raise DvcBusy(DVC_RUNNING.format(command=command)) from None
 
 
 def stale_stages(root: Path, target: str = "organize") -> list[str]:
@@ -220,9 +220,9 @@ def push(root: Path, oids: list[str]) -> list[str]:
         try:
             repo.push()
         except LockError:
-            raise DynoError(DVC_RUNNING.format(command="release") + "; nothing was recorded") from None
+            raise DvcBusy(DVC_RUNNING.format(command="release") + "; nothing was recorded") from None
         except DvcException as exc:
-            raise DynoError(
+            raise GitError(
                 f"dvc push failed ({first_line(exc)}); nothing was recorded: check the DVC remote, then"
                 " release again"
             ) from exc
@@ -252,7 +252,7 @@ def ensure_on_remote(root: Path, oids: list[str], *, repo: Any = None) -> list[s
         local = repo.cache.local
         absent = [oid for oid in missing if not local.exists(oid)]
         if absent:
-            raise DynoError(
+            raise GitError(
                 f"{len(absent)} objects of the release are on neither the DVC remote {remote.name!r} nor in"
                 f" the local cache (first: {absent[0]}): run `dvc repro` (or `dvc pull`), then release again"
             )
@@ -273,7 +273,7 @@ def ensure_on_remote(root: Path, oids: list[str], *, repo: Any = None) -> list[s
         repo.drop_data_index()
         still = _missing(odb, oids)
         if still:
-            raise DynoError(
+            raise GitError(
                 f"{len(still)} objects of the release are still not on the DVC remote {remote.name!r} after"
                 f" pushing them again (first: {still[0]}); nothing was recorded: check the remote, then"
                 " release again"
@@ -293,7 +293,7 @@ def locked_out_md5(root: Path, path: str) -> str:
         for out in stage.get("outs", []):
             if out["path"] == path:
                 return out["md5"]
-    raise DynoError(f"dvc.lock has no output {path}: run `dvc repro` first")
+    raise GitError(f"dvc.lock has no output {path}: run `dvc repro` first")
 
 
 class ObjectStore:
@@ -322,6 +322,6 @@ def dir_listing(root: Path, dir_md5: str) -> dict[str, str]:
     try:
         return {e["relpath"]: e["md5"] for e in json.loads(path.read_text())}
     except FileNotFoundError:
-        raise DynoError(
+        raise GitError(
             f"DVC cache lacks the corpus directory object {dir_md5}: run `dvc repro` or `dvc pull`"
         ) from None

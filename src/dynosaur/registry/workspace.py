@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from dynosaur.core.errors import DynoError, NotInProject
+from dynosaur.core.errors import NotInProject, PipelineFileError
 
 # What marks a project's root folder: its pipeline, its params, or DVC's folder (a clone that only holds the
 # release registry has no pipeline); any one is enough.
@@ -46,9 +46,9 @@ class Workspace(BaseModel):
         try:
             stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
         except FileNotFoundError:
-            raise DynoError(f"{dvc_yaml} not found: run dyno from the project root") from None
+            raise PipelineFileError(f"{dvc_yaml} not found: run dyno from the project root") from None
         except (yaml.YAMLError, AttributeError):
-            raise DynoError(f"{dvc_yaml} is not a valid pipeline file") from None
+            raise PipelineFileError(f"{dvc_yaml} is not a valid pipeline file") from None
         args: dict[str, dict[str, str]] = {}
         for name, stage in stages.items():
             words = shlex.split(stage.get("cmd", ""))
@@ -64,4 +64,4 @@ class Workspace(BaseModel):
                 corpus=root / args["organize"]["out"],
             )
         except KeyError as exc:
-            raise DynoError(f"{dvc_yaml}: stage or path {exc} missing from the pipeline") from None
+            raise PipelineFileError(f"{dvc_yaml}: stage or path {exc} missing from the pipeline") from None

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dynosaur.core.charts import line_chart
-from dynosaur.core.errors import DynoError, ParamsError
+from dynosaur.core.errors import ParamsError, TrainingError
 from dynosaur.core.io import atomic_write, write_json
 from dynosaur.core.params import ContinualParams, Params, load_params
 from dynosaur.core.records import Record, Retraction
@@ -213,7 +213,7 @@ def run_stages(data: Prepared, params: Params, out_dir: Path, root: Path | None 
         examples = [ex for t in data.new[i] for ex in data.train.get(t.task_id, [])]
         examples += [ex for t in replayed for ex in _replay_examples(t, data.train[t], per_task, p.seed, i)]
         if not examples:
-            raise DynoError(f"continual: {tag} adds no new tasks and replays none: nothing to train on")
+            raise TrainingError(f"continual: {tag} adds no new tasks and replays none: nothing to train on")
         log(
             f"continual: {tag}: {len(data.new[i])} new tasks, {len(replayed)} replayed,"
             f" {len(examples)} examples"

