@@ -123,10 +123,6 @@ class LockHeld(DynoError):
         self.host = host
 
 
-class IncompleteRelease(DynoError):
-    """An interrupted release left half-finished state that a read-only command will not finish."""
-
-
 class UsageError(ParamsError):
     """A command was given options that do not go together, or lacks one it needs."""
 

@@ -101,9 +101,6 @@ class Progress:
         elapsed = self.clock() - self.start
         return f"ETA {duration(elapsed * (self.total - self.completed) / self.completed)}"
 
-    def extras(self) -> str:
-        return " · ".join(figure(k, v) for k, v in self.figures.items())
-
     def line(self, width: int | None = None, *, named: bool = True) -> str:
         """done/total · rate · ETA · figures; within `width` characters, the rate goes first, then the
         figures but those in `KEEP`, then those: done/total and the ETA always stay."""

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dynosaur.core.errors import ParamsError, first_line
-from dynosaur.core.io import atomic_write, canonical_json, read_json, write_json
+from dynosaur.core.io import atomic_write, read_json, write_json
 from dynosaur.core.params import (
     Params,
     SourceSpec,
@@ -213,8 +213,3 @@ def all_sources(params: Params, sources_file: SourcesFile) -> list[SourceSpec]:
             )
         specs.append(entry.spec())
     return specs
-
-
-def lock_digest(lock: SourcesLock) -> str:
-    """The lock's canonical JSON, for tests and reports that compare locks."""
-    return canonical_json(lock.model_dump(mode="json"))

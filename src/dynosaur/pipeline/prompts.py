@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from dynosaur.core.records import SourceMeta, TaskSpec
 from dynosaur.pipeline.demonstrations import DEMONSTRATIONS, STYLE_DEMONSTRATIONS, Demonstration
@@ -64,9 +64,6 @@ ASK_FIELDS_FIRST = (
 
 def _ask_fields_first(n: int) -> str:
     return ASK_FIELD_FIRST if n == 1 else ASK_FIELDS_FIRST.format(n=n)
-
-
-Variant = Literal["with_description", "without_description"]
 
 
 _TAG = re.compile(r"<(\s*/?\s*dataset)", re.IGNORECASE)

@@ -453,12 +453,6 @@ class HubServer:
         with self._lock:
             self._writable.setdefault(user or self.user, set()).add(namespace)
 
-    def revoke(self, namespace: str, user: str | None = None) -> None:
-        with self._lock:
-            self._writable.get(user or self.user, set()).discard(namespace)
-            if (user or self.user) == self.user and namespace in self.orgs:
-                self.orgs.remove(namespace)
-
     def can_write(self, user: str, namespace: str) -> bool:
         with self._lock:
             extra = self._writable.get(user, set())
@@ -494,11 +488,6 @@ class HubServer:
                     return existing
                 raise FileExistsError(f"{repo_type} repo {repo_id} already exists")
             return self._init_repo(repo_type, ns, name, private)
-
-    def delete_repo(self, repo_id: str, repo_type: str = "dataset") -> None:
-        repo = self.repo(repo_id, repo_type)
-        with self._write_lock:
-            shutil.rmtree(repo.path)
 
     def repo(self, repo_id: str, repo_type: str = "dataset") -> Repo:
         ns, name = self._split_id(repo_id)
@@ -593,10 +582,6 @@ class HubServer:
         if entry is None or entry.type != "file":
             raise KeyError(f"{path} not found at {revision}")
         return self._content(repo, entry)
-
-    def commit_count(self, repo_id: str, revision: str = "main", repo_type: str = "dataset") -> int:
-        repo = self.repo(repo_id, repo_type)
-        return int(self._git(repo, "rev-list", "--count", revision).decode())
 
     # ---------------------------------------------------------------- git storage
 
