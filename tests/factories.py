@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from dynosaur.core.records import (
+    AuditItem,
+    AuditSample,
     Feature,
     FeatureStats,
     GeneratedSource,
@@ -200,3 +202,33 @@ def make_release(version: int = 1, parent: str | None = None, **overrides: Any) 
         licenses={"mit": 10},
     )
     return Release(**{**values, **overrides})
+
+
+def make_audit_sample(
+    n: int,
+    release: str = "v1",
+    seed: int = 0,
+    strata: tuple[tuple[str, str], ...] = (("t", "s"),),
+    **overrides: Any,
+) -> AuditSample:
+    """An unsealed audit sample of `n` items; item i is of task and source `strata[i % len(strata)]`."""
+    items = [
+        AuditItem(
+            instance_id=f"{i:016x}", task_id=strata[i % len(strata)][0], source_id=strata[i % len(strata)][1]
+        )
+        for i in range(n)
+    ]
+    values: dict[str, Any] = dict(
+        audit_id=f"{release}-seed{seed}-n{n}",
+        release=release,
+        release_hash="sha256:x",
+        seed=seed,
+        n=n,
+        method="test",
+        items=items,
+        code_version="test",
+        prompt_versions=["p"],
+        models=["m"],
+        created_at="2026-12-07T09:00:00Z",
+    )
+    return AuditSample(**{**values, **overrides})

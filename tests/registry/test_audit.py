@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dynosaur.core.errors import DynoError
-from dynosaur.core.records import AuditAnswer, AuditItem, AuditSample
+from dynosaur.core.records import AuditAnswer, AuditSample
 from dynosaur.registry.audit import (
     allocate,
     answers_path,
@@ -35,7 +35,7 @@ from dynosaur.registry.card import dataset_card
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.releases import diff
 from dynosaur.registry.verify import verify
-from tests.factories import make_entry, make_release, make_source_version
+from tests.factories import make_audit_sample, make_entry, make_release, make_source_version
 from tests.registry.dvc_repo import V2, sh
 
 YES = {"valid_instruction": "yes", "input_suffices": "yes", "output_correct": "yes"}
@@ -218,23 +218,7 @@ def test_cohen_kappa_against_known_values():
 
 def synthetic_audit(root: Path, n: int, release: str = "v1", seed: int = 0) -> AuditSample:
     """A recorded sample of n items over two sources (no shards needed for the report)."""
-    items = [
-        AuditItem(instance_id=f"{i:016x}", task_id="t1" if i % 2 else "t2", source_id="a" if i % 2 else "b")
-        for i in range(n)
-    ]
-    sample = AuditSample(
-        audit_id=f"{release}-seed{seed}-n{n}",
-        release=release,
-        release_hash="sha256:x",
-        seed=seed,
-        n=n,
-        method="test",
-        items=items,
-        code_version="test",
-        prompt_versions=["p"],
-        models=["m"],
-        created_at="2026-12-07T09:00:00Z",
-    )
+    sample = make_audit_sample(n, release, seed, strata=(("t2", "b"), ("t1", "a")))
     Ledger(root).append(AuditSample, [sample])
     return Ledger(root).read(AuditSample)[-1]
 

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from dynosaur.core.records import AuditItem, AuditSample
+from dynosaur.core.records import AuditSample
 from dynosaur.registry.audit import latest, read_answers, record_sample
 from dynosaur.registry.audit_server import ReviewServer, ReviewState
 from dynosaur.registry.ledger import Ledger
+from tests.factories import make_audit_sample
 
 DYNO = str(Path(sys.executable).parent / "dyno")
 
@@ -164,20 +165,8 @@ def test_label_undo_reload_and_survive_a_killed_server(base: Path, browser: Any,
 
 def test_corpus_html_shows_as_text(tmp_path: Path, browser: Any):
     hostile = "<script>window.pwned = 1</script><b>bold</b>"
-    items = [AuditItem(instance_id=f"{i:016x}", task_id="t", source_id="s") for i in range(2)]
-    sample = AuditSample(
-        audit_id="v1-seed0-n2",
-        release="v1",
-        release_hash="sha256:x",
-        seed=0,
-        n=2,
-        method="test",
-        items=items,
-        code_version="test",
-        prompt_versions=[],
-        models=[],
-        created_at="2026-12-07T00:00:00Z",
-    )
+    sample = make_audit_sample(2)
+    items = sample.items
     Ledger(tmp_path).append(AuditSample, [sample])
     rows = {
         i.instance_id: {

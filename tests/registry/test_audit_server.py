@@ -10,28 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from dynosaur.core.records import AuditItem, AuditSample
+from dynosaur.core.records import AuditSample
 from dynosaur.registry.audit import latest, read_answers
 from dynosaur.registry.audit_server import ReviewServer, ReviewState
 from dynosaur.registry.ledger import Ledger
+from tests.factories import make_audit_sample
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ReviewServer]:
-    items = [AuditItem(instance_id=f"{i:016x}", task_id="t", source_id="s") for i in range(3)]
-    sample = AuditSample(
-        audit_id="v1-seed0-n3",
-        release="v1",
-        release_hash="sha256:x",
-        seed=0,
-        n=3,
-        method="test",
-        items=items,
-        code_version="test",
-        prompt_versions=[],
-        models=[],
-        created_at="2026-12-07T00:00:00Z",
-    )
+    sample = make_audit_sample(3)
+    items = sample.items
     Ledger(tmp_path).append(AuditSample, [sample])
     rows = {
         i.instance_id: {"instruction": "Do it.", "input": "x", "output": "y", "split": "train", "row": 0}
