@@ -6,11 +6,15 @@ stages reach through the real `openai` client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +214,26 @@ class Project:
         for shard in sorted((self.root / "data/corpus").glob("*/*.parquet")):
             rows.extend(pq.read_table(shard).to_pylist())
         return rows
+
+
+def press_ctrl_c_when(
+    argv: list[str], cwd: Path, env: dict[str, str], ready: Callable[[], bool], timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run `argv` in its own process group and send SIGINT to the whole group once `ready()`, as a terminal's
+    Ctrl-C does; then wait for it to end."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):  # it ended by itself: the caller's assertions say how
+        os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)

@@ -9,10 +9,8 @@ cut, and `dvc status` and `git status` are clean after it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import yaml
 
 from dynosaur.core.errors import INTERRUPTED
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
+from tests.project import press_ctrl_c_when
 from tests.test_dvc_journeys import TINY_EVAL, TINY_TRAIN
 from tests.test_gitignore import staged_outputs
 
@@ -71,22 +70,7 @@ class Clone:
 
     def interrupted(self, line: str, ready) -> subprocess.CompletedProcess:
         """`line` with Ctrl-C pressed once `ready()`: SIGINT to its whole process group, as a terminal does."""
-        proc = subprocess.Popen(
-            ["bash", "-c", f"exec {line}"],
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        deadline = time.time() + 300
-        while not ready() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=300)
-        return subprocess.CompletedProcess(line, proc.returncode, out, err)
+        return press_ctrl_c_when(["bash", "-c", f"exec {line}"], self.root, self.env, ready, timeout=300)
 
 
 def test_the_readme_first_hour_from_a_fresh_clone(tmp_path: Path):

@@ -8,9 +8,7 @@ and git still stages nothing under a DVC output.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import yaml
 
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
-from tests.project import Project
+from tests.project import Project, press_ctrl_c_when
 from tests.test_gitignore import staged_outputs
 
 INTERRUPTED = "Interrupted: finished work is kept; run again to resume."
@@ -49,25 +47,10 @@ def test_every_stage_runs_through_the_runner():
         assert "run(main" in main_block, name
 
 
-def press_ctrl_c_when(project: Project, cmd: list[str], ready) -> subprocess.CompletedProcess:
-    """Run `cmd` in its own process group and send SIGINT to the group once `ready()`: a terminal's Ctrl-C."""
+def ctrl_c(project: Project, cmd: list[str], ready) -> subprocess.CompletedProcess:
+    """`cmd` (from the project's virtualenv) with Ctrl-C pressed once `ready()`."""
     exe = Path(project.env()["PATH"].split(os.pathsep)[0])
-    proc = subprocess.Popen(
-        [str(exe / cmd[0]), *cmd[1:]],
-        cwd=project.root,
-        env=project.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.time() + 120
-    while not ready() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):  # it ended by itself: the assertions say how
-        os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return press_ctrl_c_when([str(exe / cmd[0]), *cmd[1:]], project.root, project.env(), ready)
 
 
 @pytest.mark.integration
@@ -79,7 +62,7 @@ def test_ctrl_c_in_the_first_dyno_repro_exits_130_and_the_next_run_resumes(tmp_p
         project.set("llm", concurrency=1)
         project.commit("sources")
 
-        done = press_ctrl_c_when(project, ["dyno", "repro", "organize"], lambda: server.answered >= 2)
+        done = ctrl_c(project, ["dyno", "repro", "organize"], lambda: server.answered >= 2)
         assert done.returncode == 130, done.stderr
         assert done.stderr.strip().splitlines()[-1] == INTERRUPTED
         assert "Traceback" not in done.stderr
