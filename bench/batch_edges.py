@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def batch_mode(n: int, root: Path, max_requests: int, wait_s: float) -> dict[str
             if not any(r.skipped == WAITING for r in results):
                 break
             if wait_s == 0:
-                srv._stopping.wait(0.4)  # the user comes back after the provider's work
+                time.sleep(0.4)  # the user comes back after the provider's work
         chunks = Counter(b["metadata"][METADATA_KEY] for b in srv.batches.values())
         outputs = [
             srv.file_bytes[b["output_file_id"]] for b in srv.batches.values() if b.get("output_file_id")
