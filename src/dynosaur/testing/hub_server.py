@@ -172,11 +172,14 @@ class FaultRule:
     body: bytes | None = None
     content_type: str = "application/json; charset=utf-8"
     hang_up: bool = False  # close the connection with no answer at all (what a client that timed out sees)
+    headers: dict[str, str] | None = None  # extra answer headers, e.g. {"Retry-After": "1"} with a 429
 
     def response(self) -> Response:
         if self.body is not None:
-            return Response(self.status, self.body, {"Content-Type": self.content_type})
-        return _error_response(HubError(self.status, self.message, self.error_code))
+            return Response(
+                self.status, self.body, {"Content-Type": self.content_type, **(self.headers or {})}
+            )
+        return _error_response(HubError(self.status, self.message, self.error_code, headers=self.headers))
 
     def matches(self, method: str, path: str) -> bool:
         return (
@@ -309,6 +312,8 @@ class HubServer:
         self.lfs_mode = lfs_mode
         self.host, self._port = host, port
         self.requests: list[tuple[str, str]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request in `requests`, as it arrived
+        self.in_flight = self.peak_in_flight = 0  # requests being answered now; the most at once
         self.log: list[RecordedRequest] = []
         self.unhandled: list[tuple[str, str]] = []
         self.errors: list[str] = []
@@ -412,6 +417,7 @@ class HubServer:
         body: bytes | None = None,
         content_type: str = "application/json; charset=utf-8",
         hang_up: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> FaultRule:
         """The next `times` requests whose method is `method` ("*" for any) and whose path (as sent, no query)
         matches `path_regex` (re.search) are answered `status`. Note: the client retries 429/5xx with backoff
@@ -430,6 +436,7 @@ class HubServer:
             body=body,
             content_type=content_type,
             hang_up=hang_up,
+            headers=headers,
         )
         with self._lock:
             self._rules.append(rule)
@@ -462,6 +469,8 @@ class HubServer:
     def reset_log(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.arrivals.clear()
+            self.peak_in_flight = self.in_flight
             self.log.clear()
             self.unhandled.clear()
             self.errors.clear()
@@ -918,6 +927,13 @@ class HubServer:
     def _record(self, method: str, path: str) -> None:
         with self._lock:
             self.requests.append((method, path))
+            self.arrivals.append(time.monotonic())
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _fault_for(self, method: str, path: str) -> FaultRule | None:
         with self._lock:
@@ -1022,11 +1038,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
+        self._recorded = False
+        try:
+            self._answer()
+        finally:
+            if self._recorded:
+                self.hub._answered()
+
+    def _answer(self) -> None:
         hub = self.hub
         method = self.command
         raw_path, _, query = self.path.partition("?")
         body = self._read_body()  # always, even when failing: keeps the keep-alive connection in sync
         hub._record(method, raw_path)
+        self._recorded = True
         pause = hub.latency + hub._delay_for(method, raw_path)
         if pause > 0:
             time.sleep(pause)
