@@ -518,6 +518,7 @@ def main(args: argparse.Namespace) -> None:
                     counts["tasks_reused"] += len(known)
                     continue
             source = read_model(tasks_path, FilteredSource)
+            counts["task_files_read"] += 1
             live[source.source_id] = {t.task_id for t in source.valid}
             want = shard_fingerprint
             stale = [
@@ -600,7 +601,10 @@ def main(args: argparse.Namespace) -> None:
         args.run_log,
         {
             "shards_removed": removed,
-            **{k: counts.get(k, 0) for k in ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)},
+            **{
+                k: counts.get(k, 0)
+                for k in ("task_files_read", "tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)
+            },
         },
     )
     per_source = {sid: sum(s["instances"] for s in tasks.values()) for sid, tasks in shards.items()}
