@@ -181,7 +181,7 @@ def pull(version: str, out_dir: Path, repo_id: str | None, as_json: bool) -> Non
     out_dir = out_dir.relative_to(root) if out_dir.is_relative_to(root) else out_dir
     _settle("pull", tag=False)  # pull never creates a tag
     if repo_id:
-        from dynosaur.registry.hub import pull_from_hub
+        from dynosaur.registry.hub_pull import pull_from_hub
 
         hub_report = pull_from_hub(root, version, repo_id, out_dir)
         if as_json:
