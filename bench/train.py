@@ -3,7 +3,7 @@
 The corpus is built from the bundled demo sources without an LLM: one task per source (the three VADER
 sentiment sets as classification, the ChatterBot questions as free-form answers), shards laid out as
 `organize` writes them, and `vader-movie-reviews` held out as the train stage holds it out. Each side runs
-`dynosaur.training.train.train_model` with the default `train` params (but `--steps` and `--threads`) in its
+`dynosaur.training.sft.train_model` with the default `train` params (but `--steps` and `--threads`) in its
 own child process, `PYTHONPATH` pointing at its `src/`; the sides alternate `--repeat` times, so a load spike
 on the shared machine hits both. A side reports the loop's own tokens/s (`TrainResult.tokens_per_s`: non-padding
 tokens through the forward pass over the loop's wall time) and the child's wall time.
@@ -46,14 +46,15 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 from dynosaur.core.params import load_params
-from dynosaur.training import train as tr
+from dynosaur.training import sft
+from dynosaur.training.examples import load_examples, split_holdout
 corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
 p = load_params(sys.argv[3]).train
-tr.quiet_transformers()
-examples = tr.load_examples(corpus, exclude_sources={"vader-movie-reviews"}, max_per_task=p.max_per_task, seed=p.seed)
-train, _ = tr.split_holdout(examples, p.holdout_fraction, p.seed)
+sft.quiet_transformers()
+examples = load_examples(corpus, exclude_sources={"vader-movie-reviews"}, max_per_task=p.max_per_task, seed=p.seed)
+train, _ = split_holdout(examples, p.holdout_fraction, p.seed)
 start = time.perf_counter()
-result = tr.train_model(train, p, out)
+result = sft.train_model(train, p, out)
 print(json.dumps({"tokens_per_s": result.tokens_per_s, "seconds": result.seconds, "tokens": result.tokens_seen,
                   "steps": result.steps, "call_s": time.perf_counter() - start}))
 """

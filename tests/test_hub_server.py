@@ -1,4 +1,4 @@
-"""The fake Hub (src/dynosaur/testing/hub_server.py) against the real huggingface_hub and datasets clients."""
+"""The fake Hub (src/dynosaur/testing/hub_server/) against the real huggingface_hub and datasets clients."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from dynosaur.core.errors import ParamsError
 from dynosaur.core.params import parse_params
 from dynosaur.training import continual
 from dynosaur.training.continual import ContinualReport, Prepared, StageReport
+from dynosaur.training.examples import Example
 from dynosaur.training.replay_plan import StageTask
-from dynosaur.training.train import Example
 
 
 def task(task_id: str, release: str) -> StageTask:

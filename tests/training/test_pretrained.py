@@ -16,10 +16,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("trl")
 
-from dynosaur.training import gguf_base, models  # noqa: E402
-from dynosaur.training import train as tr  # noqa: E402
+from dynosaur.training import gguf_base, models, sft  # noqa: E402
 from dynosaur.training.evaluate import evaluate_model  # noqa: E402
-from dynosaur.training.train import Example  # noqa: E402
+from dynosaur.training.examples import Example, format_prompt, split_holdout  # noqa: E402
 
 # peft calls a transformers method that transformers deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
@@ -52,7 +51,7 @@ def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2 (2 layers, 64 wide) with random weights and a BPE tokenizer, saved as a model directory."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    texts = [tr.format_prompt(ex) + ex.output for ex in examples()] * 3
+    texts = [format_prompt(ex) + ex.output for ex in examples()] * 3
     tok = models.train_tokenizer(texts, 400)
     config = Qwen2Config(
         vocab_size=len(tok),
@@ -89,8 +88,8 @@ def lora_params(base: Path, **overrides) -> TrainParams:
 
 
 def test_lora_on_a_pretrained_qwen2_trains_saves_and_evaluates(qwen_dir: Path, tmp_path: Path):
-    train, heldout = tr.split_holdout(examples(), 0.2, seed=0)
-    result = tr.train_model(train, lora_params(qwen_dir), tmp_path / "model")
+    train, heldout = split_holdout(examples(), 0.2, seed=0)
+    result = sft.train_model(train, lora_params(qwen_dir), tmp_path / "model")
     losses = [p.loss for p in result.losses]
     assert result.steps == 20 and len(losses) == 20
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
@@ -127,16 +126,16 @@ def test_the_response_loss_through_lora_adapters_is_the_models_loss(qwen_dir: Pa
         "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]),
         "labels": torch.tensor([[-100, -100, 7, 8, 9], [-100, 8, -100, -100, -100]]),
     }
-    assert tr.response_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+    assert sft.response_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
     lora_off = models.load_pretrained(qwen_dir)[0].float()
-    assert tr.response_loss(lora_off, batch).item() != pytest.approx(model(**batch).loss.item(), rel=1e-3)
+    assert sft.response_loss(lora_off, batch).item() != pytest.approx(model(**batch).loss.item(), rel=1e-3)
 
 
 def test_gradient_checkpointing_trains_the_same_model(qwen_dir: Path, tmp_path: Path):
     """Recomputing activations saves memory and changes nothing else (it is a tuning param)."""
     data = examples()
-    plain = tr.train_model(data, lora_params(qwen_dir, max_steps=3), tmp_path / "plain")
-    ckpt = tr.train_model(
+    plain = sft.train_model(data, lora_params(qwen_dir, max_steps=3), tmp_path / "plain")
+    ckpt = sft.train_model(
         data, lora_params(qwen_dir, max_steps=3, gradient_checkpointing=True), tmp_path / "gc"
     )
     assert [p.loss for p in ckpt.losses] == pytest.approx([p.loss for p in plain.losses], rel=1e-4)
@@ -153,7 +152,7 @@ def test_a_base_that_cannot_be_loaded_is_one_line_and_leaves_no_model(
     tmp_path: Path, base_model: str, message
 ):
     with pytest.raises(ModelError) as info:
-        tr.train_model(examples(), lora_params(Path(base_model)), tmp_path / "model")
+        sft.train_model(examples(), lora_params(Path(base_model)), tmp_path / "model")
     assert str(info.value) == message
     assert list(tmp_path.iterdir()) == []
 
@@ -164,7 +163,7 @@ def test_a_file_that_is_not_gguf_is_one_line_and_leaves_nothing(tmp_path: Path, 
     fake = tmp_path / "fake.gguf"
     fake.write_bytes(b"not a gguf file at all")
     with pytest.raises(ModelError) as info:
-        tr.train_model(examples(), lora_params(fake), tmp_path / "out" / "model")
+        sft.train_model(examples(), lora_params(fake), tmp_path / "out" / "model")
     assert str(info.value).startswith(f"base model {str(fake)!r}: fake.gguf cannot be converted (")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists() and list((tmp_path / "models" / "hf").iterdir()) == []

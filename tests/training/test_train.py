@@ -12,16 +12,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from dynosaur.core.errors import DynoError, ModelError, ParamsError
+from dynosaur.core.io import read_json
 from dynosaur.core.params import TrainParams, load_params, parse_params
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from dynosaur.core.params import EvaluateParams  # noqa: E402
-from dynosaur.training import models  # noqa: E402
-from dynosaur.training import train as tr  # noqa: E402
+from dynosaur.training import models, sft  # noqa: E402
 from dynosaur.training.evaluate import evaluate_model, generate, headline, report_metrics  # noqa: E402
-from dynosaur.training.train import Example, encode_example, format_prompt, load_examples, split_holdout  # noqa: E402
+from dynosaur.training.examples import (  # noqa: E402
+    Example,
+    corpus_sources,
+    encode_example,
+    format_prompt,
+    group_by_task,
+    label_options,
+    load_examples,
+    split_holdout,
+)
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 WORDS = ["red", "green", "blue", "gold", "black", "white", "pink", "grey"]
@@ -123,8 +132,8 @@ def test_trl_trains_on_the_response_only(tmp_path: Path):
     tok = models.train_tokenizer(["a b c"] * 10, 300)
     model = models.scratch_model("tiny-gpt2", tok, 64, seed=0)
     data = [([5, 6, 7, 8, 0], [0, 0, 0, 1, 1]), ([5, 8], [0, 1])]
-    config = tr.sft_config(tiny_params(), 2, 64, tmp_path, bf16=False, save=False)
-    trainer = tr.make_trainer(model, tok, data, config, [])
+    config = sft.sft_config(tiny_params(), 2, 64, tmp_path, bf16=False, save=False)
+    trainer = sft.make_trainer(model, tok, data, config, [])
     assert [row["labels"] for row in trainer.train_dataset] == [[-100, -100, -100, 8, 0], [-100, 8]]
     batch = trainer.data_collator(list(trainer.train_dataset))
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 0], [5, 8, 1, 1, 1]]  # 1: the <pad> token
@@ -142,7 +151,7 @@ def test_the_response_loss_is_the_models_loss_on_the_labelled_positions():
         "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]),
         "labels": torch.tensor([[-100, -100, -100, 8, 0], [-100, 8, -100, -100, -100]]),
     }
-    ours = tr.response_loss(model, batch)
+    ours = sft.response_loss(model, batch)
     ours.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
@@ -151,11 +160,13 @@ def test_the_response_loss_is_the_models_loss_on_the_labelled_positions():
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
     assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads, model.parameters(), strict=True))
     # With the step's label count from the trainer (gradient accumulation): a sum over that count.
-    assert tr.response_loss(model, batch, num_items_in_batch=6).item() == pytest.approx(theirs.item() * 3 / 6)
+    assert sft.response_loss(model, batch, num_items_in_batch=6).item() == pytest.approx(
+        theirs.item() * 3 / 6
+    )
 
 
 def test_the_sft_config_carries_the_train_params(tmp_path: Path):
-    config = tr.sft_config(
+    config = sft.sft_config(
         tiny_params(grad_clip=None, schedule="constant", gradient_checkpointing=True, save_steps=7),
         40,
         128,
@@ -170,16 +181,16 @@ def test_the_sft_config_carries_the_train_params(tmp_path: Path):
     assert config.gradient_checkpointing and not config.bf16
     assert (config.save_strategy, config.save_steps, config.save_total_limit) == ("steps", 7, 1)
     assert config.seed == config.data_seed == 0 and config.report_to in ([], "none", ["none"])
-    linear = tr.sft_config(tiny_params(), 40, 128, tmp_path, bf16=True, save=False)
+    linear = sft.sft_config(tiny_params(), 40, 128, tmp_path, bf16=True, save=False)
     assert linear.lr_scheduler_type == "linear" and linear.max_grad_norm == 1.0 and linear.bf16
     assert linear.save_strategy == "no"
 
 
 def test_step_count():
-    assert tr.planned_steps(100, tiny_params(max_steps=1000, epochs=2)) == 26  # 13 batches of 8 per epoch
-    assert tr.planned_steps(100, tiny_params(max_steps=5, epochs=2)) == 5
-    assert tr.planned_steps(100, tiny_params(max_steps=None, epochs=1, grad_accum=2)) == 7
-    assert tr.planned_steps(100, tiny_params(max_steps=None, epochs=1), processes=4) == 4  # 32 per step
+    assert sft.planned_steps(100, tiny_params(max_steps=1000, epochs=2)) == 26  # 13 batches of 8 per epoch
+    assert sft.planned_steps(100, tiny_params(max_steps=5, epochs=2)) == 5
+    assert sft.planned_steps(100, tiny_params(max_steps=None, epochs=1, grad_accum=2)) == 7
+    assert sft.planned_steps(100, tiny_params(max_steps=None, epochs=1), processes=4) == 4  # 32 per step
 
 
 # --- corpus reading and the holdout split ----------------------------------------------------------------
@@ -197,7 +208,7 @@ def test_load_examples_reads_shards_in_order_and_excludes_sources(corpus: Path):
     )
     assert {e.source_id for e in load_examples(corpus, exclude_sources={"numbers"})} == {"colours"}
     assert {e.source_id for e in load_examples(corpus, only_sources={"numbers"})} == {"numbers"}
-    assert tr.corpus_sources(corpus) == ["colours", "numbers"]
+    assert corpus_sources(corpus) == ["colours", "numbers"]
 
 
 def test_load_examples_samples_per_task_with_the_seed(corpus: Path):
@@ -230,8 +241,8 @@ def test_split_holdout_is_deterministic_and_disjoint(corpus: Path):
 
 
 def test_label_options_only_for_classification_like_tasks(corpus: Path):
-    tasks = tr.group_by_task(load_examples(corpus))
-    assert tr.label_options(tasks) == {"aa01": sorted(WORDS), "aa02": ["cold", "warm"]}
+    tasks = group_by_task(load_examples(corpus))
+    assert label_options(tasks) == {"aa01": sorted(WORDS), "aa02": ["cold", "warm"]}
 
 
 # --- tokenizer and models --------------------------------------------------------------------------------
@@ -267,7 +278,7 @@ def test_scratch_model_is_seeded():
 @pytest.mark.parametrize("name", ["no-such-owner/no-such-model", "/nonexistent/model/dir"])
 def test_a_base_model_that_cannot_be_loaded_offline_is_one_line(name: str, tmp_path: Path):
     with pytest.raises(ModelError) as info:
-        tr.train_model([make_example()], tiny_params(base_model=name), tmp_path / "out")
+        sft.train_model([make_example()], tiny_params(base_model=name), tmp_path / "out")
     message = str(info.value)
     assert message.startswith(f"base model {name!r} cannot be loaded offline: ") and "\n" not in message
     assert not (tmp_path / "out").exists()
@@ -317,7 +328,7 @@ def test_a_local_directory_that_is_not_a_model_is_one_line(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tr.TrainResult, list[Example]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sft.TrainResult, list[Example]]:
     root = tmp_path_factory.mktemp("trained")
     write_shard(
         root / "corpus",
@@ -334,7 +345,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tr.TrainRes
         "Add one to the number.",
     )
     examples = load_examples(root / "corpus")
-    result = tr.train_model(examples, tiny_params(), root / "model")
+    result = sft.train_model(examples, tiny_params(), root / "model")
     return root / "model", result, examples
 
 
@@ -348,7 +359,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.json"} <= names
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary leftovers
-    config = tr.read_json(out / "train_config.json")
+    config = read_json(out / "train_config.json")
     assert config["base_model"] == "scratch:tiny-gpt2" and config["prompt_format"] == "alpaca"
     assert config["max_length"] == 160 and config["steps"] == 15
     model, tok = models.load_pretrained(out)
@@ -358,7 +369,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(trained):
 def test_the_scratch_base_is_the_seeded_initialisation(trained):
     out, _, examples = trained
     base, tok = models.load_base(out)
-    init, _ = models.initial_model(tiny_params(), tr._texts(examples, "alpaca"))
+    init, _ = models.initial_model(tiny_params(), sft._texts(examples, "alpaca"))
     assert all(
         torch.equal(x, y)
         for x, y in zip(base.state_dict().values(), init.state_dict().values(), strict=False)
@@ -384,14 +395,14 @@ def test_batched_generation_matches_one_by_one(trained):
 
 def test_evaluate_model_scores_suites_and_reports_lift(trained):
     out, _, examples = trained
-    tasks = tr.group_by_task(examples)
+    tasks = group_by_task(examples)
     heldout = {"bb01": tasks["bb01"][:4]}
     unseen = {"aa02": tasks["aa02"][:4]}
     from dynosaur.training.evaluation import read_superni_tasks
 
     superni = read_superni_tasks(Path(__file__).parents[1] / "fixtures" / "superni", max_instances=2)
     params = EvaluateParams(max_instances_per_task=3, max_new_tokens=4, batch_size=4)
-    options = tr.label_options(tasks)
+    options = label_options(tasks)
     report = evaluate_model(
         out, heldout, unseen, params, prompt_format="alpaca", superni=superni, label_options=options
     )
@@ -437,14 +448,14 @@ def test_a_failure_before_the_rename_leaves_no_model_directory(tmp_path: Path, m
 
     monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        tr.train_model(examples, tiny_params(max_steps=2), tmp_path / "model")
+        sft.train_model(examples, tiny_params(max_steps=2), tmp_path / "model")
     assert list(tmp_path.iterdir()) == []  # neither the model nor its temporary directory
 
     # An earlier model is kept as it was.
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "old").write_text("kept")
     with pytest.raises(OSError):
-        tr.train_model(examples, tiny_params(max_steps=2), tmp_path / "model")
+        sft.train_model(examples, tiny_params(max_steps=2), tmp_path / "model")
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert (tmp_path / "model" / "old").read_text() == "kept"
 
@@ -460,7 +471,7 @@ def test_divergence_stops_with_one_line(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(models, "scratch_model", poisoned)
     examples = [make_example(output=w) for w in WORDS]
     with pytest.raises(DynoError, match="training diverged at step 1 .*lower train.lr"):
-        tr.train_model(examples, tiny_params(max_steps=3), tmp_path / "model")
+        sft.train_model(examples, tiny_params(max_steps=3), tmp_path / "model")
     assert not (tmp_path / "model").exists()
 
 
@@ -473,13 +484,13 @@ def test_lora_on_a_local_base_model_is_merged_before_saving(trained, tmp_path: P
         max_steps=4,
         lora={"enabled": True, "r": 4, "alpha": 8, "target_modules": ["c_attn"]},
     )
-    result = tr.train_model(examples, params, tmp_path / "lora")
+    result = sft.train_model(examples, params, tmp_path / "lora")
     assert result.steps == 4
     model, _ = models.load_pretrained(tmp_path / "lora")
     keys = set(model.state_dict())
     assert not any("lora" in k for k in keys) and "transformer.h.0.attn.c_attn.weight" in keys
     with pytest.raises(ParamsError, match="train.lora"):
-        tr.train_model(
+        sft.train_model(
             examples,
             tiny_params(base_model=str(out), lora={"enabled": True, "target_modules": ["nope"]}),
             tmp_path / "bad",
@@ -510,12 +521,12 @@ def weights(model_dir: Path) -> dict:
 def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
     _, _, examples = trained
     params = tiny_params(max_steps=12, save_steps=5)
-    whole = tr.train_model(examples, params, tmp_path / "whole", checkpoints=tmp_path / "ckpt-whole")
+    whole = sft.train_model(examples, params, tmp_path / "whole", checkpoints=tmp_path / "ckpt-whole")
     assert whole.resumed_from_step is None and not (tmp_path / "ckpt-whole").exists()
 
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(7)])
+        sft.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(7)])
     assert not (tmp_path / "model").exists()
     [run] = ckpt.iterdir()
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-5"]  # TRL adds a README.md
@@ -523,7 +534,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path):
     shutil.copytree(run / "checkpoint-5", run / "checkpoint-6")
     (run / "checkpoint-6" / "trainer_state.json").unlink()
 
-    resumed = tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt)
+    resumed = sft.train_model(examples, params, tmp_path / "model", checkpoints=ckpt)
     assert resumed.resumed_from_step == 5 and resumed.steps == 12
     assert [p.step for p in resumed.losses] == list(range(1, 13))
     # Same weights, optimizer state, schedule, data order and RNG: the run an uninterrupted one would be.
@@ -537,19 +548,19 @@ def test_a_checkpoint_of_other_inputs_is_not_resumed(trained, tmp_path: Path):
     _, _, examples = trained
     params, ckpt = tiny_params(max_steps=8, save_steps=3), tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        tr.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(4)])
+        sft.train_model(examples, params, tmp_path / "model", checkpoints=ckpt, callbacks=[kill_at(4)])
     [stale] = ckpt.iterdir()
     # A changed learning rate, or other examples: another run, which starts afresh and drops the stale one.
-    other = tr.train_model(
+    other = sft.train_model(
         examples, tiny_params(max_steps=8, save_steps=3, lr=1e-3), tmp_path / "m", checkpoints=ckpt
     )
     assert other.resumed_from_step is None and not stale.exists()
     # Threads and the checkpoint interval change how a run goes, not what it writes: the same run.
     data = [([1, 2, 3], [0, 1, 1])]
-    fp = tr.run_fingerprint(data, params, None, 1)
-    assert tr.run_fingerprint(data, tiny_params(max_steps=8, save_steps=9, threads=1), None, 1) == fp
-    assert tr.run_fingerprint(data, params, None, 2) != fp
-    assert tr.run_fingerprint([([1, 2, 4], [0, 1, 1])], params, None, 1) != fp
+    fp = sft.run_fingerprint(data, params, None, 1)
+    assert sft.run_fingerprint(data, tiny_params(max_steps=8, save_steps=9, threads=1), None, 1) == fp
+    assert sft.run_fingerprint(data, params, None, 2) != fp
+    assert sft.run_fingerprint([([1, 2, 4], [0, 1, 1])], params, None, 1) != fp
 
 
 # --- params ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Publishing releases to the Hugging Face Hub, and pulling them back through the registry's checks.
+"""Publishing releases to the Hugging Face Hub (pulling them back: `dynosaur.registry.hub_pull`).
 
 `publish` puts release N on the Hub as ONE commit, then tags that commit `vN`. The commit holds the release's
 new or changed shards (`data/<source>/<task>.parquet`; shards the Hub already has with the same digest are not
@@ -20,40 +20,28 @@ The token comes from `HF_TOKEN` or the usual `huggingface_hub` login; it is neve
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from dynosaur.core.errors import (
-    DamagedCopy,
-    DynoError,
-    HubError,
-    NotFound,
-    ParamsError,
-    PublishConflict,
-    first_line,
-)
+from dynosaur.core.errors import DamagedCopy, HubError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
 from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.audit_report import quality_lines
 from dynosaur.registry.card import changelog_md, dataset_card
+from dynosaur.registry.hub_client import MANIFEST, _check_repo_id, _hub_call
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import registry_lock
 from dynosaur.registry.manifest import file_sha256, shard_digest
-from dynosaur.registry.pull import local_shards, staging_dir
+from dynosaur.registry.pull import local_shards
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 VERSION_TAG = re.compile(r"^v(\d+)$")
-MANIFEST = "manifest.jsonl"
 OWN_FILES = (MANIFEST, "CHANGELOG.md", "README.md")
 
 
@@ -71,63 +59,6 @@ class PublishOutcome(BaseModel):
     replaced: list[str] = []  # those of them this commit overwrites or deletes (--force)
     uploads: list[str] = []  # paths in the repo this commit writes
     deletes: list[str] = []  # paths in the repo this commit deletes
-
-
-def _check_repo_id(repo_id: str) -> None:
-    if not REPO_ID.match(repo_id):
-        raise ParamsError(f"{repo_id!r} is not a Hub repo id of the form owner/name")
-
-
-def _hub_error(exc: BaseException, repo_id: str, doing: str) -> DynoError:
-    """A one-line error for a huggingface_hub exception (the token never appears in it)."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, RepositoryNotFoundError):
-        return NotFound(f"{repo_id}: dataset repo not found on the Hub (or no access)")
-    if status == 401:
-        return HubError(f"{repo_id}: the Hub refused the token (set HF_TOKEN or run `hf auth login`)")
-    if status == 403:
-        return HubError(f"{repo_id}: not allowed to write to this repo with this token")
-    if status in (409, 412):
-        return PublishConflict(
-            f"{repo_id}: the repo changed on the Hub since the last publish (someone else "
-            "pushed?); nothing was published: inspect it and publish again"
-        )
-    if isinstance(exc, HfHubHTTPError) and status:
-        return HubError(f"{repo_id}: Hub error {status} while {doing}; nothing half-published: run again")
-    from huggingface_hub import constants
-
-    return HubError(
-        f"{repo_id}: cannot reach the Hub at {constants.ENDPOINT} while {doing} ({type(exc).__name__}):"
-        " check the network or HF_ENDPOINT, then run again"
-    )
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """What the Hub client raises for HTTP statuses and for connections that fail (its HTTP library's
-    base error: huggingface_hub's HfHubHTTPError derives from it)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    bases = {base for base in HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError"}
-    return (HfHubHTTPError, OSError, *bases)
-
-
-@contextlib.contextmanager
-def _hub_call(repo_id: str, doing: str) -> Iterator[None]:
-    """Turn what the Hub client raises into one line: an HTTP status, an unreachable endpoint, or an answer
-    that is not what the Hub's API returns (a missing key, a body that is not JSON)."""
-    try:
-        yield
-    except DynoError:
-        raise
-    except _transport_errors() as exc:
-        raise _hub_error(exc, repo_id, doing) from None
-    except (KeyError, TypeError, ValueError) as exc:  # a JSON body without the fields the client reads
-        raise HubError(
-            f"{repo_id}: the Hub answered with a malformed response while {doing}"
-            f" ({first_line(exc, typed=True)}): check HF_ENDPOINT, then run again"
-        ) from None
 
 
 def _manifest_bytes(root: Path, release: Release) -> bytes:
@@ -469,72 +400,3 @@ def _published_digests(api: Any, repo_id: str, revision: str | None) -> dict[str
         return {}
     entries = [ManifestEntry.model_validate_json(line) for line in data.decode().split("\n") if line.strip()]
     return {e.task_id: e.digest for e in entries}
-
-
-# --- pulling from the Hub ------------------------------------------------------------------------------
-
-
-class HubPullReport(BaseModel):
-    version: str
-    repo: str
-    shards: int
-    instances: int
-    out: str
-
-
-def pull_from_hub(
-    root: Path, version: str, repo_id: str, out: Path, *, token: str | None = None
-) -> HubPullReport:
-    """Download release VERSION from the Hub at its tag and check it against the ledger's manifest."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import RevisionNotFoundError
-
-    _check_repo_id(repo_id)
-    ledger = Ledger(root)
-    release = ledger.release(version)
-    entries = ledger.read_manifest(release)
-    tmp = staging_dir(out, release.tag)
-    try:
-        try:
-            snapshot_download(
-                repo_id,
-                repo_type="dataset",
-                revision=release.tag,
-                local_dir=tmp,
-                token=token,
-                allow_patterns=["data/*/*.parquet", MANIFEST],
-            )
-        except RevisionNotFoundError:
-            raise NotFound(
-                f"{repo_id} has no {release.tag}: publish it first (`dyno publish {release.tag}`)"
-            ) from None
-        except _transport_errors() as exc:
-            raise _hub_error(exc, repo_id, f"downloading {release.tag}") from None
-        hub_manifest = (tmp / MANIFEST).read_bytes() if (tmp / MANIFEST).exists() else b""
-        if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):
-            raise DamagedCopy(f"{repo_id}@{release.tag}: the Hub's manifest differs from the ledger's")
-        data = tmp / "data"
-        found = {p.relative_to(data).as_posix() for p in data.glob("*/*.parquet")} if data.exists() else set()
-        expected = {e.shard for e in entries}
-        if found != expected:
-            odd = sorted(found ^ expected)[0]
-            raise DamagedCopy(
-                f"{repo_id}@{release.tag}: shard {odd} {'missing' if odd in expected else 'unexpected'}"
-            )
-        for e in entries:
-            if shard_digest(data / e.shard) != (e.instances, e.digest):
-                raise DamagedCopy(
-                    f"{repo_id}@{release.tag}: shard {e.shard} (task {e.task_id}) fails its digest"
-                )
-        if out.exists():
-            out.rmdir()
-        data.replace(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return HubPullReport(
-        version=release.tag,
-        repo=repo_id,
-        shards=len(entries),
-        instances=sum(e.instances for e in entries),
-        out=str(out),
-    )

@@ -45,6 +45,7 @@ from dynosaur.core.records import Record, Retraction
 from dynosaur.core.runner import log, run, write_metrics
 from dynosaur.registry.ledger import Ledger
 from dynosaur.training.evaluation import EvalSummary
+from dynosaur.training.examples import Example, group_by_task, label_options, load_examples, split_holdout
 from dynosaur.training.replay_plan import (
     StageTask,
     check_request,
@@ -54,14 +55,7 @@ from dynosaur.training.replay_plan import (
     replay_pool,
     task_instructions,
 )
-from dynosaur.training.train import (
-    Example,
-    group_by_task,
-    label_options,
-    load_examples,
-    split_holdout,
-    train_model,
-)
+from dynosaur.training.sft import train_model
 
 
 class StageReport(Record):

@@ -31,8 +31,9 @@ from dynosaur.core.params import EvaluateParams, load_params
 from dynosaur.core.records import Record
 from dynosaur.core.runner import log, run, write_metrics
 from dynosaur.training.evaluation import EvalSummary, SuperNITask, aggregate, read_superni_tasks, score_task
+from dynosaur.training.examples import EvalSet, Example, format_prompt
 from dynosaur.training.models import TRAIN_CONFIG, context_length, load_base, load_pretrained
-from dynosaur.training.train import EvalSet, Example, format_prompt, quiet_transformers, set_threads
+from dynosaur.training.sft import quiet_transformers, set_threads
 
 SUITES = ("heldout", "unseen", "superni")
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import click
 
-from dynosaur.cli.main import (
-    _root,
-    _stderr,
-    _stdout,
-    audit,
-    emit_json,
-    escape,
-    json_option,
-    plain_text,
-    table,
-)
+from dynosaur.cli.app import _root, cli, json_option
+from dynosaur.cli.output import _stderr, _stdout, emit_json, escape, plain_text, table
+
+
+@cli.group()
+def audit() -> None:
+    """Measure a release's quality: sample it, label the sample, report the share fully valid."""
+
 
 release_option = click.option(
     "--release", "version", metavar="VERSION", help="The release (default: the latest)."
