@@ -403,11 +403,6 @@ class RetractionIndex:
 DVC_OID = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
-def shard_path(source_id: str, task_id: str) -> str:
-    """Where a task's instances live, relative to the corpus folder (and in a release's manifest)."""
-    return f"{source_id}/{task_id}.parquet"
-
-
 class ManifestEntry(Record):
     task_id: str
     source_id: str

@@ -43,34 +43,26 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from dynosaur.core.charts import bar_chart
 from dynosaur.core.errors import StageFailed, first_line
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import atomic_write, canonical_json, read_model, write_json
+from dynosaur.core.io import atomic_write, read_model, write_json
 from dynosaur.core.params import OrganizeParams, load_params
 from dynosaur.core.progress import Progress
-from dynosaur.core.records import (
-    INSTANCE_COLUMNS,
-    Feature,
-    FilteredSource,
-    SourceMeta,
-    Task,
-    instance_ids,
-)
+from dynosaur.core.records import Feature, FilteredSource, SourceMeta, Task, instance_ids
 from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.shards import SUFFIX, ShardWriter, footer_counts, schema, shard_fingerprint_of, shard_path
+from dynosaur.core.shards import instances as shard_instances
 from dynosaur.core.statcache import StatCache, make_scratch, scratch_dir
 from dynosaur.core.text import clean_line, clean_value_array
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.sources import iter_batches
-from dynosaur.registry.manifest import COUNT_KEY, COUNTS_KEY, DIGEST_KEY, InstanceDigest, footer_counts
 
 # bump when instance formatting changes, so every shard is rebuilt (6: word-boundary cuts, plain dates,
 # no duplicates, control characters stripped)
 FORMAT_VERSION = 6
 SUMMARY_VERSION = 2  # the shape of a shard's summary in the stat cache (2: every footer count)
-FINGERPRINT_KEY = b"dyno.fingerprint"
 TRUNCATION_MARKER = " …[truncated]"
 LETTERS = pa.array([chr(ord("A") + i) for i in range(26)] + [f"A{chr(ord('A') + i)}" for i in range(26)])
 # What organize counts, per shard (its footer: the corpus totals) and per run (the run log): rows seen, and
@@ -87,8 +79,7 @@ COUNTS = (
 )
 _ZERO_FRACTION = r"\.0+(Z|[+-]\d\d:?\d\d)?$"  # "16:58:49.000000" → "16:58:49"
 _HEAD_TO_LAST_SPACE = re.compile(r"^(.*\S)\s", re.DOTALL)
-
-SCHEMA = pa.schema([(c, pa.int64() if c == "row" else pa.string()) for c in INSTANCE_COLUMNS])
+SCHEMA = schema()  # the shard's columns (dynosaur.core.shards)
 
 
 # --- formatting (pure) -----------------------------------------------------------------------------------
@@ -380,13 +371,7 @@ def shard_fingerprint(task: Task, params: OrganizeParams, evalset: str | None = 
     )
 
 
-def existing_fingerprint(path: Path) -> str | None:
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
-        return None
-    value = meta.get(FINGERPRINT_KEY)
-    return value.decode() if value else None
+existing_fingerprint = shard_fingerprint_of
 
 
 @dataclass
@@ -417,16 +402,16 @@ def organize_source(
     tmp_dir = staging or out_dir / ".tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writers, samples, digests, dupes, counts = {}, {}, {}, {}, {}
+    writers: dict[str, ShardWriter] = {}
+    samples, dupes, counts = {}, {}, {}
     try:
         for task in tasks:
-            fingerprint = shard_fingerprint(task, params, evalset_fingerprint)
-            schema = SCHEMA.with_metadata({FINGERPRINT_KEY: fingerprint.encode()})
-            writers[task.task_id] = pq.ParquetWriter(
-                tmp_dir / f"{task.task_id}.parquet", schema, compression="zstd"
+            writers[task.task_id] = ShardWriter(
+                out_dir / f"{task.task_id}{SUFFIX}",
+                shard_fingerprint(task, params, evalset_fingerprint),
+                staging=tmp_dir,
             )
             samples[task.task_id] = sample_rows(task, meta, params)
-            digests[task.task_id] = InstanceDigest()
             dupes[task.task_id] = DuplicateFilter()
             counts[task.task_id] = Counter({k: 0 for k in COUNTS})
         for split in meta.splits:
@@ -448,38 +433,24 @@ def organize_source(
                             batch, task, meta, split.name, first, params, keep, evalset
                         )
                         instances, c["dropped_duplicate"] = dupes[task.task_id](instances)
-                        writers[task.task_id].write_table(instances)
+                        writers[task.task_id].write(instances)
                     except Exception as exc:  # pyarrow raises many types for a value it can't format
                         if os.environ.get("DYNO_DEBUG"):
                             raise
                         result.failed[task.task_id] = first_line(exc, typed=True)
                         continue
                     counts[task.task_id].update(c)
-                    digests[task.task_id].update(instances)
                 first += batch.num_rows
         for task_id, writer in writers.items():
             if task_id in result.failed:
                 continue  # its temporary file goes with tmp_dir
-            _finish(writer, digests[task_id], counts[task_id])
-            (tmp_dir / f"{task_id}.parquet").replace(out_dir / f"{task_id}.parquet")
+            writer.close({k: counts[task_id][k] for k in COUNTS})
             result.counts.update(counts[task_id])
     finally:
         for writer in writers.values():
-            if writer.is_open:
-                writer.close()
+            writer.discard()  # a closed writer's file is already in place: nothing to discard
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return result
-
-
-def _finish(writer: pq.ParquetWriter, digest: InstanceDigest, counts: Counter) -> None:
-    writer.add_key_value_metadata(
-        {
-            DIGEST_KEY: digest.hexdigest(),
-            COUNT_KEY: str(digest.count),
-            COUNTS_KEY: canonical_json({k: counts[k] for k in COUNTS}),
-        }
-    )
-    writer.close()
 
 
 def main(args: argparse.Namespace) -> None:
@@ -512,7 +483,7 @@ def main(args: argparse.Namespace) -> None:
             source_dir = out / source_id
             known = cache.peek(source_id)
             if known is not None:
-                files_of_source = [tasks_path, *(source_dir / f"{t}.parquet" for t in known)]
+                files_of_source = [tasks_path, *(out / shard_path(source_id, t) for t in known)]
                 if cache.get(source_id, files_of_source) is not None:
                     live[source_id], shards[source_id] = set(known), known
                     counts["tasks_reused"] += len(known)
@@ -523,7 +494,7 @@ def main(args: argparse.Namespace) -> None:
             stale = [
                 t
                 for t in source.valid
-                if existing_fingerprint(source_dir / f"{t.task_id}.parquet")
+                if existing_fingerprint(out / shard_path(source_id, t.task_id))
                 != want(t, params, evalset_fingerprint)
             ]
             counts["tasks_reused"] += len(source.valid) - len(stale)
@@ -558,14 +529,14 @@ def main(args: argparse.Namespace) -> None:
             counts["tasks_organized"] += len(stale) - len(result.failed)
             counts["tasks_failed"] += len(result.failed)
             shards[source_id] = {
-                t: shard_summary(source_dir / f"{t}.parquet")
+                t: shard_summary(out / shard_path(source_id, t))
                 for t in sorted(live[source_id])
-                if (source_dir / f"{t}.parquet").exists()
+                if (out / shard_path(source_id, t)).exists()
             }
             if not result.failed and source_id not in failures:
                 cache.put(
                     source_id,
-                    [tasks_path, *(source_dir / f"{t}.parquet" for t in shards[source_id])],
+                    [tasks_path, *(out / shard_path(source_id, t) for t in shards[source_id])],
                     shards[source_id],
                 )
         bar.update(completed=len(paths), rows=counts["rows_seen"])
@@ -615,7 +586,7 @@ def main(args: argparse.Namespace) -> None:
 
 def shard_summary(path: Path) -> dict[str, int]:
     """One shard's instances and its footer counts (rows seen, dropped per reason)."""
-    return {"instances": pq.read_metadata(path).num_rows, **footer_counts(path)}
+    return {"instances": shard_instances(path), **footer_counts(path)}
 
 
 def corpus_totals(shards: dict[str, dict[str, dict[str, int]]]) -> dict[str, int]:
@@ -679,7 +650,7 @@ def remove_stale(out: Path, live: dict[str, set[str]]) -> tuple[int, list[str]]:
         if path.is_dir() and not path.is_symlink() and not path.name.startswith("."):
             tasks = live.get(path.name)
             for inner in sorted(path.iterdir()):
-                if inner.is_file() and inner.suffix == ".parquet":  # (a link, with DVC's link cache types)
+                if inner.is_file() and inner.suffix == SUFFIX:  # (a link, with DVC's link cache types)
                     if tasks is not None and inner.stem in tasks:
                         continue
                     if not inner.name.startswith("."):

@@ -43,12 +43,13 @@ from dynosaur.core.errors import (
     first_line,
 )
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.core.shards import GLOB, SUFFIX, shard_digest
 from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.audit_report import quality_lines
 from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import registry_lock
-from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.manifest import file_sha256
 from dynosaur.registry.pull import local_shards, staging_dir
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -242,7 +243,7 @@ def _publish(
         for path, e in wanted.items()
         if not (published.get(e.task_id) == e.digest and path in at_head and path not in others)
     ]
-    stale = sorted(p for p in at_head if p.startswith("data/") and p.endswith(".parquet") and p not in wanted)
+    stale = sorted(p for p in at_head if p.startswith("data/") and p.endswith(SUFFIX) and p not in wanted)
     writes = sorted([f"data/{e.shard}" for e in upload] + list(OWN_FILES))
     replaced = sorted(set(others) & (set(writes) | set(stale)))
     plan = done.model_copy(
@@ -502,7 +503,7 @@ def pull_from_hub(
                 revision=release.tag,
                 local_dir=tmp,
                 token=token,
-                allow_patterns=["data/*/*.parquet", MANIFEST],
+                allow_patterns=[f"data/{GLOB}", MANIFEST],
             )
         except RevisionNotFoundError:
             raise NotFound(
@@ -514,7 +515,7 @@ def pull_from_hub(
         if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):
             raise DamagedCopy(f"{repo_id}@{release.tag}: the Hub's manifest differs from the ledger's")
         data = tmp / "data"
-        found = {p.relative_to(data).as_posix() for p in data.glob("*/*.parquet")} if data.exists() else set()
+        found = {p.relative_to(data).as_posix() for p in data.glob(GLOB)} if data.exists() else set()
         expected = {e.shard for e in entries}
         if found != expected:
             odd = sorted(found ^ expected)[0]
