@@ -453,135 +453,173 @@ def organize_source(
     return result
 
 
-def main(args: argparse.Namespace) -> None:
-    everything = load_params()
-    params = everything.organize
-    files = eval_files(params.decontaminate, everything.evaluate.superni_dir)
-    evalset_fingerprint = eval_fingerprint(files, params.decontaminate.ngram)
-    evalset: EvalIndex | None = None
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    # Shards are written here, outside the corpus but on its file system, then renamed into it: a killed run
-    # leaves its half-written files outside the corpus, and the next run clears them.
-    staging = scratch_dir(out, "organize")
-    # A source whose task file and shards are the very files of its last check is up to date: its counts
-    # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
-    salt = stage_fingerprint(
-        inputs=[evalset_fingerprint, SUMMARY_VERSION], params=params, version=FORMAT_VERSION
-    )
-    cache = StatCache("organize", salt, beside=out)
-    counts: Counter = Counter()
-    failures: dict[str, str] = {}
-    live: dict[str, set[str]] = {}
-    shards: dict[str, dict[str, dict[str, int]]] = {}  # source → task → its footer counts and instances
-    paths = sorted(args.tasks.glob("*.json"))
-    # rows read from the sources (reused sources read none): organize's rate
-    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
-        for done, tasks_path in enumerate(paths):
-            bar.update(completed=done, rows=counts["rows_seen"])
-            source_id = tasks_path.stem
-            source_dir = out / source_id
-            known = cache.peek(source_id)
-            if known is not None:
-                files_of_source = [tasks_path, *(out / shard_path(source_id, t) for t in known)]
-                if cache.get(source_id, files_of_source) is not None:
-                    live[source_id], shards[source_id] = set(known), known
-                    counts["tasks_reused"] += len(known)
-                    continue
-            source = read_model(tasks_path, FilteredSource)
-            live[source.source_id] = {t.task_id for t in source.valid}
-            want = shard_fingerprint
-            stale = [
-                t
-                for t in source.valid
-                if existing_fingerprint(out / shard_path(source_id, t.task_id))
-                != want(t, params, evalset_fingerprint)
-            ]
-            counts["tasks_reused"] += len(source.valid) - len(stale)
-            result = SourceResult()
-            if stale:
-                if files and evalset is None:
-                    evalset = load_index(files, params.decontaminate.ngram)
-                    log(
-                        f"organize: {evalset.texts} evaluation texts from {len(files)} file(s) to decontaminate"
-                        " against"
-                    )
-                try:
-                    meta = read_model(args.collected / f"{source.source_id}.json", SourceMeta)
-                    result = organize_source(
-                        meta,
-                        stale,
-                        source_dir,
-                        params,
-                        evalset,
-                        evalset_fingerprint,
-                        make_scratch(staging) / source_id,
-                    )
-                except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
-                    if os.environ.get("DYNO_DEBUG"):
-                        raise
-                    failures[source.source_id] = first_line(exc, typed=True)
-                    result = SourceResult(failed={t.task_id: failures[source.source_id] for t in stale})
-                else:
-                    failures.update({f"{source.source_id}/{k}": v for k, v in result.failed.items()})
-            live[source.source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
-            counts.update(result.counts)
-            counts["tasks_organized"] += len(stale) - len(result.failed)
-            counts["tasks_failed"] += len(result.failed)
-            shards[source_id] = {
-                t: shard_summary(out / shard_path(source_id, t))
-                for t in sorted(live[source_id])
-                if (out / shard_path(source_id, t)).exists()
-            }
-            if not result.failed and source_id not in failures:
-                cache.put(
-                    source_id,
-                    [tasks_path, *(out / shard_path(source_id, t) for t in shards[source_id])],
-                    shards[source_id],
-                )
-        bar.update(completed=len(paths), rows=counts["rows_seen"])
-    for key, reason in failures.items():
-        log(f"organize: {key}: failed: {reason}")
-    if not live:  # no task records at all: never remove the whole corpus for that (issue 11)
-        refuse_to_remove_all(out, sum(p.is_dir() for p in out.glob("[!.]*")), args.collected)
-    removed, strays = remove_stale(out, live)
-    shutil.rmtree(staging, ignore_errors=True)
-    if strays:
-        shown = ", ".join(strays[:5]) + (f", … ({len(strays) - 5} more)" if len(strays) > 5 else "")
-        log(f"organize: removed {len(strays)} file(s) it did not write from {out}: {shown}")
-    cache.keep_only(set(live))
-    cache.save()
+@dataclass
+class Evalset:
+    """The evaluation sets to decontaminate against: their fingerprint at once, their index on first need."""
 
-    totals = corpus_totals(shards)
-    write_metrics(
-        args.metrics,
-        {
-            "sources": len(live),
+    files: list[Path]
+    ngram: int
+    fingerprint: str | None = None
+    _index: EvalIndex | None = None
+
+    def __post_init__(self) -> None:
+        self.fingerprint = eval_fingerprint(self.files, self.ngram)
+
+    def index(self) -> EvalIndex | None:
+        if self.files and self._index is None:
+            self._index = load_index(self.files, self.ngram)
+            log(
+                f"organize: {self._index.texts} evaluation texts from {len(self.files)} file(s) to decontaminate against"
+            )
+        return self._index
+
+
+@dataclass
+class Organizer:
+    """One run over the corpus: its inputs, and what it found, source by source (`organize_tasks_file`)."""
+
+    out: Path
+    collected: Path
+    params: OrganizeParams
+    evalset: Evalset
+    cache: StatCache
+    staging: Path
+    counts: Counter = field(default_factory=Counter)  # this run's: rows read, dropped, tasks organized, ...
+    failures: dict[str, str] = field(default_factory=dict)  # source or source/task → why
+    live: dict[str, set[str]] = field(default_factory=dict)  # source → the tasks that keep a shard
+    shards: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # source → task → summary
+
+    def organize_tasks_file(self, tasks_path: Path) -> None:
+        """Bring one source's shards up to date with its task file (`data/tasks/<source>.json`)."""
+        out, params, source_id = self.out, self.params, tasks_path.stem
+        # A source whose task file and shards are the very files of its last check is up to date: its counts
+        # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
+        known = self.cache.peek(source_id)
+        if known is not None:
+            files_of_source = [tasks_path, *(out / shard_path(source_id, t) for t in known)]
+            if self.cache.get(source_id, files_of_source) is not None:
+                self.live[source_id], self.shards[source_id] = set(known), known
+                self.counts["tasks_reused"] += len(known)
+                return
+        source = read_model(tasks_path, FilteredSource)
+        self.live[source_id] = {t.task_id for t in source.valid}
+        stale = [
+            t
+            for t in source.valid
+            if existing_fingerprint(out / shard_path(source_id, t.task_id))
+            != shard_fingerprint(t, params, self.evalset.fingerprint)
+        ]
+        self.counts["tasks_reused"] += len(source.valid) - len(stale)
+        result = self._organize(source_id, stale) if stale else SourceResult()
+        self.live[source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
+        self.counts.update(result.counts)
+        self.counts["tasks_organized"] += len(stale) - len(result.failed)
+        self.counts["tasks_failed"] += len(result.failed)
+        self.shards[source_id] = {
+            t: shard_summary(out / shard_path(source_id, t))
+            for t in sorted(self.live[source_id])
+            if (out / shard_path(source_id, t)).exists()
+        }
+        if not result.failed and source_id not in self.failures:
+            shard_files = [out / shard_path(source_id, t) for t in self.shards[source_id]]
+            self.cache.put(source_id, [tasks_path, *shard_files], self.shards[source_id])
+
+    def _organize(self, source_id: str, stale: list[Task]) -> SourceResult:
+        """Write the shards of a source's `stale` tasks; a source that can't be read fails all of them."""
+        evalset = self.evalset.index()
+        try:
+            meta = read_model(self.collected / f"{source_id}.json", SourceMeta)
+            result = organize_source(
+                meta,
+                stale,
+                self.out / source_id,
+                self.params,
+                evalset,
+                self.evalset.fingerprint,
+                make_scratch(self.staging) / source_id,
+            )
+        except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
+            if os.environ.get("DYNO_DEBUG"):
+                raise
+            self.failures[source_id] = first_line(exc, typed=True)
+            return SourceResult(failed={t.task_id: self.failures[source_id] for t in stale})
+        self.failures.update({f"{source_id}/{k}": v for k, v in result.failed.items()})
+        return result
+
+    def tidy(self) -> int:
+        """Remove the shards of tasks and sources that are gone, and files organize never writes; forget
+        them in the stat cache. Returns how many shards were removed."""
+        if not self.live:  # no task records at all: never remove the whole corpus for that (issue 11)
+            refuse_to_remove_all(self.out, sum(p.is_dir() for p in self.out.glob("[!.]*")), self.collected)
+        removed, strays = remove_stale(self.out, self.live)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if strays:
+            shown = ", ".join(strays[:5]) + (f", … ({len(strays) - 5} more)" if len(strays) > 5 else "")
+            log(f"organize: removed {len(strays)} file(s) it did not write from {self.out}: {shown}")
+        self.cache.keep_only(set(self.live))
+        self.cache.save()
+        return removed
+
+    def metrics(self) -> dict[str, int]:
+        totals = corpus_totals(self.shards)
+        return {
+            "sources": len(self.live),
             "tasks": totals["tasks"],
             "instances": totals["instances"],
             "rejected": totals[
                 "rows_rejected"
             ],  # rows of valid tasks left out: empty, too long, duplicate, ...
-            "failed": len({key.split("/")[0] for key in failures}),  # sources with a failed task
-        },
+            "failed": len({key.split("/")[0] for key in self.failures}),  # sources with a failed task
+        }
+
+    def run_log(self, removed: int) -> dict[str, int]:
+        counted = ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)
+        return {"shards_removed": removed, **{k: self.counts.get(k, 0) for k in counted}}
+
+    def check_failures(self) -> None:
+        """Raise StageFailed naming the first failure, unless there is none or `organize.allow_failures`."""
+        if self.failures and not self.params.allow_failures:
+            key, reason = next(iter(sorted(self.failures.items())))
+            raise StageFailed(
+                f"{len(self.failures)} source(s) or task(s) failed, first {key}: {reason}"
+                " (recorded in data/stats/organize.json; fix or remove them, or set organize.allow_failures: true)"
+            )
+
+
+def main(args: argparse.Namespace) -> None:
+    everything = load_params()
+    params = everything.organize
+    evalset = Evalset(
+        eval_files(params.decontaminate, everything.evaluate.superni_dir), params.decontaminate.ngram
     )
-    write_json(args.stats, corpus_stats(shards, failures))
-    atomic_write(args.plot, sources_chart(shards))
-    write_json(
-        args.run_log,
-        {
-            "shards_removed": removed,
-            **{k: counts.get(k, 0) for k in ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)},
-        },
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    # Shards are written here, outside the corpus but on its file system, then renamed into it: a killed run
+    # leaves its half-written files outside the corpus, and the next run clears them.
+    staging = scratch_dir(out, "organize")
+    salt = stage_fingerprint(
+        inputs=[evalset.fingerprint, SUMMARY_VERSION], params=params, version=FORMAT_VERSION
     )
-    per_source = {sid: sum(s["instances"] for s in tasks.values()) for sid, tasks in shards.items()}
-    log(f"organize: {sum(per_source.values())} instances in {sum(map(len, shards.values()))} task shards")
-    if failures and not params.allow_failures:
-        key, reason = next(iter(sorted(failures.items())))
-        raise StageFailed(
-            f"{len(failures)} source(s) or task(s) failed, first {key}: {reason}"
-            " (recorded in data/stats/organize.json; fix or remove them, or set organize.allow_failures: true)"
-        )
+    organizer = Organizer(
+        out, args.collected, params, evalset, StatCache("organize", salt, beside=out), staging
+    )
+    paths = sorted(args.tasks.glob("*.json"))
+    # rows read from the sources (reused sources read none): organize's rate
+    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
+        for done, tasks_path in enumerate(paths):
+            bar.update(completed=done, rows=organizer.counts["rows_seen"])
+            organizer.organize_tasks_file(tasks_path)
+        bar.update(completed=len(paths), rows=organizer.counts["rows_seen"])
+    for key, reason in organizer.failures.items():
+        log(f"organize: {key}: failed: {reason}")
+    removed = organizer.tidy()
+    write_metrics(args.metrics, organizer.metrics())
+    write_json(args.stats, corpus_stats(organizer.shards, organizer.failures))
+    atomic_write(args.plot, sources_chart(organizer.shards))
+    write_json(args.run_log, organizer.run_log(removed))
+    instances = sum(s["instances"] for tasks in organizer.shards.values() for s in tasks.values())
+    log(f"organize: {instances} instances in {sum(map(len, organizer.shards.values()))} task shards")
+    organizer.check_failures()
 
 
 def shard_summary(path: Path) -> dict[str, int]:
