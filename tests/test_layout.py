@@ -154,3 +154,15 @@ def test_pipeline_stage_mains_are_thin():
                 if size > MAIN_LINES:
                     long[module] = size
     assert not long, f"stage main()s over {MAIN_LINES} lines: {long}"
+
+
+MODULE_LINES = 500  # STYLE: split before ~500 lines, along the seams a module already has (issue 23)
+
+
+def test_pipeline_modules_are_small():
+    big = {
+        m: n
+        for m, path in modules()
+        if layer(m) == "pipeline" and (n := len(path.read_text().splitlines())) > MODULE_LINES
+    }
+    assert not big, f"pipeline modules over {MODULE_LINES} lines: {big}"

@@ -286,7 +286,7 @@ def test_ids_do_not_depend_on_what_was_dropped(project):
 
 
 def test_the_sources_chart_shows_the_largest_sources_and_one_row_for_the_rest():
-    from dynosaur.pipeline.organize import sources_chart
+    from dynosaur.pipeline.organize_corpus import sources_chart
 
     shards = {f"s{i:02d}": {"t": {"instances": i}} for i in range(35)}
     svg = sources_chart(shards, top=30)
