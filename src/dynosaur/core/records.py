@@ -106,6 +106,7 @@ class SourceMeta(Record):
     revision: str  # content fingerprint (local) or commit sha (hub)
     license: str | None = None
     pretty_name: str | None = None
+    languages: list[str] = []  # the card's `language` list (publish puts their union on the corpus card)
     description: str = ""
     features: list[Feature] = []
     splits: list[SplitInfo] = []
@@ -332,6 +333,7 @@ class SourceVersion(ChainedRecord):
     revision: str
     license: str | None
     metadata_fingerprint: str  # SourceMeta.fingerprint: what the LLM and the filter saw
+    languages: list[str] = []  # SourceMeta.languages (records released before issue 23 §7 have none)
 
     @property
     def key(self) -> str:

@@ -32,8 +32,9 @@ from dynosaur.pipeline.source_features import (
 )
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
-# Bump when collect reads a source differently (its features, their names), so every record is redone.
-READER_VERSION = 3  # 3: label-like fields record their value set, numeric ones their range
+# Bump when collect reads a source differently (its features, their names), so every record is redone
+# (3: label-like fields record their value set, numeric ones their range; 4: the card's languages).
+READER_VERSION = 4
 
 
 # --- revisions -------------------------------------------------------------------------------------------
@@ -244,6 +245,13 @@ def _card(spec: SourceSpec, root: Path, sha: str | None):
         return None
 
 
+def card_languages(card_data: Any) -> list[str]:
+    """The card's `language` field (a code or a list of codes), sorted and without blanks or repeats."""
+    value = getattr(card_data, "language", None) if card_data is not None else None
+    codes = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return sorted({c.strip() for c in codes if isinstance(c, str) and c.strip()})
+
+
 def _description(card: Any, max_chars: int) -> str:
     if card is None:
         return ""
@@ -312,6 +320,7 @@ def collect_source(
         revision=revision,
         license=license_,
         pretty_name=getattr(card_data, "pretty_name", None) if card_data is not None else None,
+        languages=card_languages(card_data),
         description=_description(card, params.description_max_chars),
     )
 
