@@ -8,34 +8,31 @@ what its real counterpart would:
     collect    data/collected/<src>.json     SourceMeta (status ok, licence one of three)
     generate   data/generated/<src>.json     a small placeholder; data/llm_cache/README (the call cache)
     filter     data/tasks/<src>.json         FilteredSource: `tasks` valid Tasks per source
-    organize   data/corpus/<src>/<task>.parquet   `instances` rows per task, dynosaur.pipeline.organize.SCHEMA, zstd,
-               footer `dyno.digest` / `dyno.instances` from dynosaur.registry.manifest.InstanceDigest
+    organize   data/corpus/<src>/<task>.parquet   `instances` rows per task, dynosaur.core.shards.schema(), zstd,
+               written by dynosaur.core.shards.ShardWriter (footer `dyno.digest`, `dyno.instances`)
 
 Text is random words from a 5,000-word pseudo-vocabulary (~250-char inputs, 3-word outputs), so shards
 compress like text, not like a repeated pattern. `bench.changed: K` rewrites K tasks spread over the corpus
-with different outputs (same ids, same count); every other shard is skipped (its footer's `bench.variant`
-already matches), so it stays byte-identical, as organize's own incremental rule would keep it.
+with different outputs (same ids, same count); every other shard is skipped (its `dyno.fingerprint`, the
+variant, already matches), so it stays byte-identical, as organize's own incremental rule would keep it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 
 from dynosaur.core.io import write_json
 from dynosaur.core.records import FilteredSource, SourceMeta, Task, instance_ids, task_id, task_identity
-from dynosaur.pipeline.organize import SCHEMA
-from dynosaur.registry.manifest import COUNT_KEY, DIGEST_KEY, InstanceDigest
+from dynosaur.core.shards import ShardWriter, schema, shard_fingerprint_of
 
-VARIANT_KEY = b"bench.variant"
+SCHEMA = schema()
 LICENSES = ["mit", "cc-by-4.0", "apache-2.0"]
 INPUT_WORDS, OUTPUT_WORDS = 40, 3
 
@@ -142,19 +139,13 @@ def organize(out: Path, p: dict) -> None:
             variant = "changed" if index in changed else "base"
             key = f"{variant}:{p['instances']}:{p['seed']}"
             path = out / meta.source_id / f"{task.task_id}.parquet"
-            if path.exists() and (pq.read_schema(path).metadata or {}).get(VARIANT_KEY) == key.encode():
+            if path.exists() and shard_fingerprint_of(path) == key:
                 kept += 1
                 continue
             table = shard(task, meta, index, variant, p, vocab)
-            digest = InstanceDigest()
-            digest.update(table)
-            tmp = path.with_suffix(".parquet.tmp")
-            with pq.ParquetWriter(
-                tmp, SCHEMA.with_metadata({VARIANT_KEY: key.encode()}), compression="zstd"
-            ) as w:
-                w.write_table(table)
-                w.add_key_value_metadata({DIGEST_KEY: digest.hexdigest(), COUNT_KEY: str(digest.count)})
-            os.replace(tmp, path)
+            writer = ShardWriter(path, fingerprint=key)
+            writer.write(table)
+            writer.close()
             written += 1
     print(f"organize (synthetic): {written} shards written, {kept} kept", flush=True)
 

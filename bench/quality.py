@@ -364,7 +364,7 @@ def run_pipeline(repo: Path, log: Path, llm_cache: Path | None) -> float:
 
 def source_rows(meta: Any, field: str, repo: Path) -> dict[tuple[str, int], str | None]:
     """(split, row) → the field's value formatted as organize formats an output."""
-    from dynosaur.pipeline.organize import format_column
+    from dynosaur.pipeline.organize_instances import format_column
     from dynosaur.pipeline.sources import iter_batches
 
     values: dict[tuple[str, int], str | None] = {}

@@ -22,7 +22,7 @@ from dynosaur.cli.main import cli, main
 from dynosaur.core.io import write_json
 from dynosaur.core.params import OrganizeParams
 from dynosaur.core.records import INSTANCE_COLUMNS, FilteredSource, instance_id, task_id
-from dynosaur.pipeline.organize import build_instances
+from dynosaur.pipeline.organize_instances import build_instances
 from tests.factories import make_generated, make_meta, make_task
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -201,9 +201,3 @@ def test_a_manifest_entry_cannot_name_a_path_outside_the_dvc_cache(md5: str):
 
     with pytest.raises(ValidationError):
         make_entry(shard_md5=md5)
-
-
-def test_shard_path_is_source_then_task():
-    from dynosaur.core.records import shard_path
-
-    assert shard_path("alpha", "0123456789abcdef") == "alpha/0123456789abcdef.parquet"

@@ -26,7 +26,9 @@ from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import LLMParams, Price
 from dynosaur.core.records import GeneratedSource
 from dynosaur.pipeline import generate
-from dynosaur.pipeline.batch import WAITING, BatchRunner, Tracker, load_tracker, split_chunks
+from dynosaur.pipeline.batch import WAITING, BatchRunner
+from dynosaur.pipeline.batch_files import split_chunks
+from dynosaur.pipeline.batch_tracker import Tracker, load_tracker
 from dynosaur.pipeline.llm import LLM, ChatRequest
 from dynosaur.testing.fake_batch import BatchOutcome, FakeBatchOpenAI
 from dynosaur.testing.fake_openai import FakeOpenAI, Reply, tasks_from_schema

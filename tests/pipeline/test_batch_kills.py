@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dynosaur.pipeline.batch import load_tracker
+from dynosaur.pipeline.batch_tracker import load_tracker
 from dynosaur.testing.fake_batch import FakeBatchOpenAI
 from dynosaur.testing.fake_openai import tasks_from_schema
 from tests.pipeline.test_batch import DRIVER, SRC, run_batch

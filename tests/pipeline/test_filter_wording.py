@@ -8,6 +8,7 @@ import pytest
 
 from dynosaur.core.params import FilterParams
 from dynosaur.pipeline import filter as flt
+from dynosaur.pipeline import filter_fields, filter_output, filter_wording
 from dynosaur.pipeline.wording import human_name, is_natural, label_set, states_labels, templated_reason
 from tests.factories import label_feature, make_feature, make_meta, make_spec, make_stats
 
@@ -32,7 +33,10 @@ def test_templates_are_rejected(instruction: str) -> None:
     meta = make_meta(
         features=[*make_meta().features, make_feature("Dialogue_Act"), make_feature("retweet_count")]
     )
-    assert flt.templated_instruction(make_spec(instruction=instruction), meta, P) == "templated_instruction"
+    assert (
+        filter_wording.templated_instruction(make_spec(instruction=instruction), meta, P)
+        == "templated_instruction"
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +54,7 @@ def test_natural_instructions_are_kept(instruction: str) -> None:
     meta = make_meta(
         features=[*make_meta().features, label_feature("gold", ["entailment", "not_entailment"])]
     )
-    assert flt.templated_instruction(make_spec(instruction=instruction), meta, P) is None
+    assert filter_wording.templated_instruction(make_spec(instruction=instruction), meta, P) is None
 
 
 def test_without_field_names_any_identifier_shape_counts() -> None:
@@ -102,7 +106,7 @@ def topics_meta() -> object:
 def test_an_instruction_the_output_contradicts_is_rejected(instruction: str, output: str) -> None:
     inputs = ["title"] if output == "body" else ["body"]
     spec = make_spec(instruction=instruction, input_fields=inputs, output_field=output)
-    assert flt.instruction_mismatch(spec, topics_meta(), P) == "instruction_mismatch"
+    assert filter_wording.instruction_mismatch(spec, topics_meta(), P) == "instruction_mismatch"
 
 
 @pytest.mark.parametrize(
@@ -118,12 +122,12 @@ def test_an_instruction_that_fits_its_output_is_kept(instruction: str, output: s
     spec = make_spec(
         instruction=instruction, input_fields=["body" if output != "body" else "title"], output_field=output
     )
-    assert flt.instruction_mismatch(spec, topics_meta(), P) is None
+    assert filter_wording.instruction_mismatch(spec, topics_meta(), P) is None
 
 
 def test_sentiment_talk_is_fine_for_sentiment_labels() -> None:
     spec = make_spec(instruction="Classify the sentiment of the given review.")
-    assert flt.instruction_mismatch(spec, make_meta(), P) is None
+    assert filter_wording.instruction_mismatch(spec, make_meta(), P) is None
 
 
 # --- trivial_output ------------------------------------------------------------------------------------
@@ -155,7 +159,7 @@ def test_an_output_needing_no_understanding_is_rejected(rows: list[dict[str, obj
     spec = make_spec(
         instruction="Answer about the sentence.", input_fields=["sentence"], output_field="answer"
     )
-    assert flt.trivial_output(spec, pairs_meta(rows), P) == "trivial_output"
+    assert filter_output.trivial_output(spec, pairs_meta(rows), P) == "trivial_output"
 
 
 def test_an_output_that_needs_the_input_understood_is_kept() -> None:
@@ -164,7 +168,7 @@ def test_an_output_that_needs_the_input_understood_is_kept() -> None:
         {"sentence": "Which river flows through Rome?", "answer": "The Tiber"},
     ]
     spec = make_spec(instruction="Answer the question.", input_fields=["sentence"], output_field="answer")
-    assert flt.trivial_output(spec, pairs_meta(rows), P) is None
+    assert filter_output.trivial_output(spec, pairs_meta(rows), P) is None
 
 
 def test_every_rule_is_a_reason_code_once() -> None:
@@ -181,13 +185,13 @@ def test_generative_asks_are_one_definition_each() -> None:
         input_fields=["label"],
         output_field="text",
     )
-    assert flt.underdetermined_output(spec, make_meta(), P) is None
+    assert filter_output.underdetermined_output(spec, make_meta(), P) is None
     lookup = make_spec(
         instruction="Look up the review with the given sentiment.",
         input_fields=["label"],
         output_field="text",
     )
-    assert flt.underdetermined_output(lookup, make_meta(), P) == "underdetermined_output"
+    assert filter_output.underdetermined_output(lookup, make_meta(), P) == "underdetermined_output"
 
 
 def test_the_docs_list_every_reason_code() -> None:
@@ -208,16 +212,16 @@ def test_snapping_drops_a_proposal_no_enumerated_mapping_fits() -> None:
     backwards = make_spec(
         instruction="Write the review's label.", input_fields=["label"], output_field="text"
     )
-    assert flt.unlisted_mapping(fits, meta, snap) is None
-    assert flt.unlisted_mapping(backwards, meta, snap) == "unlisted_mapping"
-    assert flt.unlisted_mapping(backwards, meta, P) is None  # off by default
+    assert filter_fields.unlisted_mapping(fits, meta, snap) is None
+    assert filter_fields.unlisted_mapping(backwards, meta, snap) == "unlisted_mapping"
+    assert filter_fields.unlisted_mapping(backwards, meta, P) is None  # off by default
 
 
 # --- a score's scale, a label set of up to 20 -------------------------------------------------------------
 
 
 def test_a_score_instruction_without_a_number_gets_its_scale() -> None:
-    from dynosaur.pipeline.sources import feature_stats
+    from dynosaur.pipeline.source_features import feature_stats
     from dynosaur.pipeline.wording import with_scale
 
     ratings = ["0.23", "9.8", *(f"{i / 4:.2f}" for i in range(3, 33))]  # 32 distinct values: a score
@@ -229,7 +233,7 @@ def test_a_score_instruction_without_a_number_gets_its_scale() -> None:
 
 
 def test_feature_stats_record_a_numeric_range_only_for_numbers() -> None:
-    from dynosaur.pipeline.sources import feature_stats
+    from dynosaur.pipeline.source_features import feature_stats
 
     assert (feature_stats(["1", "2.5", "-3"]).low, feature_stats(["1", "2.5", "-3"]).high) == (-3.0, 2.5)
     assert feature_stats(["1", "two"]).low is None
@@ -239,7 +243,7 @@ def test_a_scanned_label_set_of_up_to_20_values_is_appended() -> None:
     types = [f"type {chr(65 + i)}" for i in range(16)]  # 16 values: more than max_label_options (10)
     feature = make_feature("tale_type", stats=make_stats(distinct=16, mean_chars=6.0, values=types))
     meta = make_meta(features=[make_feature("text", mean_chars=800.0), feature])
-    assert flt.label_options("tale_type", meta, P) == types
+    assert filter_output.label_options("tale_type", meta, P) == types
 
 
 def test_values_that_never_repeat_are_not_a_label_set() -> None:
@@ -249,4 +253,4 @@ def test_values_that_never_repeat_are_not_a_label_set() -> None:
         "answer", stats=make_stats(scanned=16, distinct=16, mean_chars=8.0, values=answers)
     )
     meta = make_meta(features=[make_feature("question"), feature])
-    assert flt.label_options("answer", meta, P) is None
+    assert filter_output.label_options("answer", meta, P) is None

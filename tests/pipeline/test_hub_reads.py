@@ -5,17 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from dynosaur.core.io import write_json
 from dynosaur.core.params import parse_params
-from dynosaur.core.records import SourceMeta
+from dynosaur.core.records import FilteredSource, SourceMeta, task_id
 from dynosaur.core.source_list import SourceEntry, SourcesFile, write_sources_file
 from dynosaur.pipeline.discover import refresh
 from dynosaur.pipeline.hub_files import RateLimiter, fetchable, prefetch
 from dynosaur.pipeline.sources import iter_batches
 from dynosaur.testing.hub_server import HubServer
+from tests.factories import make_task
 from tests.pipeline.test_collect_scale import record, run_collect
 from tests.pipeline.test_discover import classification, host
+from tests.pipeline.test_organize_stage import Project
 
 
 def collect_hub(
@@ -41,7 +45,7 @@ def test_collect_records_a_hub_sources_files_at_its_pinned_commit(
     collect_hub(hub_server, root, ["reviews", "plain"], monkeypatch, reviews="films")
     assert [(s.name, s.files) for s in meta_of(root, "plain").splits] == [("train", ["data/train.jsonl"])]
     assert [(s.name, s.files) for s in meta_of(root, "reviews").splits] == [("train", ["films/train.jsonl"])]
-    assert fetchable(meta_of(root, "plain"), ["train", "validation"])
+    assert fetchable(meta_of(root, "plain"))
 
 
 def test_hub_files_download_in_parallel_and_stay_under_the_rate(
@@ -58,7 +62,7 @@ def test_hub_files_download_in_parallel_and_stay_under_the_rate(
     hub_server.reset_log()
     limiter = RateLimiter(calls=10, window_s=1.0)
     t0 = time.monotonic()
-    got = list(prefetch(metas, ["train"], concurrency=6, limiter=limiter))
+    got = list(prefetch(metas, concurrency=6, limiter=limiter))
     elapsed = time.monotonic() - t0
 
     assert [m.source_id for m, _ in got] == names  # in order
@@ -85,9 +89,7 @@ def test_a_429_is_waited_out_and_retried(
     collect_hub(hub_server, root, ["busy"], monkeypatch)
     hub_server.fail_next("GET", r"/resolve/", status=429, times=1, headers={"Retry-After": "1"})
     t0 = time.monotonic()
-    [(_, files)] = list(
-        prefetch([meta_of(root, "busy")], ["train"], concurrency=2, limiter=RateLimiter(100, 1))
-    )
+    [(_, files)] = list(prefetch([meta_of(root, "busy")], concurrency=2, limiter=RateLimiter(100, 1)))
     assert isinstance(files, dict) and files["train"][0].exists()
     assert time.monotonic() - t0 >= 1.0  # it waited as the Hub asked
 
@@ -104,7 +106,6 @@ def test_a_failed_download_is_handed_to_the_caller_and_the_others_arrive(
         (m.source_id, f)
         for m, f in prefetch(
             [meta_of(root, n) for n in ("a", "gone", "b")],
-            ["train"],
             concurrency=3,
             limiter=RateLimiter(100, 1),
         )
@@ -120,7 +121,7 @@ def test_rows_read_from_downloaded_files_are_the_rows_datasets_streams(
     root = tmp_path / "project"
     collect_hub(hub_server, root, ["same"], monkeypatch)
     meta = meta_of(root, "same")
-    [(_, files)] = list(prefetch([meta], ["train"], concurrency=1, limiter=RateLimiter(100, 1)))
+    [(_, files)] = list(prefetch([meta], concurrency=1, limiter=RateLimiter(100, 1)))
     assert isinstance(files, dict)
     downloaded = [t.to_pylist() for t in iter_batches(meta, "train", 1000, files=files["train"])]
     streamed = [t.to_pylist() for t in iter_batches(meta, "train", 1000)]
@@ -146,3 +147,55 @@ def test_the_limiter_waits_for_the_window_to_slide():
     assert now[0] == pytest.approx(10.0)
     limiter.acquire()
     assert now[0] == pytest.approx(20.0)
+
+
+def hub_project(hub: HubServer, tmp_path: Path, names: list[str], monkeypatch: pytest.MonkeyPatch) -> Project:
+    """Hub sources collected for real, each with one (text → label) task, ready for organize."""
+    root = tmp_path / "project"
+    collect_hub(hub, root, names, monkeypatch)
+    project = Project(root)
+    project.args.collected = root / "data" / "collected"
+    for name in names:
+        meta = meta_of(root, name)
+        instruction = "Classify the sentiment of the given review."
+        task = make_task(
+            task_id=task_id(name, meta.revision, instruction, ["text"], "label"),
+            source_id=name,
+            instruction=instruction,
+            input_fields=["text"],
+            output_field="label",
+        )
+        write_json(
+            project.args.tasks / f"{name}.json", FilteredSource(source_id=name, fingerprint="f", tasks=[task])
+        )
+    return project
+
+
+def instances(project: Project) -> dict[str, list[dict]]:
+    return {p.parent.name: pq.read_table(p).to_pylist() for p in sorted(project.args.out.glob("*/*.parquet"))}
+
+
+def test_organize_reads_hub_sources_in_parallel_and_writes_what_streaming_writes(
+    hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    names = [f"ds-{i}" for i in range(8)]
+    for name in names:
+        host(hub_server, f"tester/{name}", **classification())
+    project = hub_project(hub_server, tmp_path / "parallel", names, monkeypatch)
+    hub_server.latency = 0.2
+    hub_server.reset_log()
+    project.params["hub"] = {"read_concurrency": 8, "requests_per_window": 1000, "window_s": 60}
+    out = project.run()
+    assert out.run["tasks_organized"] == 8 and out.metrics["instances"] == 8 * 4  # 4 rows each
+    assert hub_server.peak_in_flight >= 3  # downloads overlapped
+    assert not any("/api/" in path for _, path in hub_server.requests)  # resolves only
+
+    # The same sources read through `datasets` streaming (their files not recorded): the same instances.
+    streamed = hub_project(hub_server, tmp_path / "streamed", names, monkeypatch)
+    for name in names:
+        path = streamed.args.collected / f"{name}.json"
+        meta = SourceMeta.model_validate_json(path.read_text())
+        splits = [s.model_copy(update={"files": []}) for s in meta.splits]
+        write_json(path, meta.model_copy(update={"splits": splits}))
+    streamed.run()
+    assert instances(streamed) == instances(project) and len(instances(project)) == 8

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from dynosaur.core.params import FilterParams
-from dynosaur.pipeline.filter import REASONS, RULES, injection, judge
+from dynosaur.pipeline.filter import REASONS, RULES, judge
+from dynosaur.pipeline.filter_wording import injection
 from tests.factories import make_generated, make_meta, make_proposal, make_spec
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "dynosaur" / "instructions-sample.json"

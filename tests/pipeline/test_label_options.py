@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dynosaur.core.params import FilterParams
-from dynosaur.pipeline.filter import judge, options_to_append
+from dynosaur.pipeline.filter import judge
+from dynosaur.pipeline.filter_output import options_to_append
 from tests.factories import label_feature, make_feature, make_generated, make_meta, make_proposal, make_spec
 
 TOPICS = ["acq", "crude", "earn", "grain"]

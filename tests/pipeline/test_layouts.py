@@ -78,6 +78,16 @@ def test_no_card(tmp_path, monkeypatch):
     assert instances[0]["input"] == layouts.REVIEWS[0][0]
 
 
+def test_collect_keeps_the_cards_languages_for_publish(tmp_path):
+    """Publish lists the sources' languages on the corpus card from what collect read here (issue 23 §7)."""
+    assert collected(tmp_path, layouts.no_card(tmp_path)).languages == []
+    folder = layouts.no_card(tmp_path / "with-card")
+    (folder / "README.md").write_text("---\nlanguage:\n- fr\n- en\n- ' '\n- en\n---\n\nReviews.\n")
+    assert collected(tmp_path, folder).languages == ["en", "fr"]
+    (folder / "README.md").write_text("---\nlanguage: de\n---\n")
+    assert collected(tmp_path, folder).languages == ["de"]
+
+
 def test_card_without_configs_and_nested_answers(tmp_path, monkeypatch):
     meta = collected(tmp_path, layouts.card_without_configs(tmp_path))
     assert meta.status == "ok", meta.reason

@@ -13,7 +13,7 @@ import pytest
 
 from dynosaur.core.params import OrganizeParams
 from dynosaur.core.records import SplitInfo, instance_id
-from dynosaur.pipeline.organize import (
+from dynosaur.pipeline.organize_instances import (
     SCHEMA,
     TRUNCATION_MARKER,
     DuplicateFilter,

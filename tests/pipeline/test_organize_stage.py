@@ -23,8 +23,8 @@ from dynosaur.core.errors import ParamsError, StageFailed
 from dynosaur.core.io import read_json, write_json
 from dynosaur.core.records import FilteredSource, SplitInfo, instance_id, task_id
 from dynosaur.core.runner import run
+from dynosaur.core.shards import footer, footer_counts, shard_digest
 from dynosaur.pipeline import organize
-from dynosaur.registry.manifest import footer, footer_counts, shard_digest
 from tests.factories import label_feature, make_feature, make_meta, make_task
 
 SUPERNI = Path(__file__).resolve().parents[1] / "fixtures" / "superni"
@@ -286,7 +286,7 @@ def test_ids_do_not_depend_on_what_was_dropped(project):
 
 
 def test_the_sources_chart_shows_the_largest_sources_and_one_row_for_the_rest():
-    from dynosaur.pipeline.organize import sources_chart
+    from dynosaur.pipeline.organize_corpus import sources_chart
 
     shards = {f"s{i:02d}": {"t": {"instances": i}} for i in range(35)}
     svg = sources_chart(shards, top=30)
@@ -352,3 +352,19 @@ def test_a_run_killed_while_writing_leaves_nothing_in_the_corpus(project):
         f"good/{the_id}.parquet"
     ]
     assert not (project.root / ".dyno-cache" / "organize.tmp").exists()
+
+
+def test_shard_bytes_are_those_of_the_format_before_dynosaur_core_shards(project):
+    """The corpus digest must not move: a shard is byte for byte what organize wrote before the shard format
+    had one owner (sha256 recorded from that code, with pyarrow 26.0.1; another pyarrow may write other
+    bytes, its `created_by` for one)."""
+    import hashlib
+
+    import pyarrow
+
+    (the_id,) = project.source("good", GOOD + rows(("x" * 50, 0), ("ça va, 日本", 1)))
+    project.run()
+    written = hashlib.sha256(project.shard("good", the_id).read_bytes()).hexdigest()
+    if pyarrow.__version__ != "26.0.1":
+        pytest.skip(f"bytes recorded with pyarrow 26.0.1, not {pyarrow.__version__}")
+    assert written == "88690bcd1eeca788da9aef86d7698c6e9be02192b47ce4746b93f59f54e401a3"

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from dynosaur.pipeline.sources import TEST_SPLIT, feature_stats, local_revision
+from dynosaur.pipeline.source_features import feature_stats
+from dynosaur.pipeline.sources import TEST_SPLIT, local_revision
 
 
 def make_source(root):
@@ -159,7 +160,7 @@ def test_test_split_names(name, is_test):
 def test_flatten_table_keeps_nulls_and_slices():
     import pyarrow as pa
 
-    from dynosaur.pipeline.sources import flatten_table
+    from dynosaur.pipeline.source_features import flatten_table
 
     table = pa.table(
         {
@@ -197,7 +198,7 @@ def test_flat_features_names_match_flatten_table():
     import datasets
     import pyarrow as pa
 
-    from dynosaur.pipeline.sources import flat_features, flatten_table
+    from dynosaur.pipeline.source_features import flat_features, flatten_table
 
     features = datasets.Features(
         {

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from dynosaur.core.records import ManifestEntry, Release, Totals
-from dynosaur.pipeline.organize import SCHEMA
+from dynosaur.core.shards import InstanceDigest, schema
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import InstanceDigest, file_sha256
+from dynosaur.registry.manifest import file_sha256
 
 DVC = str(Path(sys.executable).parent / "dvc")
 V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
@@ -40,14 +40,14 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 def shard_table(task_id: str, source_id: str, n: int, first_id: int = 0) -> pa.Table:
-    rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in SCHEMA.names if c != "row"}
+    rows = {c: [f"{c} {task_id} {i}" for i in range(n)] for c in schema().names if c != "row"}
     rows.update(
         task_id=[task_id] * n,
         source_id=[source_id] * n,
         row=list(range(n)),
         instance_id=[f"{task_id[:8]}{i:08x}" for i in range(first_id, first_id + n)],
     )
-    return pa.Table.from_pydict(rows, schema=SCHEMA)
+    return pa.Table.from_pydict(rows, schema=schema())
 
 
 def dvc_objects(repo: Path) -> dict[str, str]:

@@ -52,6 +52,7 @@ CHANGES: list[tuple[type[LedgerRecord], str, Any]] = [
     (SourceVersion, "revision", "sha256:" + "1" * 64),
     (SourceVersion, "license", None),
     (SourceVersion, "metadata_fingerprint", "sha256:" + "9" * 64),
+    (SourceVersion, "languages", ["en"]),
     (SourceVersion, "prev", "sha256:" + "8" * 64),
     (TaskVersion, "schema_version", 2),
     (TaskVersion, "task_id", "fedcba9876543210"),

@@ -1,4 +1,5 @@
-"""`dynosaur.registry.manifest`: the instance digest, shard footers and the working corpus's manifest."""
+"""The instance digest and shard footers (`dynosaur.core.shards`), and the working corpus's manifest
+(`dynosaur.registry.manifest`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ import pytest
 
 from dynosaur.core.io import write_json
 from dynosaur.core.records import FilteredSource, ManifestEntry, task_id, task_identity
-from dynosaur.registry.manifest import (
-    COUNT_KEY,
-    DIGEST_COLUMNS,
-    DIGEST_KEY,
-    InstanceDigest,
-    footer,
-    shard_digest,
-    workspace_manifest,
-)
+from dynosaur.core.shards import COUNT_KEY, DIGEST_COLUMNS, DIGEST_KEY, InstanceDigest, footer, shard_digest
+from dynosaur.registry.manifest import workspace_manifest
 from tests.factories import make_meta, make_task
 
 Row = tuple[str | None, str | None, str | None, str | None]

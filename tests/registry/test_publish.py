@@ -14,7 +14,7 @@ import pytest
 
 from dynosaur.cli.main import main
 from dynosaur.core.errors import DynoError, PublishConflict
-from dynosaur.core.records import Totals
+from dynosaur.core.records import SourceVersion, Totals
 from dynosaur.registry.card import dataset_card, default_pretty_name
 from dynosaur.registry.hub import check_shards, publish, source_languages
 from dynosaur.registry.ledger import Ledger
@@ -280,27 +280,18 @@ def test_a_card_with_mixed_licences_lists_them_as_the_hub_accepts(hub_server: Hu
     assert DatasetCard(one).data.pretty_name == "My corpus"
 
 
-def test_languages_come_from_the_sources_cards(tmp_path: Path, hub_server: HubServer):
-    from huggingface_hub import HfApi
-
-    local = tmp_path / "data/sources/alpha"
-    local.mkdir(parents=True)
-    (local / "README.md").write_text("---\nlanguage:\n- en\n- de\n---\n\nAlpha.\n")
-    (tmp_path / "hosted").mkdir()
-    (tmp_path / "hosted/README.md").write_text("---\nlanguage: fr\n---\n\nBeta.\n")
-    sha = hub_server.host_folder("demo/beta", tmp_path / "hosted")
-    hub_server.commit("demo/beta", {"README.md": b"---\nlanguage: es\n---\n"})  # after the released revision
+def test_languages_are_those_of_the_released_source_versions():
     sources = [
-        make_source_version(source_id="alpha", origin="local:data/sources/alpha", revision="r1"),
-        make_source_version(source_id="beta", origin="hub:demo/beta", revision=sha),
-        make_source_version(source_id="gamma", origin="local:data/sources/gone", revision="r1"),
-        make_source_version(source_id="old", origin="local:data/sources/alpha", revision="r0"),
+        make_source_version(source_id="alpha", revision="r1", languages=["de", "en"]),
+        make_source_version(source_id="beta", revision="r1", languages=["fr", "en"]),
+        make_source_version(source_id="alpha", revision="r0", languages=["es"]),  # not the released revision
+        make_source_version(source_id="gamma", revision="r1"),  # released before languages were kept
     ]
     entries = [
-        make_entry(c * 16, source_id=s, source_revision=r)
-        for c, s, r in (("1", "alpha", "r1"), ("2", "beta", sha), ("3", "gamma", "r1"))
+        make_entry(c * 16, source_id=s, source_revision="r1")
+        for c, s in (("1", "alpha"), ("2", "beta"), ("3", "gamma"))
     ]
-    assert source_languages(tmp_path, HfApi(), sources, entries) == ["de", "en", "fr"]
+    assert source_languages(sources, entries) == ["de", "en", "fr"]
 
 
 def test_publish_dry_run_never_sends_the_token_in_clear(
@@ -456,3 +447,32 @@ def test_a_head_that_moves_while_publishing_is_said_before_committing(
     ):
         publish(base / "repo", "v2", REPO)
     assert hub_server.head(REPO, "v2") is None
+
+
+def test_publish_reads_the_sources_languages_from_the_ledger_not_their_cards(
+    base: Path, hub_server: HubServer
+):
+    """collect read each source's card; release keeps its `language` list in the SourceVersion record, and
+    publish takes it from there: it downloads no source's card (issue 23 §7)."""
+    from huggingface_hub import DatasetCard
+
+    repo = base / "repo"
+    (repo / "hosted").mkdir()
+    (repo / "hosted/README.md").write_text("---\nlanguage: fr\n---\n\nAlpha.\n")
+    sha = hub_server.host_folder("demo/alpha", repo / "hosted")
+    Ledger(repo).append(
+        SourceVersion,
+        [
+            make_source_version(
+                source_id="alpha", origin="hub:demo/alpha", revision="rev1", languages=["en", "de"]
+            ),
+            make_source_version(
+                source_id="beta", origin="local:data/sources/beta", revision="rev1"
+            ),  # old: none
+        ],
+    )
+    assert sha  # the card is there to fetch: publish must not
+    publish(repo, "v1", REPO)
+    assert not hub_server.calls(path_regex=r"/demo/alpha/")
+    card = DatasetCard(hub_server.read_file(REPO, "README.md", revision="v1").decode())
+    assert card.data.language == ["de", "en"]

@@ -121,7 +121,8 @@ def judge(root: Path, sample: AuditSample, params: Params, *, base_url: str | No
             unparseable=0,
         )
         if params.llm.mode == "batch":
-            from dynosaur.pipeline.batch import BatchRunner, ensure_tracker
+            from dynosaur.pipeline.batch import BatchRunner
+            from dynosaur.pipeline.batch_tracker import ensure_tracker
 
             ensure_tracker(root / BATCHES)
             answers = BatchRunner(llm, root / BATCHES).complete_many(list(todo.values()))

@@ -7,9 +7,10 @@ for at most `llm.batch.wait_s` seconds. Answers land in the call cache under the
 answers (a request's `custom_id` *is* its cache key), so switching modes never pays twice. Requests whose
 batch is still running are reported as waiting (`WAITING`), and the run says when to come back.
 
-The tracker (a JSON file, a persisted DVC output of the generate stage) lists the batches in flight: for each,
-its chunk digest, attempt, custom_ids, provider batch id and last known state. A batch leaves the tracker once
-its rows are in the cache (or resubmitted), so a finished run leaves `{"batches": []}`.
+The tracker (dynosaur.pipeline.batch_tracker: a JSON file, a persisted DVC output of the generate stage)
+lists the batches in flight: for each, its chunk digest, attempt, custom_ids, provider batch id and last
+known state. A batch leaves the tracker once its rows are in the cache (or resubmitted), so a finished run
+leaves `{"batches": []}`.
 
 Idempotent submission. The chunk digest is sha256 over the model, the attempt and the sorted custom_ids; it
 is recorded in the tracker (state `submitting`) *before* anything is uploaded, and sent as the batch's
@@ -37,7 +38,6 @@ counted by that run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections import Counter
@@ -45,18 +45,23 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
 from dynosaur.core.errors import LLMError, first_line
-from dynosaur.core.io import canonical_json, read_model, write_json
-from dynosaur.core.records import Usage
+from dynosaur.core.io import write_json
 from dynosaur.core.runner import log
+from dynosaur.pipeline.batch_files import ENDPOINT, chunk_digest, input_line, parse_row, split_chunks
+from dynosaur.pipeline.batch_tracker import (
+    TERMINAL,
+    BatchState,
+    TrackedBatch,
+    load_tracker,
+    tracker_lock,
+)
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, backoff_s, incomplete_answer
 
-SCHEMA_VERSION = 1
-ENDPOINT = "/v1/chat/completions"
 QUEUE_LIMIT_CODES = {"token_limit_exceeded"}  # a batch failed because the provider's queue is full
 QUEUE_BACKOFF_MAX_S = 600.0
 WAITING = "waiting_for_batch"  # ChatResult.skipped of a request whose batch is still running
@@ -64,135 +69,6 @@ METADATA_KEY = "dynosaur_chunk"
 ADOPT_SCAN = 1000  # a killed run's batch is looked for among the provider's newest this many
 FALLBACK_WAIT_S = 3600  # "run again after" when a batch shows no progress yet
 CACHE_WRITERS = 16  # threads writing a finished batch's answers into the call cache
-
-BatchState = Literal[
-    "submitting",  # ours: recorded before upload; the provider may or may not have the batch
-    "validating",
-    "in_progress",
-    "finalizing",
-    "completed",
-    "expired",
-    "failed",
-    "cancelling",
-    "cancelled",
-]
-TERMINAL = {"completed", "expired", "failed", "cancelled"}
-
-
-class TrackedBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    chunk: str  # sha256 over model, attempt and sorted custom_ids: the idempotency key
-    attempt: int = 1
-    custom_ids: list[str]  # sorted
-    batch_id: str | None = None  # None while `submitting`
-    state: BatchState = "submitting"
-    recorded_at: int  # our clock when the intent was recorded (shown only: no search compares clocks)
-    in_progress_at: int | None = None
-    expires_at: int | None = None
-    total: int = 0
-    completed: int = 0
-
-
-class Tracker(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: int = SCHEMA_VERSION
-    batches: list[TrackedBatch] = []
-
-
-def load_tracker(path: Path) -> Tracker:
-    if not path.exists():
-        return Tracker()
-    try:
-        return read_model(path, Tracker)
-    except (ValidationError, ValueError) as exc:
-        raise LLMError(
-            f"{path}: the batch tracker is unreadable ({first_line(exc)}); restore it (git/dvc checkout) or"
-            " delete it to submit the requests again"
-        ) from None
-
-
-@contextlib.contextmanager
-def tracker_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `<tracker>.lock` for one run; a second process refuses in one line. The kernel
-    drops the lock with its process, so a killed run never leaves it behind."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LLMError(
-                f"{path} is in use by another generate (an earlier run still polling its batches?); "
-                "wait for it to end, or stop it, then run again"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def ensure_tracker(path: Path) -> None:
-    """Write an empty tracker if there is none: the file is a DVC output, in sync mode too."""
-    if not path.exists():
-        write_json(path, Tracker())
-
-
-def chunk_digest(model_identity: str, attempt: int, custom_ids: list[str]) -> str:
-    text = canonical_json({"model": model_identity, "attempt": attempt, "custom_ids": sorted(custom_ids)})
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def input_line(custom_id: str, body: dict[str, Any]) -> bytes:
-    """One line of a batch input file (OpenAI format)."""
-    line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
-    return (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode()
-
-
-def split_chunks(
-    lines: list[tuple[str, bytes]], max_requests: int, max_bytes: int
-) -> list[list[tuple[str, bytes]]]:
-    """Consecutive chunks of at most `max_requests` lines and `max_bytes` bytes (a longer line goes alone)."""
-    chunks: list[list[tuple[str, bytes]]] = []
-    size = 0
-    for key, line in lines:
-        if not chunks or len(chunks[-1]) >= max_requests or (chunks[-1] and size + len(line) > max_bytes):
-            chunks.append([])
-            size = 0
-        chunks[-1].append((key, line))
-        size += len(line)
-    return chunks
-
-
-def parse_row(row: dict[str, Any], cost: Callable[[int, int], float]) -> ChatResult:
-    """One line of a batch's output or error file as a ChatResult (an `error` when it is not an answer)."""
-    response = row.get("response") or {}
-    error = row.get("error")
-    if error:
-        return ChatResult(
-            error=f"batch row: {error.get('code') or 'error'}: {error.get('message') or ''}".strip()
-        )
-    status = response.get("status_code")
-    body = response.get("body") or {}
-    if status != 200:
-        message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
-        return ChatResult(error=f"batch row: HTTP {status}: {message or 'no message'}")
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not choices:
-        return ChatResult(error="bad response: no choices")
-    usage_json = body.get("usage") or {}
-    usage = Usage(
-        prompt_tokens=usage_json.get("prompt_tokens") or 0,
-        completion_tokens=usage_json.get("completion_tokens") or 0,
-    )
-    return ChatResult(
-        content=(choices[0].get("message") or {}).get("content") or "",
-        finish_reason=choices[0].get("finish_reason"),
-        usage=usage,
-        cost_usd=round(cost(usage.prompt_tokens, usage.completion_tokens), 8),
-    )
 
 
 class Waiting(BaseModel):

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
 from dynosaur.core.records import Retraction, SourceMeta, SourceStatus
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
-from dynosaur.core.source_list import all_sources, read_lock, read_sources_file
+from dynosaur.core.source_list import SourcesLock, all_sources, read_lock, read_sources_file
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.decontaminate import eval_benchmark
 from dynosaur.pipeline.sources import (
@@ -191,131 +192,160 @@ def summary(meta: SourceMeta) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Plan:
+    """What a run does with the listed sources: the records it reuses (their summaries), the sources it
+    reads (`todo`: spec, previous record, revision when known), and the records it has made."""
+
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)
+    fresh: dict[str, SourceMeta] = field(default_factory=dict)  # records made by this run
+    todo: list[tuple[SourceSpec, SourceMeta | None, str | None]] = field(default_factory=list)
+    unpinned: list[str] = field(default_factory=list)  # Hub sources missing from the lock
+    files: dict[str, list[Path]] = field(default_factory=dict)  # a source's record and local files
+
+    def reuse(self, source_id: str, known: dict[str, Any]) -> None:
+        self.summaries[source_id] = known
+        self.reused.add(source_id)
+
+
+def plan_sources(
+    specs: list[SourceSpec],
+    params: Params,
+    lock: SourcesLock,
+    retracted: dict[str, str],
+    out: Path,
+    cache: StatCache,
+) -> Plan:
+    """Cheap and in order: what is unchanged keeps its record; the rest is left to `read_sources`."""
+    plan = Plan()
+    for spec in specs:
+        path = out / f"{spec.id}.json"
+        if eval_benchmark(spec, params.collect.eval_benchmarks):
+            plan.fresh[spec.id] = _unread(spec, "skipped", "eval_benchmark")
+            continue
+        revision = lock.sha(spec)
+        plan.files[spec.id] = [path]
+        if spec.path is not None:
+            if not Path(spec.path).is_dir():
+                reason = f"source {spec.id!r}: folder {spec.path} does not exist"
+                plan.fresh[spec.id] = _unread(spec, "failed", reason)
+                continue
+            plan.files[spec.id] += local_files(Path(spec.path))
+        known = cache.get(spec.id, plan.files[spec.id]) if spec.path or revision else None
+        if known and known["inputs"] == inputs_digest(spec, params, revision or known["revision"], retracted):
+            plan.reuse(spec.id, known)
+            continue
+        previous = read_model(path, SourceMeta) if path.exists() else None
+        if spec.hub is not None and revision is None:
+            plan.unpinned.append(spec.id)  # its revision is asked of the Hub, in parallel with the reads
+        elif spec.path is not None:
+            revision = source_revision(spec)
+        if revision is not None and reusable(previous, inputs_digest(spec, params, revision, retracted)):
+            assert previous is not None
+            plan.reuse(spec.id, summary(previous))
+            continue
+        plan.todo.append((spec, previous, revision))
+    return plan
+
+
+def read_sources(plan: Plan, params: Params, retracted: dict[str, str], out: Path) -> None:
+    """Read the plan's `todo` in parallel (`collect.concurrency`, each within `collect.timeout_s`), writing
+    each new record as it comes."""
+    if any(spec.hub is not None for spec, _, _ in plan.todo):
+        guard_hub_token(params.hub.allow_insecure_http)
+    if not plan.todo:
+        return
+    import datasets  # noqa: F401  (imported once here: threads importing it at once can deadlock)
+    from tqdm import tqdm
+
+    # datasets runs tqdm's thread_map, whose ensure_lock deletes a class lock it had to create when it is
+    # done, under the feet of another thread's bars ("type object 'tqdm' has no attribute '_lock'"). A
+    # lock made here first is one it restores instead.
+    tqdm.get_lock()
+
+    c = params.collect
+
+    def read(job: tuple[SourceSpec, SourceMeta | None, str | None]) -> SourceMeta:
+        spec, previous, revision = job
+        return collect_one(spec, params, previous, retracted, revision)[0]
+
+    results = bounded(plan.todo, read, c.concurrency, c.timeout_s)
+    for index, meta in progress(results, "collect", total=len(plan.todo)):
+        spec, previous = plan.todo[index][:2]
+        meta = meta if meta is not None else timed_out(spec, c.timeout_s)
+        if meta is previous:  # an unpinned source found unchanged is not rewritten
+            plan.reuse(spec.id, summary(meta))
+        else:
+            write_json(out / f"{spec.id}.json", meta)
+            plan.fresh[spec.id] = meta
+
+
+def settle(plan: Plan, out: Path, cache: StatCache) -> None:
+    """Every record this run made has its summary; those made before reading (skipped, failed) are written
+    when they changed; every source not failed goes into the stat cache."""
+    read_now = {spec.id for spec, _, _ in plan.todo}
+    for source_id, meta in plan.fresh.items():
+        plan.summaries[source_id] = summary(meta)
+        if source_id not in read_now:  # skipped or failed before reading: written when it changed
+            write_if_changed(out / f"{source_id}.json", meta)
+    for source_id, known in plan.summaries.items():
+        if known["status"] != "failed" and source_id in plan.files:
+            cache.put(source_id, plan.files[source_id], known)
+
+
+def outcome(plan: Plan, specs: list[SourceSpec]) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """(metrics, stats, failed: source → reason) over every listed source, in the listed order."""
+    ordered = [(s.id, plan.summaries[s.id]) for s in specs]
+    failed = {sid: k["reason"] or "" for sid, k in ordered if k["status"] == "failed"}
+    skipped = {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"}
+    metrics = {
+        "sources": sum(k["status"] == "ok" for _, k in ordered),  # read: what generate sees
+        "rejected": len(skipped),  # by policy: an evaluation benchmark, a licence, ...
+        "failed": len(failed),
+    }
+    stats = {
+        "sources_listed": len(ordered),
+        "sources_skipped": skipped,
+        "sources_timed_out": sum((k["reason"] or "").startswith(TIMED_OUT) for _, k in ordered),
+        "sources_unpinned": len(plan.unpinned),
+        "rows": sum(k["rows"] for _, k in ordered),
+    }
+    return metrics, stats, failed
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params()
     specs = all_sources(params, read_sources_file(args.sources))
-    lock = read_lock(args.lock)
     retracted = {r.target: r.reason for r in read_records(args.retractions, Retraction) if r.kind == "source"}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     # A source whose record and files are the very ones of the last run, and whose inputs digest is still
     # the record's, is reused without reading the record or hashing its folder (dynosaur.core.statcache).
     cache = StatCache("collect", str(READER_VERSION), beside=out)
-
-    # Cheap and in order: what is unchanged keeps its record; the rest is read below, in parallel.
-    summaries: dict[str, dict[str, Any]] = {}
-    reused: set[str] = set()
-    fresh: dict[str, SourceMeta] = {}  # records made by this run
-    todo: list[tuple[SourceSpec, SourceMeta | None, str | None]] = []
-    unpinned: list[str] = []
-    files: dict[str, list[Path]] = {}
-    for spec in specs:
-        path = out / f"{spec.id}.json"
-        if eval_benchmark(spec, params.collect.eval_benchmarks):
-            fresh[spec.id] = _unread(spec, "skipped", "eval_benchmark")
-            continue
-        revision = lock.sha(spec)
-        files[spec.id] = [path]
-        if spec.path is not None:
-            if not Path(spec.path).is_dir():
-                fresh[spec.id] = _unread(
-                    spec, "failed", f"source {spec.id!r}: folder {spec.path} does not exist"
-                )
-                continue
-            files[spec.id] += local_files(Path(spec.path))
-        known = cache.get(spec.id, files[spec.id]) if spec.path or revision else None
-        if known and known["inputs"] == inputs_digest(spec, params, revision or known["revision"], retracted):
-            summaries[spec.id] = known
-            reused.add(spec.id)
-            continue
-        previous = read_model(path, SourceMeta) if path.exists() else None
-        if spec.hub is not None and revision is None:
-            unpinned.append(spec.id)  # its revision is asked of the Hub, in parallel with the reads
-        elif spec.path is not None:
-            revision = source_revision(spec)
-        if revision is not None and reusable(previous, inputs_digest(spec, params, revision, retracted)):
-            assert previous is not None
-            summaries[spec.id] = summary(previous)
-            reused.add(spec.id)
-            continue
-        todo.append((spec, previous, revision))
-    if unpinned:
+    plan = plan_sources(specs, params, read_lock(args.lock), retracted, out, cache)
+    if plan.unpinned:
         log(
-            f"collect: {len(unpinned)} Hub source(s) not pinned in {args.lock} ({some(unpinned)}):"
+            f"collect: {len(plan.unpinned)} Hub source(s) not pinned in {args.lock} ({some(plan.unpinned)}):"
             " resolved now; run `dyno refresh` to pin them"
         )
-
-    if any(spec.hub is not None for spec, _, _ in todo):
-        guard_hub_token(params.hub.allow_insecure_http)
-    if todo:
-        import datasets  # noqa: F401  (imported once here: threads importing it at once can deadlock)
-        from tqdm import tqdm
-
-        # datasets runs tqdm's thread_map, whose ensure_lock deletes a class lock it had to create when it is
-        # done, under the feet of another thread's bars ("type object 'tqdm' has no attribute '_lock'"). A
-        # lock made here first is one it restores instead.
-        tqdm.get_lock()
-
-        c = params.collect
-
-        def read(job: tuple[SourceSpec, SourceMeta | None, str | None]) -> SourceMeta:
-            spec, previous, revision = job
-            return collect_one(spec, params, previous, retracted, revision)[0]
-
-        results = bounded(todo, read, c.concurrency, c.timeout_s)
-        for index, meta in progress(results, "collect", total=len(todo)):
-            spec, previous = todo[index][:2]
-            meta = meta if meta is not None else timed_out(spec, c.timeout_s)
-            if meta is previous:  # an unpinned source found unchanged is not rewritten
-                summaries[spec.id] = summary(meta)
-                reused.add(spec.id)
-            else:
-                write_json(out / f"{spec.id}.json", meta)
-                fresh[spec.id] = meta
-    read_now = {spec.id for spec, _, _ in todo}
-    for source_id, meta in fresh.items():
-        summaries[source_id] = summary(meta)
-        if source_id not in read_now:  # skipped or failed before reading: written when it changed
-            write_if_changed(out / f"{source_id}.json", meta)
-    for source_id, known in summaries.items():
-        if known["status"] != "failed" and source_id in files:
-            cache.put(source_id, files[source_id], known)
+    read_sources(plan, params, retracted, out)
+    settle(plan, out, cache)
     removed = prune(out, {s.id for s in specs})
     cache.keep_only({s.id for s in specs})
     cache.save()
-
-    ordered = [(s.id, summaries[s.id]) for s in specs]
-    for source_id, known in ordered:  # one line per source that is not ok (reused records were said before)
-        if known["status"] != "ok" and source_id in fresh:
-            log(f"collect: {source_id}: {known['status']}: {known['reason']}")
-    failed = {sid: k["reason"] or "" for sid, k in ordered if k["status"] == "failed"}
-    skipped = {sid: k["reason"] for sid, k in ordered if k["status"] == "skipped"}
-    write_metrics(
-        args.metrics,
-        {
-            "sources": sum(k["status"] == "ok" for _, k in ordered),  # read: what generate sees
-            "rejected": len(skipped),  # by policy: an evaluation benchmark, a licence, ...
-            "failed": len(failed),
-        },
-    )
-    write_json(
-        args.stats,
-        {
-            "sources_listed": len(ordered),
-            "sources_skipped": skipped,
-            "sources_timed_out": sum((k["reason"] or "").startswith(TIMED_OUT) for _, k in ordered),
-            "sources_unpinned": len(unpinned),
-            "rows": sum(k["rows"] for _, k in ordered),
-        },
-    )
-    write_json(
-        args.run_log,
-        {"sources_read": len(todo), "sources_reused": len(reused), "sources_removed": len(removed)},
-    )
+    for spec in specs:  # one line per source that is not ok (reused records were said before)
+        known = plan.summaries[spec.id]
+        if known["status"] != "ok" and spec.id in plan.fresh:
+            log(f"collect: {spec.id}: {known['status']}: {known['reason']}")
+    metrics, stats, failed = outcome(plan, specs)
+    write_metrics(args.metrics, metrics)
+    write_json(args.stats, stats)
+    reads = {"sources_read": len(plan.todo), "sources_reused": len(plan.reused)}
+    write_json(args.run_log, {**reads, "sources_removed": len(removed)})
     if failed and not params.collect.allow_failures:
-        first = next(iter(failed.values()))
         raise StageFailed(
-            f"{len(failed)} source(s) failed: {first}"
+            f"{len(failed)} source(s) failed: {next(iter(failed.values()))}"
             " (recorded in the collect output; fix or remove them, or set collect.allow_failures: true)"
         )
 

@@ -30,7 +30,8 @@ from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
 from dynosaur.core.runner import log, prune, run, write_metrics
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.answers import parse_instructions, parse_tasks, repair_task
-from dynosaur.pipeline.batch import WAITING, BatchRunner, ensure_tracker, load_tracker
+from dynosaur.pipeline.batch import WAITING, BatchRunner
+from dynosaur.pipeline.batch_tracker import ensure_tracker, load_tracker
 from dynosaur.pipeline.fields import FieldMapping, enumerate_mappings
 from dynosaur.pipeline.llm import LLM, ChatRequest, ChatResult, DryRun, require_within_caps
 from dynosaur.pipeline.prompts import (

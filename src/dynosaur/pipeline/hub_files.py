@@ -79,24 +79,21 @@ def rate_limited(limiter: RateLimiter) -> Iterator[None]:
         set_client_factory(default_client_factory)
 
 
-def fetchable(meta: SourceMeta, splits: Iterable[str]) -> bool:
-    """Whether organize reads this source from downloaded files: a Hub source whose every wanted split has
+def fetchable(meta: SourceMeta) -> bool:
+    """Whether organize reads this source from downloaded files: a Hub source each of whose splits has
     recorded files that pyarrow reads."""
     from dynosaur.pipeline.sources import arrow_format
 
-    wanted = [s for s in meta.splits if s.name in set(splits)]
-    return meta.kind == "hub" and bool(wanted) and all(s.files and arrow_format(s.files) for s in wanted)
+    splits = meta.splits
+    return meta.kind == "hub" and bool(splits) and all(s.files and arrow_format(s.files) for s in splits)
 
 
-def download_source(meta: SourceMeta, splits: Iterable[str]) -> LocalFiles:
-    """The wanted splits' files of a Hub source at its pinned commit, each in the local Hugging Face cache."""
+def download_source(meta: SourceMeta) -> LocalFiles:
+    """The files of each split of a Hub source at its pinned commit, in the local Hugging Face cache."""
     from huggingface_hub import hf_hub_download
 
-    wanted = set(splits)
     local: LocalFiles = {}
     for split in meta.splits:
-        if split.name not in wanted:
-            continue
         paths = []
         for name in split.files:
             paths.append(
@@ -108,11 +105,10 @@ def download_source(meta: SourceMeta, splits: Iterable[str]) -> LocalFiles:
 
 def prefetch(
     metas: Iterable[SourceMeta],
-    splits: list[str],
     *,
     concurrency: int,
     limiter: RateLimiter,
-    download: Callable[[SourceMeta, list[str]], LocalFiles] = download_source,
+    download: Callable[[SourceMeta], LocalFiles] = download_source,
 ) -> Iterator[tuple[SourceMeta, LocalFiles | BaseException | None]]:
     """Each meta in order with its downloaded files (None: read through `datasets`; an exception: the download
     failed, for the caller to record). Up to `concurrency` sources download at once, ahead of the consumer."""
@@ -125,7 +121,7 @@ def prefetch(
                 meta = next(source, None)
                 if meta is None:
                     return
-                job = pool.submit(download, meta, splits) if fetchable(meta, splits) else None
+                job = pool.submit(download, meta) if fetchable(meta) else None
                 pending.append((meta, job))
 
         top_up()

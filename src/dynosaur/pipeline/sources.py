@@ -5,7 +5,8 @@ kinds go through the same `datasets` loader: `load_dataset(folder_or_repo, confi
 read as Arrow tables, which keeps memory bounded whatever the source's size. Metadata comes from the card
 (`huggingface_hub.DatasetCard`) and the builder's features; Hub metadata from `HfApi.dataset_info`.
 
-Pinning and listing, for `dyno refresh` and `dyno discover`, are in `hub_catalog.py`. This module, that one and
+What a source's fields are (types, flattened columns, statistics) is in `source_features.py`. Pinning and
+listing, for `dyno refresh` and `dyno discover`, are in `hub_catalog.py`. This module, that one and
 `src/dynosaur/registry/hub.py` are the only places that talk to the Hub.
 """
 
@@ -15,23 +16,26 @@ import hashlib
 import os
 import random
 import re
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from dynosaur.core.errors import SourceError, first_line
 from dynosaur.core.params import CollectParams, SourceSpec
-from dynosaur.core.records import LABEL_VALUES, Feature, FeatureStats, SourceMeta, SplitInfo
+from dynosaur.core.records import Feature, SourceMeta, SplitInfo
 from dynosaur.core.transport import check_hub_token_transport
+from dynosaur.pipeline.source_features import (
+    cap_value,
+    feature_stats,
+    flat_features,
+    flatten_table,
+    label_lists,
+)
 
 TEST_SPLIT = re.compile(r"(^|[_-])test($|[_-])", re.IGNORECASE)
-DECIMAL = re.compile(r"^-?\d*\.\d+(e-?\d+)?$")
-NUMERIC = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")  # an integer or a decimal, finite
-ID_TOKEN = re.compile(r"^[\w\-.:/#@+]{1,80}$")
-DISTINCT_CAP = 10_000
-# Bump when collect reads a source differently (its features, their names), so every record is redone.
-READER_VERSION = 3  # 3: label-like fields record their value set, numeric ones their range
+# Bump when collect reads a source differently (its features, their names), so every record is redone
+# (3: label-like fields record their value set, numeric ones their range; 4: the card's languages).
+READER_VERSION = 4
 
 
 # --- revisions -------------------------------------------------------------------------------------------
@@ -108,164 +112,6 @@ def guard_hub_token(allow_insecure_http: bool) -> None:
     from huggingface_hub import constants, get_token
 
     check_hub_token_transport(constants.ENDPOINT, bool(get_token()), allow_insecure_http)
-
-
-# --- features --------------------------------------------------------------------------------------------
-
-
-def feature_dtype(feature: Any) -> tuple[str, list[str] | None]:
-    """A short dtype name for a `datasets` feature, and class names for a ClassLabel (or a list of them)."""
-    import datasets
-
-    if isinstance(feature, datasets.ClassLabel):
-        return "class_label", list(feature.names)
-    if isinstance(feature, datasets.Value):
-        return ("string" if feature.dtype == "large_string" else str(feature.dtype)), None
-    if isinstance(feature, datasets.Image):
-        return "image", None
-    if isinstance(feature, datasets.Audio):
-        return "audio", None
-    inner = getattr(feature, "feature", None)
-    if inner is not None:  # List / Sequence / LargeList
-        dtype, names = feature_dtype(inner)
-        return f"list<{dtype}>", names
-    if isinstance(feature, dict):
-        return "struct", None
-    return type(feature).__name__.lower(), None
-
-
-def flat_features(features: Any) -> list[tuple[str, str, list[str] | None]]:
-    """(name, dtype, class names) of every field, nested ones named by their path, as `flatten_table`
-    names the columns: a struct's fields become `parent.field` (SQuAD's `answers.text`), and a list of
-    structs becomes one list per field (`turns.text`: `list<string>`)."""
-    out: list[tuple[str, str, list[str] | None]] = []
-
-    def visit(name: str, feature: Any, lists: int) -> None:
-        if isinstance(feature, dict):
-            for key, sub in feature.items():
-                visit(f"{name}.{key}" if name else key, sub, lists)
-            return
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, dict):
-            visit(name, inner, lists + 1)
-            return
-        dtype, names = feature_dtype(feature)
-        out.append((name, "list<" * lists + dtype + ">" * lists, names))
-
-    visit("", dict(features), 0)
-    return out
-
-
-def flatten_table(table: Any) -> Any:
-    """A `pyarrow.Table` with nested columns as top-level ones, named as `flat_features` names them."""
-    import pyarrow as pa
-
-    names: list[str] = []
-    columns: list[Any] = []
-
-    def visit(name: str, column: Any) -> None:
-        kind = column.type
-        if pa.types.is_struct(kind):
-            for field, child in zip(kind, column.flatten(), strict=True):
-                visit(f"{name}.{field.name}", child)
-        elif (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and pa.types.is_struct(kind.value_type):
-            make = pa.LargeListArray if pa.types.is_large_list(kind) else pa.ListArray
-            wrap = pa.large_list if pa.types.is_large_list(kind) else pa.list_
-            for i, field in enumerate(kind.value_type):
-                chunks = [
-                    make.from_arrays(chunk.offsets, chunk.values.flatten()[i], mask=chunk.is_null())
-                    for chunk in map(_unsliced, column.chunks)
-                ]
-                visit(f"{name}.{field.name}", pa.chunked_array(chunks, type=wrap(field.type)))
-        else:
-            names.append(name)
-            columns.append(column)
-
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        visit(name, column)
-    if names == table.column_names:
-        return table
-    return pa.Table.from_arrays(columns, names=names)
-
-
-def _unsliced(array: Any) -> Any:
-    """A list array whose offsets start at 0 (`from_arrays` with a null mask refuses sliced offsets)."""
-    import pyarrow as pa
-
-    return pa.concat_arrays([array]) if array.offset else array
-
-
-def _label_lists(table: Any, meta: SourceMeta) -> Any:
-    """Lists of class labels (`Sequence(ClassLabel)`) as lists of their names; out-of-range ids → null."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for feature in meta.features:
-        if not (feature.class_names and feature.dtype == "list<class_label>"):
-            continue
-        if feature.name not in table.column_names:
-            continue
-        column = table.column(feature.name)
-        if not (pa.types.is_list(column.type) and pa.types.is_integer(column.type.value_type)):
-            continue
-        labels = pa.array(feature.class_names, pa.string())
-        chunks = []
-        for chunk in map(_unsliced, column.chunks):
-            ids = chunk.values
-            valid = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, len(labels)))
-            names = pc.take(labels, pc.if_else(valid, ids, None))
-            chunks.append(pa.ListArray.from_arrays(chunk.offsets, names, mask=chunk.is_null()))
-        index = table.column_names.index(feature.name)
-        table = table.set_column(index, feature.name, pa.chunked_array(chunks, type=pa.list_(pa.string())))
-    return table
-
-
-def _stringify(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def feature_stats(values: list[Any]) -> FeatureStats:
-    texts = [_stringify(v) for v in values]
-    non_empty = [t for t in texts if t.strip()]
-    counts = Counter(non_empty[: DISTINCT_CAP * 10])
-    distinct = min(len(counts), DISTINCT_CAP)
-    top = counts.most_common(1)[0][1] / len(non_empty) if non_empty else 0.0
-    id_like = (
-        len(non_empty) >= 2
-        and len(counts) == len(non_empty)
-        and all(ID_TOKEN.match(t) and re.search(r"\d|/", t) for t in non_empty)
-        and not all(DECIMAL.match(t) for t in non_empty)  # distinct measurements are a target, not an id
-    )
-    label_set = len(counts) <= LABEL_VALUES and all(len(t) <= 40 for t in counts)
-    numbers = [float(t) for t in non_empty if NUMERIC.match(t.strip())]
-    numeric = bool(numbers) and len(numbers) == len(non_empty)
-    return FeatureStats(
-        low=min(numbers) if numeric else None,
-        high=max(numbers) if numeric else None,
-        values=sorted(counts) if label_set and len(counts) >= 2 and len(counts) == distinct else None,
-        scanned=len(texts),
-        empty=len(texts) - len(non_empty),
-        distinct=distinct,
-        top_share=round(top, 6),
-        id_like=id_like,
-        mean_chars=round(sum(map(len, non_empty)) / len(non_empty), 2) if non_empty else 0.0,
-    )
-
-
-def _cap(value: Any, max_chars: int) -> Any:
-    if isinstance(value, str) and len(value) > max_chars:
-        return value[:max_chars] + "…"
-    if isinstance(value, list):
-        return [_cap(v, max_chars) for v in value[:20]]
-    if isinstance(value, dict):
-        return {k: _cap(v, max_chars) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return value
 
 
 # --- rows ------------------------------------------------------------------------------------------------
@@ -357,7 +203,7 @@ def iter_batches(
     downloaded (`files`, see hub_files.py); anything else goes through `datasets` streaming.
     """
     for table in _raw_batches(meta, split, batch_rows, root, files):
-        yield _label_lists(flatten_table(table), meta)
+        yield label_lists(flatten_table(table), meta)
 
 
 def _raw_batches(
@@ -410,6 +256,13 @@ def _card(spec: SourceSpec, root: Path, sha: str | None):
         )
     except EntryNotFoundError:
         return None
+
+
+def card_languages(card_data: Any) -> list[str]:
+    """The card's `language` field (a code or a list of codes), sorted and without blanks or repeats."""
+    value = getattr(card_data, "language", None) if card_data is not None else None
+    codes = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return sorted({c.strip() for c in codes if isinstance(c, str) and c.strip()})
 
 
 def _description(card: Any, max_chars: int) -> str:
@@ -490,6 +343,7 @@ def collect_source(
         revision=revision,
         license=license_,
         pretty_name=getattr(card_data, "pretty_name", None) if card_data is not None else None,
+        languages=card_languages(card_data),
         description=_description(card, params.description_max_chars),
     )
 
@@ -528,7 +382,7 @@ def collect_source(
     rng = random.Random(0)
     samples = rng.sample(scanned, min(params.sample_rows, len(scanned)))
     samples = [
-        {f.name: _cap(r.get(f.name), params.max_field_chars) for f in feats if not f.is_media}
+        {f.name: cap_value(r.get(f.name), params.max_field_chars) for f in feats if not f.is_media}
         for r in samples
     ]
     meta = SourceMeta(**base, features=feats, splits=splits, samples=samples)

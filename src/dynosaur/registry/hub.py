@@ -32,13 +32,14 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DamagedCopy, HubError, PublishConflict, first_line
 from dynosaur.core.records import ManifestEntry, Release, SourceVersion
+from dynosaur.core.shards import SUFFIX, shard_digest
 from dynosaur.core.transport import check_hub_token_transport
 from dynosaur.registry.audit_report import quality_lines
 from dynosaur.registry.card import changelog_md, dataset_card
 from dynosaur.registry.hub_client import MANIFEST, _check_repo_id, _hub_call
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.lock import registry_lock
-from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.manifest import file_sha256
 from dynosaur.registry.pull import local_shards
 
 VERSION_TAG = re.compile(r"^v(\d+)$")
@@ -163,7 +164,7 @@ def _publish(
         at_head = _files(api, repo_id, head)
         at_base = _files(api, repo_id, base) if base else {}
         published = _published_digests(api, repo_id, base)
-        languages = source_languages(root, api, ledger.read(SourceVersion), entries)
+        languages = source_languages(ledger.read(SourceVersion), entries)
 
     # Everything at head that is not as our last published tag left it is someone else's change.
     others = sorted(p for p in at_head.keys() | at_base.keys() if at_head.get(p) != at_base.get(p))
@@ -173,7 +174,7 @@ def _publish(
         for path, e in wanted.items()
         if not (published.get(e.task_id) == e.digest and path in at_head and path not in others)
     ]
-    stale = sorted(p for p in at_head if p.startswith("data/") and p.endswith(".parquet") and p not in wanted)
+    stale = sorted(p for p in at_head if p.startswith("data/") and p.endswith(SUFFIX) and p not in wanted)
     writes = sorted([f"data/{e.shard}" for e in upload] + list(OWN_FILES))
     replaced = sorted(set(others) & (set(writes) | set(stale)))
     plan = done.model_copy(
@@ -319,39 +320,12 @@ def _files(api: Any, repo_id: str, revision: str | None) -> dict[str, str]:
     return {f.path: f.blob_id for f in tree if isinstance(f, RepoFile)}
 
 
-def source_languages(
-    root: Path, api: Any, sources: list[SourceVersion], entries: list[ManifestEntry]
-) -> list[str]:
-    """The union of the `language` fields of the released sources' own cards: a local source's README.md in
-    the project, a Hub source's README.md at its released revision. A card that cannot be read says nothing."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.repocard import metadata_load
-
+def source_languages(sources: list[SourceVersion], entries: list[ManifestEntry]) -> list[str]:
+    """The union of the `language` fields of the released sources' own cards, as collect read them and the
+    ledger's SourceVersion records keep them: nothing is downloaded. A record released before they were
+    kept says nothing."""
     released = {(e.source_id, e.source_revision) for e in entries}
-    found: set[str] = set()
-    for s in sources:
-        if (s.source_id, s.revision) not in released:
-            continue
-        kind, _, where = s.origin.partition(":")
-        try:
-            if kind == "local":
-                card = root / where / "README.md"
-            elif kind == "hub":
-                card = Path(
-                    hf_hub_download(
-                        where, "README.md", repo_type="dataset", revision=s.revision, token=api.token
-                    )
-                )
-            else:
-                continue
-            meta = metadata_load(card) or {}
-        except Exception:  # noqa: BLE001  (a card we cannot read or parse tells us no language)
-            continue
-        value = meta.get("language")
-        for lang in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-            if isinstance(lang, str) and lang.strip():
-                found.add(lang.strip())
-    return sorted(found)
+    return sorted({lang for s in sources if (s.source_id, s.revision) in released for lang in s.languages})
 
 
 def check_shards(release: Release, entries: list[ManifestEntry], files: dict[str, Path]) -> None:

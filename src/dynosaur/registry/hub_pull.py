@@ -9,9 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from dynosaur.core.errors import DamagedCopy, NotFound
+from dynosaur.core.shards import GLOB, shard_digest
 from dynosaur.registry.hub_client import MANIFEST, _check_repo_id, _hub_error, _transport_errors
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.pull import staging_dir
 
 
@@ -43,7 +43,7 @@ def pull_from_hub(
                 revision=release.tag,
                 local_dir=tmp,
                 token=token,
-                allow_patterns=["data/*/*.parquet", MANIFEST],
+                allow_patterns=[f"data/{GLOB}", MANIFEST],
             )
         except RevisionNotFoundError:
             raise NotFound(
@@ -55,7 +55,7 @@ def pull_from_hub(
         if hashlib.sha256(hub_manifest).hexdigest() != release.manifest_digest.removeprefix("sha256:"):
             raise DamagedCopy(f"{repo_id}@{release.tag}: the Hub's manifest differs from the ledger's")
         data = tmp / "data"
-        found = {p.relative_to(data).as_posix() for p in data.glob("*/*.parquet")} if data.exists() else set()
+        found = {p.relative_to(data).as_posix() for p in data.glob(GLOB)} if data.exists() else set()
         expected = {e.shard for e in entries}
         if found != expected:
             odd = sorted(found ^ expected)[0]

@@ -27,8 +27,9 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import DamagedCopy, PullError, first_line
 from dynosaur.core.records import ManifestEntry, Release
+from dynosaur.core.shards import shard_digest
 from dynosaur.registry.ledger import Ledger
-from dynosaur.registry.manifest import file_sha256, shard_digest
+from dynosaur.registry.manifest import file_sha256
 from dynosaur.registry.vcs import Git, ObjectStore
 from dynosaur.registry.workspace import Workspace
 

@@ -169,6 +169,7 @@ def _versions(
             revision=meta.revision,
             license=meta.license,
             metadata_fingerprint=meta.fingerprint,
+            languages=meta.languages,
         )
         if version.key not in known_sources:
             sources.append(version)

@@ -17,8 +17,8 @@ from dynosaur.core.records import (
     Task,
     TaskVersion,
     resolve_prefix,
-    shard_path,
 )
+from dynosaur.core.shards import shard_path
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.workspace import Workspace
 

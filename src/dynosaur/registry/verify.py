@@ -40,9 +40,9 @@ from pydantic import BaseModel
 
 from dynosaur.core.errors import LedgerError, LockHeld, first_line
 from dynosaur.core.records import AuditAnswer, AuditSample, LedgerRecord, ManifestEntry, Release
+from dynosaur.core.shards import shard_digest
 from dynosaur.registry.ledger import FILES, Ledger, check_history, check_lines
 from dynosaur.registry.lock import READ_WAIT_S, Lease, registry_lock
-from dynosaur.registry.manifest import shard_digest
 from dynosaur.registry.vcs import Git
 
 R = TypeVar("R", bound=LedgerRecord)

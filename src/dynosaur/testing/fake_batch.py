@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
-from dynosaur.pipeline.batch import BatchState
+from dynosaur.pipeline.batch_tracker import BatchState
 from dynosaur.testing.fake_openai import FakeOpenAI, Reply
 
 TERMINAL = {"completed", "expired", "failed", "cancelled"}

@@ -31,7 +31,6 @@ from dynosaur.core.records.ledger import (
     SourceVersion,
     TaskVersion,
     Totals,
-    shard_path,
     task_identity,
 )
 from dynosaur.core.records.stages import (
@@ -92,7 +91,6 @@ __all__ = [
     "instance_id",
     "instance_ids",
     "resolve_prefix",
-    "shard_path",
     "splitmix64",
     "task_id",
     "task_identity",

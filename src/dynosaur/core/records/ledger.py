@@ -55,6 +55,7 @@ class SourceVersion(ChainedRecord):
     revision: str
     license: str | None
     metadata_fingerprint: str  # SourceMeta.fingerprint: what the LLM and the filter saw
+    languages: list[str] = []  # SourceMeta.languages (records released before issue 23 §7 have none)
 
     @property
     def key(self) -> str:
@@ -124,11 +125,6 @@ class RetractionIndex:
 
 # A DVC object id: md5 hex, `.dir` for a directory listing.
 DVC_OID = re.compile(r"[0-9a-f]{32}(\.dir)?")
-
-
-def shard_path(source_id: str, task_id: str) -> str:
-    """Where a task's instances live, relative to the corpus folder (and in a release's manifest)."""
-    return f"{source_id}/{task_id}.parquet"
 
 
 class ManifestEntry(Record):

@@ -79,6 +79,7 @@ class SourceMeta(Record):
     revision: str  # content fingerprint (local) or commit sha (hub)
     license: str | None = None
     pretty_name: str | None = None
+    languages: list[str] = []  # the card's `language` list (publish puts their union on the corpus card)
     description: str = ""
     features: list[Feature] = []
     splits: list[SplitInfo] = []
