@@ -7,7 +7,7 @@ import pytest
 from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 from tests.hub_fixtures import hub_server  # noqa: F401  (the Hub-compatible test server, for any test)
 
-pytest_plugins = ["tests.tiers"]  # `pytest --fast`: the fast tier
+pytest_plugins = ["tests.tiers", "tests.workers"]  # `pytest --fast`: the fast tier; xdist workers
 
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
 

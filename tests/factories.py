@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from dynosaur.core.records import (
@@ -23,6 +26,8 @@ from dynosaur.core.records import (
     Totals,
     task_identity,
 )
+from dynosaur.registry.ledger import Ledger
+from dynosaur.registry.releases import manifest_totals
 
 LABELS = ["negative", "positive"]
 
@@ -202,6 +207,42 @@ def make_release(version: int = 1, parent: str | None = None, **overrides: Any) 
         licenses={"mit": 10},
     )
     return Release(**{**values, **overrides})
+
+
+def record_release(
+    ledger: Ledger, version: int, manifest: list[ManifestEntry], *, corpus_md5: str, **overrides: Any
+) -> Release:
+    """What `dyno release` records, by hand: manifest v<version> and its release line after the last one (no
+    git, no DVC); totals and licences from the manifest, as `dyno release` counts them."""
+    totals, licenses = manifest_totals(manifest)
+    previous = ledger.releases()
+    values: dict[str, Any] = dict(
+        parent=previous[-1].hash if previous else None,
+        message="",
+        manifest_digest=ledger.write_manifest(version, manifest),
+        corpus_md5=corpus_md5,
+        totals=totals,
+        licenses=licenses,
+    )
+    release = make_release(version, **{**values, **overrides})
+    ledger.append(Release, [release])
+    return release
+
+
+def git_project(root: Path, env: dict[str, str] | None = None, *, user: str = "test") -> None:
+    """A git repository on branch main with a committer, `/data/` ignored and an empty retraction ledger: the
+    skeleton of a project whose registry a test writes by hand (no DVC)."""
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.email", "test@example.com"),
+        ("config", "user.name", user),
+    ):
+        subprocess.run(
+            ["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **(env or {})}
+        )
+    (root / ".gitignore").write_text("/data/\n")
+    (root / "ledger").mkdir(exist_ok=True)
+    (root / "ledger" / "retractions.jsonl").touch()
 
 
 def make_audit_sample(

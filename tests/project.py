@@ -122,6 +122,26 @@ class Project:
         self.git("add", "-A")
         self.git("commit", "-qm", "init")
 
+    @classmethod
+    def at(cls, root: Path, base_url: str, params: dict[str, Any]) -> Project:
+        """A `Project` over a repository that already exists (a copy, a clone): nothing is written."""
+        project = object.__new__(cls)
+        project.root, project.base_url, project.params = root, base_url, params
+        return project
+
+    def copy(self, dest: Path) -> Project:
+        """A private copy of the built project and of the folder around it (a relative DVC remote comes along),
+        with a DVC site cache of its own: the expensive `dvc repro` is shared, the files are not."""
+        shutil.copytree(self.root.parent, dest, symlinks=True)
+        copy = Project.at(dest / self.root.name, self.base_url, json.loads(json.dumps(self.params)))
+        copy.run("dvc", "config", "--local", "core.site_cache_dir", str(dest / ".dvc-site"))
+        return copy
+
+    def clone(self, dest: Path) -> Project:
+        """`git clone` of the project at `dest`: what git holds, no DVC cache."""
+        subprocess.run(["git", "clone", "-q", str(self.root), str(dest)], check=True)
+        return Project.at(dest, self.base_url, self.params)
+
     # --- editing ---------------------------------------------------------------------------------------
 
     def add_source(self, source_id: str, **kw: Any) -> None:

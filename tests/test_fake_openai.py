@@ -83,6 +83,7 @@ def test_503_error_body_has_openai_shape(srv: FakeOpenAI) -> None:
     assert set(exc.value.body) >= {"message", "type", "code"}  # type: ignore[arg-type]
 
 
+@pytest.mark.alone  # a wall-clock assertion or a CPU hog: nothing alongside (tests/workers.py)
 def test_timeout_then_retry_succeeds(srv: FakeOpenAI) -> None:
     srv.enqueue(Fault.timeout(3.0), "after-timeout")
     start = time.monotonic()
@@ -111,6 +112,7 @@ def test_garbage_content_is_just_a_string(srv: FakeOpenAI) -> None:
     assert ask(client(srv)).choices[0].message.content == "not json at all {"
 
 
+@pytest.mark.alone  # a wall-clock assertion or a CPU hog: nothing alongside (tests/workers.py)
 def test_concurrent_requests_overlap() -> None:
     with FakeOpenAI(latency=0.2) as srv:
         c = client(srv, max_retries=0, timeout=3.0)

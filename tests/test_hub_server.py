@@ -32,9 +32,6 @@ from huggingface_hub.errors import (
 
 from dynosaur.testing.hub_server import HubServer
 
-# huggingface_hub's own LFS PUT (data=fileobj) trips an httpx2 deprecation warning: not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
-
 REPO = "tester/corpus"
 README = b"""---
 license: cc-by-4.0

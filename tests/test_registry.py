@@ -44,13 +44,6 @@ def release(project: Project, message: str = "") -> dict:
     return json.loads(project.dyno("release", "-m", message, "--json").stdout)
 
 
-def fresh_clone(project: Project, dest: Path) -> Project:
-    subprocess.run(["git", "clone", "-q", str(project.root), str(dest)], check=True)
-    clone = object.__new__(Project)
-    clone.root, clone.base_url, clone.params = dest, project.base_url, project.params
-    return clone
-
-
 def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
     project.add_source("alpha")
     project.add_source("beta")
@@ -105,7 +98,7 @@ def test_release_diff_retract_pull_verify(project: Project, tmp_path: Path):
     assert release(project)["release"] is None
 
     # Any version, from a fresh clone, by name: rows equal what was released.
-    clone = fresh_clone(project, tmp_path / "clone")
+    clone = project.clone(tmp_path / "clone")
     clone.dyno("pull", "v1", "--out", str(tmp_path / "v1"))
     clone.dyno("pull", "v3", "--out", str(tmp_path / "v3"))
     assert rows_of(tmp_path / "v1") == released_v1

@@ -38,16 +38,15 @@ TINY_TRAIN = {
 TINY_EVAL = {"holdout_sources": ["gamma"], "max_instances_per_task": 4, "max_new_tokens": 8, "threads": 1}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server():
     with FakeOpenAI(responder=tasks_from_schema) as srv:
         yield srv
 
 
-@pytest.fixture
-def project(tmp_path: Path, server: FakeOpenAI) -> Project:
-    project = Project(tmp_path / "repo", server.base_url)
-    project.run("dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
+def new_project(root: Path, server: FakeOpenAI) -> Project:
+    project = Project(root, server.base_url)
+    project.run("dvc", "remote", "add", "-d", "store", "../remote")  # relative: a copy gets its own
     for name in ("alpha", "beta", "gamma"):
         project.add_source(name)
     project.params["train"] = {**project.params["train"], **TINY_TRAIN}
@@ -57,6 +56,25 @@ def project(tmp_path: Path, server: FakeOpenAI) -> Project:
     return project
 
 
+@pytest.fixture
+def project(tmp_path: Path, server: FakeOpenAI) -> Project:
+    return new_project(tmp_path / "repo", server)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory, server: FakeOpenAI) -> Project:
+    """The project after `dvc repro evaluate` (corpus, training and evaluation), built once per module."""
+    project = new_project(tmp_path_factory.mktemp("evaluated") / "repo", server)
+    project.repro("evaluate")
+    return project
+
+
+@pytest.fixture
+def trained(evaluated: Project, tmp_path: Path) -> Project:
+    """A private copy of `evaluated`, its DVC remote with it."""
+    return evaluated.copy(tmp_path / "w")
+
+
 def losses(project: Project) -> list[float]:
     with open(project.root / "data/stats/train_loss.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -64,9 +82,8 @@ def losses(project: Project) -> list[float]:
     return [float(r["loss"]) for r in rows]
 
 
-def test_repro_trains_and_evaluates_on_the_cpu(project: Project):
-    project.repro("evaluate")
-
+def test_repro_trains_and_evaluates_on_the_cpu(trained: Project):
+    project = trained  # `dvc repro evaluate` ran once for the module
     loss = losses(project)
     assert len(loss) == 30 and sum(loss[-5:]) / 5 < sum(loss[:5]) / 5
     train = project.run_log("train")
@@ -168,8 +185,8 @@ def run_train(project: Project):
     )
 
 
-def test_train_on_a_release_and_bad_input_fails_with_one_line(project: Project):
-    project.repro("evaluate")
+def test_train_on_a_release_and_bad_input_fails_with_one_line(trained: Project):
+    project = trained  # `dvc repro evaluate` ran once for the module
     project.commit("corpus")
     assert json.loads(project.dyno("release", "-m", "first", "--json").stdout)["release"]["tag"] == "v1"
     before = (project.root / "models/model/model.safetensors").read_bytes()

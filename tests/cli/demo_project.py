@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from dynosaur.core.io import write_json
-from dynosaur.core.records import FilteredSource, ManifestEntry, Release, Totals, task_id, task_identity
+from dynosaur.core.records import FilteredSource, ManifestEntry, task_id, task_identity
 from dynosaur.registry.ledger import Ledger
 from tests.cli.test_cli import write_shard
-from tests.factories import make_generated, make_meta, make_task
+from tests.factories import git_project, make_generated, make_meta, make_task, record_release
 
 REPO = Path(__file__).resolve().parents[2]
 ISOLATED = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -140,12 +140,7 @@ def build(root: Path) -> dict[str, list[str]]:
     git = lambda *args: subprocess.run(  # noqa: E731
         ["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **ISOLATED}
     )
-    git("init", "-q", "-b", "main")
-    git("config", "user.email", "test@example.com")
-    git("config", "user.name", "Test")
-    (root / ".gitignore").write_text("/data/\n")
-    (root / "ledger").mkdir(exist_ok=True)
-    (root / "ledger" / "retractions.jsonl").touch()
+    git_project(root, ISOLATED, user="Test")
     ledger = Ledger(root)
     v1 = [e for e in entries.values() if e.source_id != NEW_IN_V2]
     # v1 had no licence for vader-amazon-reviews; v2 has mit (its card gained one).
@@ -159,30 +154,13 @@ def build(root: Path) -> dict[str, list[str]]:
         2: "add AG News; the Amazon reviews card now names its licence",
     }
     for version, manifest in ((1, v1), (2, v2)):
-        previous = ledger.releases()
-        licences: dict[str, int] = {}
-        for e in manifest:
-            licences[e.license or "unknown"] = licences.get(e.license or "unknown", 0) + e.instances
-        ledger.append(
-            Release,
-            [
-                Release(
-                    version=version,
-                    tag=f"v{version}",
-                    parent=previous[-1].hash if previous else None,
-                    message=messages[version],
-                    created_at=f"2026-0{version}-01T12:00:00Z",
-                    manifest=f"ledger/manifests/v{version}.jsonl",
-                    manifest_digest=ledger.write_manifest(version, manifest),
-                    corpus_md5="0" * 32 + ".dir",
-                    totals=Totals(
-                        sources=len({e.source_id for e in manifest}),
-                        tasks=len(manifest),
-                        instances=sum(e.instances for e in manifest),
-                    ),
-                    licenses=dict(sorted(licences.items())),
-                )
-            ],
+        record_release(
+            ledger,
+            version,
+            manifest,
+            corpus_md5="0" * 32 + ".dir",
+            message=messages[version],
+            created_at=f"2026-0{version}-01T12:00:00Z",
         )
         git("add", "-A")
         git("commit", "-qm", f"release v{version}")

@@ -14,7 +14,7 @@ from dynosaur.core.errors import DEBUG_HINT
 from dynosaur.core.records import TaskVersion
 from dynosaur.registry.ledger import Ledger
 from tests.cli.test_cli import as_json, assert_one_line_error, invoke, run_main, write_source
-from tests.factories import make_generated, make_meta, make_task
+from tests.factories import git_project, make_generated, make_meta, make_task
 
 # --- the project root --------------------------------------------------------------------------------------
 
@@ -46,13 +46,8 @@ def test_help_works_outside_a_project(tmp_path, monkeypatch):
 
 
 def git_repo(root: Path) -> None:
+    git_project(root)
     run = lambda *a: subprocess.run(["git", *a], cwd=root, check=True, capture_output=True)  # noqa: E731
-    run("init", "-q", "-b", "main")
-    run("config", "user.email", "test@example.com")
-    run("config", "user.name", "test")
-    (root / ".gitignore").write_text("/data/\n")
-    (root / "ledger").mkdir(exist_ok=True)
-    (root / "ledger" / "retractions.jsonl").touch()
     run("add", "-A")
     run("commit", "-qm", "init")
 

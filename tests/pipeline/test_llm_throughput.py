@@ -22,6 +22,7 @@ LATENCY = 0.25
 REQUESTS = 640  # 10 rounds of 64
 
 
+@pytest.mark.alone  # a wall-clock assertion or a CPU hog: nothing alongside (tests/workers.py)
 def test_complete_many_at_concurrency_64_throughput(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     with FakeOpenAI(responder=tasks_from_schema, latency=LATENCY) as srv:
         params = LLMParams(

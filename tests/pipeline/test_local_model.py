@@ -105,6 +105,7 @@ def test_local_server_returns_schema_valid_json() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # a wall-clock assertion or a CPU hog: nothing alongside (tests/workers.py)
 def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: Path) -> None:
     """Issue 20, case 10: one busy process per core (a shared machine), a long prompt and a long answer under a
     `timeout_s` far shorter than the whole call. The call keeps reading and writing, so it must finish; a

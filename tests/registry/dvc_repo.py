@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dynosaur.core.records import ManifestEntry, Release, Totals
+from dynosaur.core.records import ManifestEntry
 from dynosaur.core.shards import InstanceDigest, schema
 from dynosaur.registry.ledger import Ledger
 from dynosaur.registry.manifest import file_sha256
+from tests.factories import record_release
 
 DVC = str(Path(sys.executable).parent / "dvc")
 V1 = {"alpha": {"a1" * 8: 5, "a2" * 8: 3}, "beta": {"b1" * 8: 4}}  # source → task id → instances
@@ -94,28 +95,7 @@ def cut(
                     shard_sha256=file_sha256(repo / CORPUS / shard),
                 )
             )
-    ledger = Ledger(repo)
-    previous = ledger.releases()
-    manifest_digest = ledger.write_manifest(version, entries)
-    ledger.append(
-        Release,
-        [
-            Release(
-                version=version,
-                tag=f"v{version}",
-                parent=previous[-1].hash if previous else None,
-                message="",
-                created_at="2026-01-01T00:00:00Z",
-                manifest=f"ledger/manifests/v{version}.jsonl",
-                manifest_digest=manifest_digest,
-                corpus_md5=corpus_md5(repo),
-                totals=Totals(
-                    sources=len(tasks), tasks=len(entries), instances=sum(e.instances for e in entries)
-                ),
-                licenses={"mit": sum(e.instances for e in entries)},
-            )
-        ],
-    )
+    record_release(Ledger(repo), version, entries, corpus_md5=corpus_md5(repo))
     sh(repo, "git", "add", "ledger")
     sh(repo, "git", "commit", "-qm", f"release v{version}")
     sh(repo, "git", "tag", "-a", f"v{version}", "-m", f"v{version}")

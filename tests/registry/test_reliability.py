@@ -8,7 +8,6 @@ remote's URL is relative, and each copy gets its own DVC site cache (`core.site_
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -36,13 +35,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 @pytest.fixture
 def project(built: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    shutil.copytree(built.root.parent, tmp_path / "w", symlinks=True)
-    copy = object.__new__(Project)
-    copy.root, copy.base_url, copy.params = tmp_path / "w/repo", built.base_url, dict(built.params)
-    site = tmp_path / "site-cache"
-    copy.run("dvc", "config", "--local", "core.site_cache_dir", str(site))
     monkeypatch.setenv("DYNO_LOCK_WAIT_S", "1")
-    return copy
+    return built.copy(tmp_path / "w")
 
 
 def paused_release(project: Project, step: str, signal: Path) -> subprocess.Popen:
@@ -223,10 +217,7 @@ cut_release(Path(".").resolve(), "killed")
 
 def fresh_clone(project: Project, name: str) -> Project:
     """A clone beside the original (so the relative remote resolves), with an empty cache of its own."""
-    dest = project.root.parent / name
-    subprocess.run(["git", "clone", "-q", str(project.root), str(dest)], check=True)
-    clone = object.__new__(Project)
-    clone.root, clone.base_url, clone.params = dest, project.base_url, project.params
+    clone = project.clone(project.root.parent / name)
     clone.run("dvc", "config", "--local", "core.site_cache_dir", str(project.root.parent / f"{name}-site"))
     return clone
 

@@ -257,9 +257,7 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         last.tag if last else "empty", previous, WORKSPACE, entries, ledger.read(Retraction)
     )
     sources, tasks = _versions(ws, entries, ledger)
-    licenses: Counter[str] = Counter()
-    for e in entries:
-        licenses[e.license or "unknown"] += e.instances
+    totals, licenses = manifest_totals(entries)
 
     on_step("push")
     recovered += push(root, [e.shard_md5 for e in entries if e.shard_md5] + [corpus_md5])
@@ -277,12 +275,8 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         manifest=ledger.manifest_path(version).relative_to(root).as_posix(),
         manifest_digest=manifest_digest,
         corpus_md5=corpus_md5,
-        totals=Totals(
-            sources=len({e.source_id for e in entries}),
-            tasks=len(entries),
-            instances=sum(e.instances for e in entries),
-        ),
-        licenses=dict(sorted(licenses.items())),
+        totals=totals,
+        licenses=licenses,
         excluded=excluded,
         changelog=changelog(report, {x.source_id: x.reason for x in excluded}),
     ).sealed()
@@ -299,6 +293,19 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
     git("tag", "-a", release.tag, "-m", f"{release.tag}: {message}")
     on_step("done")
     return ReleaseOutcome(release=release, message=f"released {release.tag}", recovered=recovered)
+
+
+def manifest_totals(entries: list[ManifestEntry]) -> tuple[Totals, dict[str, int]]:
+    """What a release records of its manifest: the totals, and the instances under each licence."""
+    licenses: Counter[str] = Counter()
+    for e in entries:
+        licenses[e.license or "unknown"] += e.instances
+    totals = Totals(
+        sources=len({e.source_id for e in entries}),
+        tasks=len(entries),
+        instances=sum(e.instances for e in entries),
+    )
+    return totals, dict(sorted(licenses.items()))
 
 
 def _same(a: list[ManifestEntry], b: list[ManifestEntry]) -> bool:
