@@ -10,8 +10,10 @@ nothing moved, then (unless --no-hub-repro) a full `dvc repro` of the corpus sta
 commits and a no-op repro (≤ 5 s). The repos are copies of one hosted repo (one git history), so hosting 2,000
 takes seconds.
 
-Run: `python bench/scale.py [--local-sources 2000] [--hub-sources 2000] [--hub-repro-sources 2000]
-[--skip-local] [--skip-hub] [--keep]`. Results: bench/results/scale_local.json and scale_hub.json.
+Run: `python bench/scale.py [--local-sources 2000] [--rows 200] [--hub-sources 2000] [--hub-repro-sources 2000]
+[--skip-local] [--skip-hub] [--keep] [--code OLD_CHECKOUT] [--name NAME]`; `--code` runs the local part with
+an older checkout first, in the same run, and prints this code's ratios to it. Results:
+bench/results/scale_local.json (or <name>.json) and scale_hub.json.
 """
 
 from __future__ import annotations
@@ -40,33 +42,60 @@ from incremental import (
 )
 
 
+def local_growth(args: argparse.Namespace, srv, code: Path) -> tuple[dict, dict]:
+    """Full, no-op and one-more-source runs of `code` (a checkout's src/, dvc.yaml and params.yaml) over
+    `--local-sources` synthetic sources, and each stage's fixed cost alone."""
+    project = BenchProject("bench-scale-local-", srv.base_url, code=code)
+    try:
+        t0 = time.perf_counter()
+        ids = [make_source(project.repo, i, args.rows) for i in range(args.local_sources)]
+        write_params(project.repo, ids, srv.base_url, args.concurrency, code)
+        project.init(f"bench: {args.local_sources} sources")
+        print(
+            f"  {args.local_sources} local sources made in {time.perf_counter() - t0:.0f}s ({code})",
+            flush=True,
+        )
+        growth = argparse.Namespace(sources=args.local_sources, rows=args.rows, concurrency=args.concurrency)
+        runs = measure_growth(project, srv, ids, growth)
+        floor = stage_floor(project.repo, project.env)
+        print("  each stage alone, nothing to do: " + ", ".join(f"{k} {v:.2f}s" for k, v in floor.items()))
+    finally:
+        if not args.keep:
+            project.remove()
+    return runs, floor
+
+
 def local_part(args: argparse.Namespace) -> None:
     from dynosaur.testing.fake_openai import FakeOpenAI, tasks_from_schema
 
     with FakeOpenAI(responder=tasks_from_schema, latency=args.latency) as srv:
-        project = BenchProject("bench-scale-local-", srv.base_url)
-        try:
-            t0 = time.perf_counter()
-            ids = [make_source(project.repo, i, args.rows) for i in range(args.local_sources)]
-            write_params(project.repo, ids, srv.base_url, args.concurrency)
-            project.init(f"bench: {args.local_sources} sources")
-            print(f"  {args.local_sources} local sources made in {time.perf_counter() - t0:.0f}s", flush=True)
-            growth = argparse.Namespace(
-                sources=args.local_sources, rows=args.rows, concurrency=args.concurrency
+        before = local_growth(args, srv, args.code) if args.code else None
+        runs, floor = local_growth(args, srv, ROOT)
+    rows = growth_rows(runs, args.local_sources, args.rows, args.latency, args.concurrency)
+    extra: dict = {"runs": runs, "stage_alone_noop_seconds": floor}
+    if before is not None:  # the older code, measured in this same run: its figures and this code's ratio
+        old = dict(
+            (r[0], r[1])
+            for r in growth_rows(before[0], args.local_sources, args.rows, args.latency, args.concurrency)
+        )
+        new = dict((r[0], r[1]) for r in rows)
+        for key in (
+            "full_seconds",
+            "noop_seconds",
+            "incremental_extra_seconds",
+            "incremental_over_full",
+            "incremental_extra_cpu_seconds",
+        ):
+            rows.append((f"before_{key}", old[key], f"{args.code}, same run"))
+            rows.append(
+                (f"{key}_ratio", new[key] / old[key] if old[key] else float("nan"), "this code ÷ before")
             )
-            runs = measure_growth(project, srv, ids, growth)
-            floor = stage_floor(project.repo, project.env)
-            print(
-                "  each stage alone, nothing to do: " + ", ".join(f"{k} {v:.2f}s" for k, v in floor.items())
-            )
-        finally:
-            if not args.keep:
-                project.remove()
-    report(
-        "scale_local",
-        growth_rows(runs, args.local_sources, args.rows, args.latency, args.concurrency),
-        {"runs": runs, "stage_alone_noop_seconds": floor, "log": str(project.log)},
-    )
+        extra |= {
+            "before_runs": before[0],
+            "before_stage_alone_noop_seconds": before[1],
+            "before_code": str(args.code),
+        }
+    report(args.name or "scale_local", rows, extra)
 
 
 def host_many(hub, n: int, template: Path) -> list[str]:
@@ -87,6 +116,21 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return wall, cpu, proc.stderr
+
+
+def organize_alone(project: BenchProject, hub, read_concurrency: int) -> tuple[float, int, int]:
+    """organize's command alone over every Hub source, from an empty corpus and no stat cache, with
+    `hub.read_concurrency` set: (seconds, requests the Hub saw, most requests in flight at once)."""
+    params_path = project.repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params.setdefault("hub", {})["read_concurrency"] = read_concurrency
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.rmtree(project.repo / "data" / "corpus", ignore_errors=True)
+    (project.repo / "data" / ".dyno-cache" / "organize.json").unlink(missing_ok=True)
+    cmd = yaml.safe_load((project.repo / "dvc.yaml").read_text())["stages"]["organize"]["cmd"]
+    hub.reset_log()
+    wall, _, _ = timed(["bash", "-c", cmd], project.repo, project.env)
+    return wall, len(hub.requests), hub.peak_in_flight
 
 
 def hub_part(args: argparse.Namespace) -> None:
@@ -149,6 +193,29 @@ def hub_part(args: argparse.Namespace) -> None:
                 hub.reset_log()
                 noop, noop_stages = repro(project.repo, project.env, project.log)
                 wall, _, _ = timed([DVC, "status", "organize", "--with-deps"], project.repo, project.env)
+                # organize alone over the same sources, the Hub's files read one at a time, then
+                # hub.read_concurrency (16) at a time: side by side in this run
+                serial, serial_requests, _ = organize_alone(project, hub, 1)
+                parallel, parallel_requests, peak = organize_alone(project, hub, 16)
+                per_2000 = parallel / len(keep) * 2000
+                rows += [
+                    (
+                        "organize_serial_seconds",
+                        serial,
+                        f"hub.read_concurrency 1, {serial_requests} requests",
+                    ),
+                    (
+                        "organize_parallel_seconds",
+                        parallel,
+                        f"16 at once, {parallel_requests} requests, {peak} in flight",
+                    ),
+                    ("organize_parallel_over_serial", parallel / serial, "same run"),
+                    (
+                        "organize_2000_hub_sources_seconds",
+                        per_2000,
+                        "computed from the run above; ≤ 180" + ok(per_2000 <= 180),
+                    ),
+                ]
                 rows += [
                     ("repro_sources", len(keep), ""),
                     ("full_seconds", total, ""),
@@ -180,6 +247,13 @@ def main() -> None:
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-hub", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    ap.add_argument(
+        "--code",
+        type=Path,
+        help="also run the local part with an older checkout's src/, dvc.yaml and params.yaml first, side by"
+        " side (`git archive COMMIT src dvc.yaml params.yaml sources.yaml sources.lock | tar -x -C DIR`)",
+    )
+    ap.add_argument("--name", help="results file of the local part: bench/results/<name>.json (scale_local)")
     args = ap.parse_args()
     os.chdir(ROOT)
     if not args.skip_hub:

@@ -62,6 +62,13 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert {k: v for k, v in after.items() if "gamma" not in k} == before
     assert project.run_log("organize")["tasks_organized"] == 2
     assert project.run_log("generate")["sources_reused"] == 2
+    # Each stage's own counters: it read, parsed and wrote the new source's files only (issue 25).
+    assert project.run_log("collect")["sources_read"] == 1
+    assert project.run_log("generate")["records_read"] == 1
+    assert project.run_log("generate")["sources_processed"] == 1
+    assert project.run_log("filter")["sources_judged"] == 1
+    assert project.run_log("organize")["rows_seen"] == 2 * ROWS_PER_SOURCE  # its rows, once per task
+    assert project.run_log("organize")["task_files_read"] == 1
 
     # Removing a source removes its outputs and calls nothing.
     project.remove_source("alpha")

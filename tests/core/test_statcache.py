@@ -40,7 +40,7 @@ def test_a_value_holds_while_its_files_are_unchanged(tmp_path: Path, out: Path):
     assert StatCache("stage", "salt-2", beside=out).get("key", [a, b]) is None  # params changed
 
 
-def test_missing_replaced_and_fresh_files_are_never_vouched_for(tmp_path: Path, out: Path):
+def test_missing_replaced_rewritten_and_future_files_are_never_vouched_for(tmp_path: Path, out: Path):
     a = old_file(tmp_path / "a", "one")
     cache = StatCache("stage", "s", beside=out)
     cache.put("key", [a], 1)
@@ -52,11 +52,24 @@ def test_missing_replaced_and_fresh_files_are_never_vouched_for(tmp_path: Path, 
     assert cache.get("key", [a]) is None
     a.unlink()
     assert cache.get("key", [a]) is None
-    fresh = tmp_path / "fresh"
-    fresh.write_text("now")
+    # Files written just now: another write in the same mtime tick could go unseen, so `save` waits the tick
+    # out and stamps them again. Unchanged: vouched for. Written again after `put`: not. Dated in the future
+    # (still too fresh after the wait): not.
+    fresh, rewritten, future = tmp_path / "fresh", tmp_path / "rewritten", tmp_path / "future"
+    for path in (fresh, rewritten, future):
+        path.write_text("now")
+    ahead = time.time_ns() + 3_600_000_000_000
+    os.utime(future, ns=(ahead, ahead))
     cache.put("fresh", [fresh], 2)
-    cache.save()  # a file written just now: another write in the same mtime tick could go unseen
-    assert StatCache("stage", "s", beside=out).peek("fresh") is None
+    cache.put("rewritten", [rewritten], 3)
+    cache.put("future", [future], 4)
+    rewritten.write_text("now, and more")
+    t0 = time.monotonic()
+    cache.save()
+    assert time.monotonic() - t0 < 1  # the wait is one tick (RACY_NS), never the future file's hour
+    reloaded = StatCache("stage", "s", beside=out)
+    assert reloaded.get("fresh", [fresh]) == 2
+    assert reloaded.peek("rewritten") is None and reloaded.peek("future") is None
 
 
 def test_keep_only_forgets_what_is_gone(tmp_path: Path, out: Path):

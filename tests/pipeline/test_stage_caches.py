@@ -41,6 +41,7 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
         "rows_seen": 0,
         "dropped_duplicate": 0,
     }
+    assert second.run["task_files_read"] == 3  # checked from the files once more, and cached
 
     opened: list[str] = []
     real_read_model, real_fingerprint = organize.read_model, organize.existing_fingerprint
@@ -48,7 +49,9 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
     monkeypatch.setattr(
         organize, "existing_fingerprint", lambda p: opened.append(str(p)) or real_fingerprint(p)
     )
-    assert project.run() == second
+    third = project.run()
+    assert (third.metrics, third.stats) == (second.metrics, second.stats)
+    assert third.run == {**second.run, "task_files_read": 0}
     assert opened == []
 
     # One more source: only its files are opened; the others still come from the cache.

@@ -15,6 +15,9 @@ Every stage builds its fingerprint with `fingerprint()`; nothing else hashes sta
 
 from __future__ import annotations
 
+import hashlib
+import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -50,3 +53,15 @@ def _json(params: BaseModel, name: str) -> Any:
 def fingerprint(*, inputs: Any, params: BaseModel | None = None, version: int | str) -> str:
     """`sha256:<hex>` over a unit's inputs, the output-relevant params and the stage's code version."""
     return digest([inputs, output_params(params) if params is not None else None, version])
+
+
+def loaded_code(package: str = "dynosaur") -> str:
+    """`sha256:<hex>` over the source files of every module of `package` this process has imported: the
+    code version of a stage whose output is a function of much of the package (generate's requests: prompts,
+    field roles, wording, demonstrations), for a memory of its work that no hand-bumped version can forget."""
+    outer = hashlib.sha256()
+    for name in sorted(n for n in sys.modules if n == package or n.startswith(package + ".")):
+        origin = getattr(sys.modules[name], "__file__", None)
+        if origin and origin.endswith(".py"):
+            outer.update(f"{name}\0{hashlib.sha256(Path(origin).read_bytes()).hexdigest()}\n".encode())
+    return "sha256:" + outer.hexdigest()

@@ -9,9 +9,10 @@ on every run: one more source cost seconds per thousand. Like git's index and DV
 The cache only ever saves work. It lives beside the stage's output, outside it and outside git
 (`data/.dyno-cache/<stage>.json` for `data/corpus`, in a folder that git-ignores itself), holds no input of
 its own, and anything it lacks is computed from the files: deleting it is always safe. An entry whose files
-were modified less than `RACY_NS` before the cache is saved is dropped then: a second write within the same
-mtime tick (a few ms) could go unseen (git's "racy clean"). Saving at the end of a stage, after its writes,
-keeps all but the last few.
+were modified less than `RACY_NS` before the cache is saved could hide a second write within the same mtime
+tick (git's "racy clean"): `save` waits until that tick is over (at most `RACY_NS`) and stamps those files
+again, keeping the entry only if they are still the files it was derived from (else it is dropped, and the
+next run derives it again).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class StatCache:
         self.path = beside.parent / CACHE_DIR / f"{name}.json"
         self.salt = salt
         self.entries: dict[str, list[Any]] = {}
+        # the files of each entry `put` this run, stamped again by `save`
+        self.paths: dict[str, list[Path]] = {}
         self.dirty = False
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -108,6 +111,7 @@ class StatCache:
             if self.entries.pop(key, None) is not None:
                 self.dirty = True
             return
+        self.paths[key] = list(paths)
         if self.entries.get(key) != [current, value]:
             self.entries[key] = [current, value]
             self.dirty = True
@@ -120,9 +124,16 @@ class StatCache:
 
     def save(self) -> None:
         horizon = time.time_ns() - RACY_NS
-        for key in [k for k, entry in self.entries.items() if _racy(entry, horizon)]:
-            del self.entries[key]  # too fresh to vouch for: checked from the files next time
-            self.dirty = True
+        racy = [k for k, entry in self.entries.items() if _racy(entry, horizon)]
+        if racy:  # wait out the tick of the newest write, then vouch only for files still as stamped
+            newest = max(mtime for k in racy for mtime in self.entries[k][0][1::3])
+            time.sleep(min(RACY_NS, max(0, newest + RACY_NS - time.time_ns())) / 1e9)
+        horizon = time.time_ns() - RACY_NS
+        for key in racy:
+            entry = self.entries[key]
+            if key not in self.paths or stamp(self.paths[key]) != entry[0] or _racy(entry, horizon):
+                del self.entries[key]  # can't vouch for it: checked from the files next time
+                self.dirty = True
         if not self.dirty:
             return
         cache_folder(self.path.parent)

@@ -4,6 +4,10 @@ A source's work is keyed by the cache keys of its requests: when neither its met
 model changed, its output is kept and no request is even looked up. New or changed sources go through the
 call cache, so only answers never seen before cost anything. `--dry-run` prints what a run would spend.
 
+A source whose collect record and output are the very files of the last run, with the same params and code,
+is not even read: its summary comes from the stage's memory (dynosaur.core.statcache), so one more source
+costs its own requests, not a pass over every source's prompts.
+
 `llm.mode: batch` sends the requests through the provider's Batch API instead (dynosaur.pipeline.batch): the
 run writes the sources whose answers are in, leaves the ones still waiting for a batch unwritten (a source
 written before keeps its old output), exits 0 and ends with one line saying when to run again.
@@ -18,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from dynosaur.core.errors import StageFailed
+from dynosaur.core.fingerprint import fingerprint, loaded_code
 from dynosaur.core.io import read_model, write_json
 from dynosaur.core.params import Params, load_params
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
 from dynosaur.core.runner import log, prune, run, write_metrics
+from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.answers import parse_instructions, parse_tasks, repair_task
 from dynosaur.pipeline.batch import WAITING, BatchRunner
 from dynosaur.pipeline.batch_tracker import ensure_tracker, load_tracker
@@ -119,6 +125,64 @@ def load_ok_sources(collected: Path, limit: int | None) -> list[SourceMeta]:
     return ok[:limit] if limit else ok
 
 
+MEMORY_VERSION = 1  # the shape of `summarize`'s value
+
+
+def memory(params: Params, llm: LLM, out: Path) -> StatCache:
+    """generate's memory of each source's outcome, keyed on its collect record's and output's files, salted
+    with what a source's requests are made of: the generate and llm params, the model and the code."""
+    inputs = [llm.model_identity, params.collect.sample_rows, loaded_code(), MEMORY_VERSION]
+    salt = fingerprint(
+        inputs=[inputs, fingerprint(inputs=None, params=params.llm, version=0)],
+        params=params.generate,
+        version=MEMORY_VERSION,
+    )
+    return StatCache("generate", salt, beside=out)
+
+
+def summarize(record: GeneratedSource) -> dict[str, Any]:
+    """What the stage's metrics and stats need of one source's output."""
+    return {
+        "status": record.status,
+        "tasks": sum(len(p.tasks) for p in record.proposals),  # proposed, before the filter
+        "prompt_tokens": sum(p.usage.prompt_tokens for p in record.proposals),
+        "completion_tokens": sum(p.usage.completion_tokens for p in record.proposals),
+        "cost_usd": sum(p.cost_usd for p in record.proposals),
+        "unparseable_answers": sum(p.parse_error is not None for p in record.proposals),
+    }
+
+
+@dataclass
+class Sources:
+    """The collected sources of one run: those the memory vouches for (id → summary, None for a source collect
+    did not keep), the records of the rest (to plan), and how many records were read."""
+
+    known: dict[str, dict | None] = field(default_factory=dict)
+    unknown: list[SourceMeta] = field(default_factory=list)
+    read: int = 0
+
+
+def remembered(collected: Path, out: Path, cache: StatCache) -> Sources:
+    """Every collected source, each read only when the memory can't vouch for it."""
+    sources = Sources()
+    for path in sorted(collected.glob("*.json")):
+        sid = path.stem
+        value = cache.peek(sid)
+        if value is not None:
+            files = [path] if value["summary"] is None else [path, out / path.name]
+            if cache.get(sid, files) is not None and (value["summary"] or {}).get("status", "ok") == "ok":
+                sources.known[sid] = value["summary"]
+                continue
+        meta = read_model(path, SourceMeta)
+        sources.read += 1
+        if meta.status != "ok":
+            cache.put(sid, [path], {"summary": None})
+            sources.known[sid] = None
+        else:
+            sources.unknown.append(meta)
+    return sources
+
+
 def plan(
     metas: list[SourceMeta], params: Params, llm: LLM, out: Path
 ) -> dict[str, list[tuple[str, ChatRequest]]]:
@@ -210,25 +274,31 @@ def answer_sources(
     return done
 
 
-def corpus_stats(generated: list[GeneratedSource]) -> dict[str, Any]:
+def corpus_stats(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """Tokens and cost of every answer the generated sources hold (the stats file: all runs, not this one)."""
-    proposals = [p for g in generated for p in g.proposals]
     return {
-        "prompt_tokens": sum(p.usage.prompt_tokens for p in proposals),
-        "completion_tokens": sum(p.usage.completion_tokens for p in proposals),
-        "corpus_cost_usd": round(sum(p.cost_usd for p in proposals), 6),  # what every answer kept cost
-        "unparseable_answers": sum(p.parse_error is not None for p in proposals),
+        "prompt_tokens": sum(s["prompt_tokens"] for s in summaries),
+        "completion_tokens": sum(s["completion_tokens"] for s in summaries),
+        "corpus_cost_usd": round(sum(s["cost_usd"] for s in summaries), 6),  # what every answer kept cost
+        "unparseable_answers": sum(s["unparseable_answers"] for s in summaries),
     }
 
 
 def run_log(
-    todo: dict[str, Any], metas: dict[str, SourceMeta], removed: list[str], done: Answered, spent_usd: float
+    todo: dict[str, Any],
+    sources: int,
+    records_read: int,
+    removed: list[str],
+    done: Answered,
+    spent_usd: float,
 ) -> dict[str, Any]:
-    """This run's log: sources processed, reused and removed, and its calls and cost."""
+    """This run's log: collect records read, sources processed, reused (of `sources`, those collect kept) and
+    removed, and its calls and cost."""
     counts = done.counts
     return {
+        "records_read": records_read,
         "sources_processed": len(todo),
-        "sources_reused": len(metas) - len(todo),
+        "sources_reused": sources - len(todo),
         "sources_removed": len(removed),
         **{
             name: counts.get(name, 0)
@@ -251,21 +321,31 @@ def main(args: argparse.Namespace) -> None:
         print(dry_run(args.collected, args.cache, args.out, args.batches).model_dump_json(indent=1))
         return
     params = load_params()
-    metas = {m.source_id: m for m in load_ok_sources(args.collected, params.generate.limit)}
     ensure_tracker(args.batches)
     args.cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when no answer has come back yet
     with LLM(params.llm, args.cache) as llm:
+        cache = memory(params, llm, args.out)
+        if params.generate.limit:  # the first N sources collect kept, read each time: no memory
+            ok = load_ok_sources(args.collected, params.generate.limit)
+            sources = Sources(unknown=ok, read=len(list(args.collected.glob("*.json"))))
+        else:
+            sources = remembered(args.collected, args.out, cache)
+        metas = {m.source_id: m for m in sources.unknown}
         runner = BatchRunner(llm, args.batches) if params.llm.mode == "batch" else None
-        todo = plan(list(metas.values()), params, llm, args.out)
+        todo = plan(sources.unknown, params, llm, args.out)
         args.out.mkdir(parents=True, exist_ok=True)
         done = answer_sources(todo, metas, params, llm, runner, args.out)
-    removed = prune(args.out, set(metas), collected=args.collected)
-    generated = [read_model(p, GeneratedSource) for p in sorted(args.out.glob("*.json"))]
-    failed = sum(g.status == "failed" for g in generated)
-    tasks = sum(len(p.tasks) for g in generated for p in g.proposals)  # proposed, before the filter
-    write_metrics(args.metrics, {"sources": len(generated) - failed, "tasks": tasks, "failed": failed})
-    write_json(args.stats, corpus_stats(generated))
-    write_json(args.run_log, run_log(todo, metas, removed, done, llm.budget.spent_usd))
+    known = {sid: summary for sid, summary in sources.known.items() if summary is not None}
+    removed = prune(args.out, set(known) | set(metas), collected=args.collected)
+    summaries = known | remember(metas, todo, args, cache)
+    cache.keep_only(set(sources.known) | set(metas))
+    cache.save()
+    failed = sum(s["status"] == "failed" for s in summaries.values())
+    tasks = sum(s["tasks"] for s in summaries.values())
+    write_metrics(args.metrics, {"sources": len(summaries) - failed, "tasks": tasks, "failed": failed})
+    write_json(args.stats, corpus_stats(list(summaries.values())))
+    sources_kept = len(known) + len(metas)
+    write_json(args.run_log, run_log(todo, sources_kept, sources.read, removed, done, llm.budget.spent_usd))
     if runner and runner.waiting:
         log(runner.waiting.line(len(done.unwritten), args.batches))
     require_within_caps(llm.budget)
@@ -274,6 +354,27 @@ def main(args: argparse.Namespace) -> None:
         raise StageFailed(
             f"{len(done.failures)} source(s) failed: {sid}: {reason} (answers so far are cached; run again)"
         )
+
+
+def remember(
+    metas: dict[str, SourceMeta],
+    todo: dict[str, list[tuple[str, ChatRequest]]],
+    args: argparse.Namespace,
+    cache: StatCache,
+) -> dict[str, dict]:
+    """The summaries of the sources this run planned (their outputs read once). The memory vouches only for
+    an output made of exactly today's requests: not for an older one kept while its new answers wait in a
+    batch or past a cap."""
+    summaries = {}
+    for sid in metas:
+        path = args.out / f"{sid}.json"
+        if not path.exists():
+            continue
+        record = read_model(path, GeneratedSource)
+        summaries[sid] = summarize(record)
+        if sid not in todo or record.fingerprint == digest([r.cache_key for _, r in todo[sid]]):
+            cache.put(sid, [args.collected / f"{sid}.json", path], {"summary": summaries[sid]})
+    return summaries
 
 
 def variant_order(variant: str, order: dict[str, int]) -> tuple[int, int]:

@@ -39,6 +39,7 @@ import argparse
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +48,14 @@ import numpy as np
 from dynosaur.core.errors import StageFailed, first_line
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
 from dynosaur.core.io import atomic_write, read_model, write_json
-from dynosaur.core.params import OrganizeParams, load_params
+from dynosaur.core.params import HubParams, OrganizeParams, load_params
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import FilteredSource, SourceMeta, Task
 from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
 from dynosaur.core.shards import SUFFIX, ShardWriter, shard_fingerprint_of, shard_path
 from dynosaur.core.statcache import StatCache, make_scratch, scratch_dir
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
+from dynosaur.pipeline.hub_files import LocalFiles, RateLimiter, prefetch
 from dynosaur.pipeline.organize_corpus import (
     corpus_stats,
     corpus_totals,
@@ -97,8 +99,10 @@ def organize_source(
     evalset: EvalIndex | None = None,
     evalset_fingerprint: str | None = None,
     staging: Path | None = None,
+    files: LocalFiles | None = None,
 ) -> SourceResult:
-    """Write the shards of `tasks` (all of one source), reading the source once for all of them.
+    """Write the shards of `tasks` (all of one source), reading the source once for all of them (a Hub
+    source from `files`, its splits' files already downloaded, when given).
 
     Each shard is written in `staging` (a folder of its own, by default `out_dir/.tmp`; the stage passes one
     outside the corpus) and renamed into `out_dir` once complete.
@@ -123,7 +127,8 @@ def organize_source(
             counts[task.task_id] = Counter({k: 0 for k in COUNTS})
         for split in meta.splits:
             first = 0
-            for batch in iter_batches(meta, split.name, params.batch_rows):
+            local = (files or {}).get(split.name)
+            for batch in iter_batches(meta, split.name, params.batch_rows, files=local):
                 for task in tasks:
                     if task.task_id in result.failed:
                         continue
@@ -182,8 +187,18 @@ class Evalset:
 
 
 @dataclass
+class Stale:
+    """A source's tasks whose shards organize writes this run."""
+
+    source_id: str
+    tasks_path: Path
+    stale: list[Task]
+
+
+@dataclass
 class Organizer:
-    """One run over the corpus: its inputs, and what it found, source by source (`organize_tasks_file`)."""
+    """One run over the corpus: its inputs, and what it found, source by source (`check`, then `organize`
+    for the sources with stale tasks, `organize_corpus` both)."""
 
     out: Path
     collected: Path
@@ -196,9 +211,10 @@ class Organizer:
     live: dict[str, set[str]] = field(default_factory=dict)  # source → the tasks that keep a shard
     shards: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # source → task → summary
 
-    def organize_tasks_file(self, tasks_path: Path) -> None:
-        """Bring one source's shards up to date with its task file (`data/tasks/<source>.json`)."""
-        out, params, source_id = self.out, self.params, tasks_path.stem
+    def check(self, tasks_path: Path) -> Stale | None:
+        """A source's tasks whose shards are missing or out of date, or None when it is up to date (then
+        recorded as it is). Only what the stat cache can't vouch for is opened."""
+        out, source_id = self.out, tasks_path.stem
         # A source whose task file and shards are the very files of its last check is up to date: its counts
         # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
         known = self.cache.peek(source_id)
@@ -207,20 +223,68 @@ class Organizer:
             if self.cache.get(source_id, files_of_source) is not None:
                 self.live[source_id], self.shards[source_id] = set(known), known
                 self.counts["tasks_reused"] += len(known)
-                return
+                return None
         source = read_model(tasks_path, FilteredSource)
+        self.counts["task_files_read"] += 1
         self.live[source_id] = {t.task_id for t in source.valid}
         stale = [
             t
             for t in source.valid
             if existing_fingerprint(out / shard_path(source_id, t.task_id))
-            != shard_fingerprint(t, params, self.evalset.fingerprint)
+            != shard_fingerprint(t, self.params, self.evalset.fingerprint)
         ]
         self.counts["tasks_reused"] += len(source.valid) - len(stale)
-        result = self._organize(source_id, stale) if stale else SourceResult()
+        if not stale:
+            self._settle(Stale(source_id, tasks_path, []), SourceResult())
+            return None
+        return Stale(source_id, tasks_path, stale)
+
+    def metas(self, jobs: list[Stale]) -> Iterator[SourceMeta]:
+        """The collect records of `jobs`' sources, read one at a time; a source whose record can't be read
+        fails here, with all its stale tasks."""
+        for job in jobs:
+            try:
+                yield read_model(self.collected / f"{job.source_id}.json", SourceMeta)
+            except Exception as exc:  # a missing or damaged record: pydantic and OSError
+                self._settle(job, self._failed(job, exc))
+
+    def organize(self, job: Stale, meta: SourceMeta, files: LocalFiles | BaseException | None) -> None:
+        """Write the shards of a source's stale tasks (from `files` when organize downloaded the source, see
+        hub_files.py; a failed download fails the source) and record the outcome."""
+        evalset = self.evalset.index()
+        try:
+            if isinstance(files, BaseException):
+                raise files
+            result = organize_source(
+                meta,
+                job.stale,
+                self.out / job.source_id,
+                self.params,
+                evalset,
+                self.evalset.fingerprint,
+                make_scratch(self.staging) / job.source_id,
+                files,
+            )
+        except (
+            Exception
+        ) as exc:  # pyarrow, datasets and the Hub raise many types for a source they can't read
+            result = self._failed(job, exc)
+        else:
+            self.failures.update({f"{job.source_id}/{k}": v for k, v in result.failed.items()})
+        self._settle(job, result)
+
+    def _failed(self, job: Stale, exc: BaseException) -> SourceResult:
+        if os.environ.get("DYNO_DEBUG"):
+            raise exc
+        self.failures[job.source_id] = first_line(exc, typed=True)
+        return SourceResult(failed={t.task_id: self.failures[job.source_id] for t in job.stale})
+
+    def _settle(self, job: Stale, result: SourceResult) -> None:
+        """Count what organizing a source did, and remember its shards when it fully succeeded."""
+        out, source_id = self.out, job.source_id
         self.live[source_id] -= set(result.failed)  # a failed task keeps no shard, not even an old one
         self.counts.update(result.counts)
-        self.counts["tasks_organized"] += len(stale) - len(result.failed)
+        self.counts["tasks_organized"] += len(job.stale) - len(result.failed)
         self.counts["tasks_failed"] += len(result.failed)
         self.shards[source_id] = {
             t: shard_summary(out / shard_path(source_id, t))
@@ -229,29 +293,7 @@ class Organizer:
         }
         if not result.failed and source_id not in self.failures:
             shard_files = [out / shard_path(source_id, t) for t in self.shards[source_id]]
-            self.cache.put(source_id, [tasks_path, *shard_files], self.shards[source_id])
-
-    def _organize(self, source_id: str, stale: list[Task]) -> SourceResult:
-        """Write the shards of a source's `stale` tasks; a source that can't be read fails all of them."""
-        evalset = self.evalset.index()
-        try:
-            meta = read_model(self.collected / f"{source_id}.json", SourceMeta)
-            result = organize_source(
-                meta,
-                stale,
-                self.out / source_id,
-                self.params,
-                evalset,
-                self.evalset.fingerprint,
-                make_scratch(self.staging) / source_id,
-            )
-        except Exception as exc:  # pyarrow and datasets raise many types for a source they can't read
-            if os.environ.get("DYNO_DEBUG"):
-                raise
-            self.failures[source_id] = first_line(exc, typed=True)
-            return SourceResult(failed={t.task_id: self.failures[source_id] for t in stale})
-        self.failures.update({f"{source_id}/{k}": v for k, v in result.failed.items()})
-        return result
+            self.cache.put(source_id, [job.tasks_path, *shard_files], self.shards[source_id])
 
     def tidy(self) -> int:
         """Remove the shards of tasks and sources that are gone, and files organize never writes; forget
@@ -280,7 +322,7 @@ class Organizer:
         }
 
     def run_log(self, removed: int) -> dict[str, int]:
-        counted = ("tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)
+        counted = ("task_files_read", "tasks_organized", "tasks_reused", "tasks_failed", *COUNTS)
         return {"shards_removed": removed, **{k: self.counts.get(k, 0) for k in counted}}
 
     def check_failures(self) -> None:
@@ -291,6 +333,22 @@ class Organizer:
                 f"{len(self.failures)} source(s) or task(s) failed, first {key}: {reason}"
                 " (recorded in data/stats/organize.json; fix or remove them, or set organize.allow_failures: true)"
             )
+
+
+def organize_corpus(organizer: Organizer, paths: list[Path], hub: HubParams) -> None:
+    """Check every source's task file, then organize the sources with stale tasks: a Hub source's files
+    downloaded `hub.read_concurrency` at a time, ahead of the one being organized, within the Hub's rate."""
+    # rows read from the sources (reused sources read none): organize's rate
+    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
+        jobs = [job for path in paths if (job := organizer.check(path)) is not None]
+        bar.update(completed=len(paths) - len(jobs))
+        by_id = {job.source_id: job for job in jobs}
+        limiter = RateLimiter(hub.requests_per_window, hub.window_s)
+        reads = prefetch(organizer.metas(jobs), concurrency=hub.read_concurrency, limiter=limiter)
+        for done, (meta, files) in enumerate(reads, start=len(paths) - len(jobs)):
+            organizer.organize(by_id[meta.source_id], meta, files)
+            bar.update(completed=done + 1, rows=organizer.counts["rows_seen"])
+        bar.update(completed=len(paths), rows=organizer.counts["rows_seen"])
 
 
 def main(args: argparse.Namespace) -> None:
@@ -310,13 +368,7 @@ def main(args: argparse.Namespace) -> None:
     organizer = Organizer(
         out, args.collected, params, evalset, StatCache("organize", salt, beside=out), staging
     )
-    paths = sorted(args.tasks.glob("*.json"))
-    # rows read from the sources (reused sources read none): organize's rate
-    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
-        for done, tasks_path in enumerate(paths):
-            bar.update(completed=done, rows=organizer.counts["rows_seen"])
-            organizer.organize_tasks_file(tasks_path)
-        bar.update(completed=len(paths), rows=organizer.counts["rows_seen"])
+    organize_corpus(organizer, sorted(args.tasks.glob("*.json")), everything.hub)
     for key, reason in organizer.failures.items():
         log(f"organize: {key}: failed: {reason}")
     removed = organizer.tidy()

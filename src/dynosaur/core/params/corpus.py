@@ -107,10 +107,17 @@ class CollectParams(Section):
 
 
 class HubParams(Section):
-    """How Dynosaur talks to the Hugging Face Hub (`HF_ENDPOINT`): discover, refresh, collect, publish."""
+    """How Dynosaur talks to the Hugging Face Hub (`HF_ENDPOINT`): discover, refresh, collect, organize,
+    publish."""
 
     # The token is never sent over plain http to a host that is not loopback, unless this says so.
     allow_insecure_http: bool = False
+    # organize downloads Hub sources' files this many at once (dynosaur.pipeline.hub_files) ...
+    read_concurrency: int = tuning(default=16, ge=1, le=256)
+    # ... and starts at most this many requests in any window_s seconds: the Hub allows a free user 5,000
+    # /resolve/ requests per 5 minutes (3,000 anonymous; https://huggingface.co/docs/hub/rate-limits)
+    requests_per_window: int = tuning(default=4500, ge=1, le=10_000_000)
+    window_s: float = tuning(default=300.0, gt=0, le=86_400)
 
 
 class DiscoverParams(Section):

@@ -61,7 +61,7 @@ MEDIA_DTYPES = frozenset({"image", "audio", "video", "pdf", "binary", "large_bin
 class SplitInfo(Record):
     name: str
     num_rows: int
-    files: list[str] = []  # relative to the source folder (local sources only)
+    files: list[str] = []  # relative to the source folder, or to the Hub repo at the pinned revision
 
 
 SourceStatus = Literal["ok", "skipped", "failed"]

@@ -65,11 +65,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
+        self._recorded = False
+        try:
+            self._answer()
+        finally:
+            if self._recorded:
+                self.hub._answered()
+
+    def _answer(self) -> None:
         hub = self.hub
         method = self.command
         raw_path, _, query = self.path.partition("?")
         body = self._read_body()  # always, even when failing: keeps the keep-alive connection in sync
         hub._record(method, raw_path)
+        self._recorded = True
         pause = hub.latency + hub._delay_for(method, raw_path)
         if pause > 0:
             time.sleep(pause)

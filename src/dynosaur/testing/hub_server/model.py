@@ -134,11 +134,14 @@ class FaultRule:
     body: bytes | None = None
     content_type: str = "application/json; charset=utf-8"
     hang_up: bool = False  # close the connection with no answer at all (what a client that timed out sees)
+    headers: dict[str, str] | None = None  # extra answer headers, e.g. {"Retry-After": "1"} with a 429
 
     def response(self) -> Response:
         if self.body is not None:
-            return Response(self.status, self.body, {"Content-Type": self.content_type})
-        return _error_response(HubError(self.status, self.message, self.error_code))
+            return Response(
+                self.status, self.body, {"Content-Type": self.content_type, **(self.headers or {})}
+            )
+        return _error_response(HubError(self.status, self.message, self.error_code, headers=self.headers))
 
     def matches(self, method: str, path: str) -> bool:
         return (

@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from http.server import ThreadingHTTPServer
@@ -65,6 +66,8 @@ class HubServer(GitStorage):
         self.lfs_mode = lfs_mode
         self.host, self._port = host, port
         self.requests: list[tuple[str, str]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request in `requests`, as it arrived
+        self.in_flight = self.peak_in_flight = 0  # requests being answered now; the most at once
         self.log: list[RecordedRequest] = []
         self.unhandled: list[tuple[str, str]] = []
         self.errors: list[str] = []
@@ -168,6 +171,7 @@ class HubServer(GitStorage):
         body: bytes | None = None,
         content_type: str = "application/json; charset=utf-8",
         hang_up: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> FaultRule:
         """The next `times` requests whose method is `method` ("*" for any) and whose path (as sent, no query)
         matches `path_regex` (re.search) are answered `status`. Note: the client retries 429/5xx with backoff
@@ -186,6 +190,7 @@ class HubServer(GitStorage):
             body=body,
             content_type=content_type,
             hang_up=hang_up,
+            headers=headers,
         )
         with self._lock:
             self._rules.append(rule)
@@ -218,6 +223,8 @@ class HubServer(GitStorage):
     def reset_log(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.arrivals.clear()
+            self.peak_in_flight = self.in_flight
             self.log.clear()
             self.unhandled.clear()
             self.errors.clear()
@@ -344,6 +351,13 @@ class HubServer(GitStorage):
     def _record(self, method: str, path: str) -> None:
         with self._lock:
             self.requests.append((method, path))
+            self.arrivals.append(time.monotonic())
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _fault_for(self, method: str, path: str) -> FaultRule | None:
         with self._lock:
