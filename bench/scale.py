@@ -119,14 +119,17 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
 
 
 def organize_alone(project: BenchProject, hub, read_concurrency: int) -> tuple[float, int, int]:
-    """organize's command alone over every Hub source, from an empty corpus and no stat cache, with
-    `hub.read_concurrency` set: (seconds, requests the Hub saw, most requests in flight at once)."""
+    """organize's command alone over every Hub source, from an empty corpus, no stat cache and an empty
+    Hugging Face cache, with `hub.read_concurrency` set: (seconds, requests the Hub saw, most in flight)."""
     params_path = project.repo / "params.yaml"
     params = yaml.safe_load(params_path.read_text())
     params.setdefault("hub", {})["read_concurrency"] = read_concurrency
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.rmtree(project.repo / "data" / "corpus", ignore_errors=True)
     (project.repo / "data" / ".dyno-cache" / "organize.json").unlink(missing_ok=True)
+    shutil.rmtree(
+        Path(project.env["HF_HOME"]) / "hub", ignore_errors=True
+    )  # the files the last run downloaded
     cmd = yaml.safe_load((project.repo / "dvc.yaml").read_text())["stages"]["organize"]["cmd"]
     hub.reset_log()
     wall, _, _ = timed(["bash", "-c", cmd], project.repo, project.env)
