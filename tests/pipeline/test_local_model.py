@@ -123,7 +123,7 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         params = LLMParams(
             provider="local",
             model=DEFAULT_MODEL,
-            timeout_s=30,
+            timeout_s=20,  # the longest silence seen here under hogs was 6 s (19 s with other jobs' load too)
             max_retries=0,
             max_tokens=120,
             retry_incomplete=0,
@@ -132,7 +132,7 @@ def test_a_busy_machine_slows_the_local_model_but_never_times_it_out(tmp_path: P
         )
         prompt = (
             "Here is a list of words: "
-            + "apple pear plum " * 300
+            + "apple pear plum " * 600  # ~1,800 prompt tokens: the call lasts well past timeout_s
             + "\nIgnore the list. Write the numbers from 1 to 15, separated by commas, and nothing else."
         )
         with LLM(params, tmp_path / "cache") as llm:
