@@ -79,6 +79,30 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert [s["source_id"] for s in project.status()["sources"]] == ["beta", "gamma"]
 
 
+def test_an_edited_local_source_reaches_the_corpus_through_its_collect_record(project: Project):
+    """organize does not hash data/sources itself (two of the eight hashes of that folder per run): an edited
+    row changes the source's content revision in collect's record, and that reruns organize."""
+    project.add_source("alpha")
+    project.add_source("beta")
+    project.repro()
+    train = project.root / "data/sources/alpha/data/train.jsonl"
+    rows = train.read_text().splitlines()
+    rows[3] = rows[3].replace("question number 3?", "question number 3, edited after the first run?")
+    train.write_text("\n".join(rows) + "\n")
+    stale = json.loads(project.run("dvc", "status", "--json").stdout or "{}")
+    assert "collect" in stale  # the edit is seen by DVC itself, before any stage runs
+    project.repro()
+    edited = [r for r in project.instances() if "edited after the first run" in r["input"]]
+    assert edited and {r["source_id"] for r in edited} == {"alpha"}
+    assert project.run_log("organize")["task_files_read"] == 1  # alpha's; beta's shards are kept
+    assert project.run_log("organize")["rows_seen"] == 2 * ROWS_PER_SOURCE  # alpha's rows, once per task
+    assert json.loads(project.run("dvc", "status", "--json").stdout or "{}").keys() <= {
+        "train",
+        "evaluate",
+        "continual",
+    }
+
+
 def changed_stages(project: Project) -> set[str]:
     out = project.run("dvc", "status", "--json").stdout
     return {name for name in json.loads(out or "{}") if name != "collect"}  # collect is always_changed
