@@ -103,6 +103,32 @@ def test_an_edited_local_source_reaches_the_corpus_through_its_collect_record(pr
     }
 
 
+HEAVY = {"datasets", "openai", "torch", "transformers", "xllamacpp"}  # seconds of imports each, at most
+
+
+def stage_imports(project: Project, stage: str) -> set[str]:
+    """Every module the stage's command imports when run now (`python -X importtime` lists them)."""
+    argv = project.pipeline()["stages"][stage]["cmd"].split()
+    assert argv[:2] == ["python", "-m"]
+    proc = project.run("python", "-X", "importtime", *argv[1:])
+    return {
+        line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")
+    }
+
+
+def test_a_stage_with_nothing_to_do_imports_no_reader_client_or_model(project: Project):
+    """Issue 25: a stage whose sources are all unchanged imports neither `datasets`, the LLM client, torch
+    nor the local model."""
+    project.add_source("alpha")
+    project.repro()
+    imported = {name: stage_imports(project, name) for name in ("collect", "generate", "filter", "organize")}
+    assert all("dynosaur.core.records" in mods for mods in imported.values())  # the listing names what ran
+    assert {name: mods & HEAVY for name, mods in imported.items()} == {name: set() for name in imported}
+    # and it sees them where a stage has work: collect reads a new source through `datasets`
+    project.add_source("beta")
+    assert "datasets" in stage_imports(project, "collect")
+
+
 def changed_stages(project: Project) -> set[str]:
     out = project.run("dvc", "status", "--json").stdout
     return {name for name in json.loads(out or "{}") if name != "collect"}  # collect is always_changed
