@@ -4,6 +4,7 @@ before upload, one line for an unreachable or malformed Hub, one line for an --o
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -376,13 +377,22 @@ def test_a_publish_killed_at_any_step_is_finished_by_the_next(base: Path, hub_se
         f"setattr(HfApi, {KILL_AT[step]!r}, killed)\n"
         f"publish(Path('.').resolve(), 'v1', {REPO!r})\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=base / "repo", capture_output=True, text=True)
+    tmp = base / "tmp"  # the killed process's temporary folder
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=base / "repo", env=env, capture_output=True, text=True
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert len(release_commits("v1")) == (0 if step == "upload" else 1)
     again = publish(base / "repo", "v1", REPO)
     expected = {"upload": "published v1", "commit": "tagged v1", "tag": "v1 is already on"}[step]
     assert again.message.startswith(expected), again.message
     assert_published_once(hub_server, base)
+    # The killed publish's staged shards (links, or a whole pulled release) are gone after the next one,
+    # not left behind in the temporary folder or the project.
+    assert list(tmp.iterdir()) == []
+    assert list((base / "repo" / ".dvc" / "tmp").glob("dyno-publish*")) == []
 
 
 @pytest.mark.parametrize("fault", ["500", "hang-up"])

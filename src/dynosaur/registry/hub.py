@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -86,6 +85,7 @@ def publish(
     with registry_lock(
         root, f"publish {release_name(version)} --repo {repo_id}", name=publish_lock_name(repo_id)
     ):
+        shutil.rmtree(publish_staging(root, repo_id), ignore_errors=True)  # a killed publish's leftovers
         return _publish(
             root,
             version,
@@ -103,6 +103,13 @@ def publish(
 def publish_lock_name(repo_id: str) -> str:
     """The lock file (in the git directory) that one publish to `repo_id` holds."""
     return "dyno-publish-" + re.sub(r"[^A-Za-z0-9._-]", "--", repo_id) + ".lock"
+
+
+def publish_staging(root: Path, repo_id: str) -> Path:
+    """Where one publish to `repo_id` stages the shards it uploads (links into the DVC cache, or a pulled
+    release): DVC's scratch folder, so that a killed publish's leftovers are removed by the next publish to
+    the same repo (which holds the same lock), not left in the system's temporary folder."""
+    return root / ".dvc" / "tmp" / publish_lock_name(repo_id).removesuffix(".lock")
 
 
 def release_name(version: str) -> str:
@@ -215,7 +222,8 @@ def _publish(
         languages=languages,
         quality=quality_lines(root, [release.tag])[release.tag],
     )
-    staging = Path(tempfile.mkdtemp(prefix="dyno-publish-"))
+    staging = publish_staging(root, repo_id)
+    staging.mkdir(parents=True)
     try:
         shards = local_shards(root, release, entries, staging)
         check_shards(release, upload, shards)
