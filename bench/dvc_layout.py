@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -70,13 +71,14 @@ Path("count").write_text(n)
 """
 
 
+# the offline settings (`_common` puts them in os.environ) and this virtualenv's dvc first; not CI's
+ENV = {k: v for k, v in os.environ.items() if k != "CI"} | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(cmd: list[str], cwd: Path) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - t0
-
-
-ENV: dict[str, str] = {}
 
 
 def make_repo(root: Path, layout: str, sources: int) -> Path:
@@ -103,17 +105,11 @@ def one_more(repo: Path, layout: str) -> float:
 
 
 def main() -> None:
-    import os
-
-    from _common import OFFLINE_ENV
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--name", default="dvc_layout")
     args = ap.parse_args()
-    ENV.update({**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
-    ENV.pop("CI", None)
     root = Path(tempfile.mkdtemp(prefix="bench-dvc-layout-"))
     rows: list[tuple[str, object, str]] = []
     extra: dict = {"files_per_output": {}}
