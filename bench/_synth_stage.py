@@ -5,9 +5,10 @@ real ones (collect, generate, filter, organize), with the same `--out` / `--cach
 `dynosaur.registry.workspace.Workspace.load` finds the outputs. Each stage writes, seeded from `params.yaml: bench`,
 what its real counterpart would:
 
-    collect    data/collected/<src>.json     SourceMeta (status ok, licence one of three)
-    generate   data/generated/<src>.json     a small placeholder; data/llm_cache/README (the call cache)
-    filter     data/tasks/<src>.json         FilteredSource: `tasks` valid Tasks per source
+    collect    data/collected/   SourceMeta per source (status ok, licence one of three), in segments
+    generate   data/generated/   an empty GeneratedSource per source; data/llm_cache/README (the call cache)
+    filter     data/tasks/       FilteredSource per source: `tasks` valid Tasks
+               (the three in hash-bucketed segments, as the real stages write them: dynosaur.core.segments)
     organize   data/corpus/<src>/<task>.parquet   `instances` rows per task, dynosaur.core.shards.schema(), zstd,
                written by dynosaur.core.shards.ShardWriter (footer `dyno.digest`, `dyno.instances`)
 
@@ -28,8 +29,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from dynosaur.core.io import write_json
-from dynosaur.core.records import FilteredSource, SourceMeta, Task, instance_ids, task_id, task_identity
+from dynosaur.core.records import (
+    FilteredSource,
+    GeneratedSource,
+    SourceMeta,
+    Task,
+    instance_ids,
+    task_id,
+    task_identity,
+)
+from dynosaur.core.segments import RecordFolder, landing
 from dynosaur.core.shards import ShardWriter, schema, shard_fingerprint_of
 
 SCHEMA = schema()
@@ -161,21 +170,30 @@ def main() -> None:
     p = load()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.stage == "collect":
-        for meta in metas(p):
-            write_json(args.out / f"{meta.source_id}.json", meta)
+        with landing(RecordFolder(args.out, SourceMeta)) as collected:
+            for meta in metas(p):
+                collected.put(meta)
     elif args.stage == "generate":
         args.cache.mkdir(parents=True, exist_ok=True)
         (args.cache / "README").write_text("synthetic: no LLM calls\n")
-        for meta in metas(p):
-            write_json(args.out / f"{meta.source_id}.json", {"source_id": meta.source_id, "synthetic": True})
+        with landing(RecordFolder(args.out, GeneratedSource)) as generated:
+            for meta in metas(p):
+                generated.put(
+                    GeneratedSource(
+                        source_id=meta.source_id,
+                        fingerprint=meta.fingerprint,
+                        model="synthetic",
+                        prompt_version="0",
+                    )
+                )
     elif args.stage == "filter":
-        for meta in metas(p):
-            write_json(
-                args.out / f"{meta.source_id}.json",
-                FilteredSource(
-                    source_id=meta.source_id, fingerprint=meta.fingerprint, tasks=tasks_of(meta, p)
-                ),
-            )
+        with landing(RecordFolder(args.out, FilteredSource)) as filtered:
+            for meta in metas(p):
+                filtered.put(
+                    FilteredSource(
+                        source_id=meta.source_id, fingerprint=meta.fingerprint, tasks=tasks_of(meta, p)
+                    )
+                )
     else:
         organize(args.out, p)
 

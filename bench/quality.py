@@ -381,15 +381,15 @@ def source_rows(meta: Any, field: str, repo: Path) -> dict[tuple[str, int], str 
 def measure_source(repo: Path, sid: str, spec: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from dynosaur.core.io import read_model
     from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta
+    from dynosaur.core.segments import RecordFolder
     from dynosaur.core.text import clean_line
 
-    meta = read_model(repo / "data" / "collected" / f"{sid}.json", SourceMeta)
+    meta = RecordFolder(repo / "data" / "collected", SourceMeta)[sid]
     if meta.status != "ok":
         return {"status": meta.status, "reason": meta.reason}
-    generated = read_model(repo / "data" / "generated" / f"{sid}.json", GeneratedSource)
-    filtered = read_model(repo / "data" / "tasks" / f"{sid}.json", FilteredSource)
+    generated = RecordFolder(repo / "data" / "generated", GeneratedSource)[sid]
+    filtered = RecordFolder(repo / "data" / "tasks", FilteredSource)[sid]
     valid_tasks = filtered.valid
     kept = [t.model_dump() for t in valid_tasks]
     entries = [match_entry(t["input_fields"], t["output_field"], spec) for t in kept]

@@ -31,10 +31,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from dynosaur.core.io import write_json
-from dynosaur.core.records import FilteredSource
+from dynosaur.core.records import FilteredSource, SourceMeta
 from dynosaur.core.runner import run as run_stage_main
+from dynosaur.core.segments import RecordFolder, segment_name
 from dynosaur.core.text import has_control
 from dynosaur.pipeline.llm import LLM
 from dynosaur.testing.fake_openai import FakeOpenAI, Fault, Reply, by_dataset, tasks_from_schema
@@ -164,7 +165,9 @@ class Project:
         return dyno(self.root, *args)
 
     def record(self, kind: str, source_id: str = "hostile") -> dict[str, Any]:
-        return json.loads((self.root / "data" / kind / f"{source_id}.json").read_text())
+        record = RecordFolder(self.root / "data" / kind, BaseModel).raw(source_id)
+        assert record is not None, f"no {kind} record for {source_id}"
+        return record
 
     def instances(self, source_id: str = "hostile") -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -773,7 +776,10 @@ def test_local_calls_never_time_out_while_waiting_for_a_slot(tmp_path: Path):
 
 def hostile_records(project: Project) -> str:
     """A task, its instance and a failed source carrying hostile text, as records written before issue 11."""
-    meta = json.loads(project.baseline["data/collected/good.json"])
+    collected = RecordFolder(project.root / "data/collected", SourceMeta)
+    tasks_folder = RecordFolder(project.root / "data/tasks", FilteredSource)
+    meta = collected.raw("good")
+    assert meta is not None
     task = make_task(
         task_id="badc0ffee0ddf00d",
         source_id="good",
@@ -782,19 +788,21 @@ def hostile_records(project: Project) -> str:
         input_fields=["question"],
         output_field="answer",
     )
-    tasks = FilteredSource.model_validate(json.loads(project.baseline["data/tasks/good.json"]))
-    write_json(
-        project.root / "data/tasks/good.json", tasks.model_copy(update={"tasks": [*tasks.tasks, task]})
-    )
+    tasks = tasks_folder["good"]
+    tasks_folder.put(tasks.model_copy(update={"tasks": [*tasks.tasks, task]}))
+    tasks_folder.flush()
     import pyarrow as pa
 
     shard = next((project.root / "data/corpus/good").glob("*.parquet"))
     table = pq.read_table(shard).slice(0, 1)
     table = table.set_column(table.schema.get_field_index("input"), "input", pa.array([f"in {HOSTILE}"]))
     pq.write_table(table, project.root / "data/corpus/good" / f"{task.task_id}.parquet")
-    (project.root / "data/collected/bad.json").write_text(
-        json.dumps({**meta, "source_id": "bad", "status": "failed", "reason": f"boom {HOSTILE}"})
+    collected.put(
+        SourceMeta.model_validate(
+            {**meta, "source_id": "bad", "status": "failed", "reason": f"boom {HOSTILE}"}
+        )
     )
+    collected.flush()
     return task.task_id
 
 
@@ -847,11 +855,11 @@ def test_command_line_misuse_is_one_line(project: Project, args, code: int, mess
 
 
 def test_a_damaged_record_is_one_line(project: Project):
-    path = project.root / "data/tasks/good.json"
+    path = project.root / "data/tasks" / segment_name("good")
     path.write_text(path.read_text()[:100])
     out = project.dyno("tasks")
     assert out.code == 1 and "Traceback" not in out.stderr
-    assert len(out.errors) == 1 and "data/tasks/good.json" in out.errors[0]
+    assert len(out.errors) == 1 and f"data/tasks/{segment_name('good')}:1" in out.errors[0]
     out = project.stage("organize")
     assert out.code == 1 and len(out.errors) == 1 and "Traceback" not in out.stderr
 

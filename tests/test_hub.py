@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from dynosaur.core.records import SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.testing.fake_openai import FakeOpenAI
 from dynosaur.testing.hub_server import HubServer
 from tests.project import REPO, Project
@@ -56,7 +58,8 @@ def test_publish_versions_and_load_them_back(project: Project, hub_server: HubSe
     add_hub_source(project, "vader-tweets")
     add_hub_source(project, "chatterbot-conversations", revision="v1.0")
     v1 = release(project, "two hub sources")
-    collected = json.loads((project.root / "data/collected/vader-tweets.json").read_text())
+    collected = RecordFolder(project.root / "data/collected", SourceMeta).raw("vader-tweets")
+    assert collected is not None
     assert collected["origin"] == "hub:demo/vader-tweets"
     assert collected["revision"] == hub_server.head("demo/vader-tweets")  # a branch, resolved to its sha
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from dynosaur.core.records import SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.testing import stage_deps
 from dynosaur.testing.fake_openai import FakeOpenAI, Fault, tasks_from_schema
 from tests.project import Project, write_source
@@ -75,7 +77,7 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     project.repro()
     assert server.calls == 6
     assert not (project.root / "data/corpus/alpha").exists()
-    assert not (project.root / "data/collected/alpha.json").exists()
+    assert RecordFolder(project.root / "data/collected", SourceMeta).ids() == ["beta", "gamma"]
     assert [s["source_id"] for s in project.status()["sources"]] == ["beta", "gamma"]
 
 
@@ -255,8 +257,8 @@ def test_a_failing_source_is_recorded_and_the_others_proceed(project: Project, s
     proc = project.repro(check=False)
     assert proc.returncode != 0
     assert "Error: 1 source(s) failed: source 'broken'" in proc.stderr
-    collected = json.loads((project.root / "data/collected/broken.json").read_text())
-    assert collected["status"] == "failed"
+    collected = RecordFolder(project.root / "data/collected", SourceMeta)["broken"]
+    assert collected.status == "failed"
 
     project.set("collect", allow_failures=True)
     project.repro()

@@ -22,9 +22,10 @@ import pytest
 import yaml
 
 from dynosaur.core.errors import LLMError
-from dynosaur.core.io import read_model, write_json
+from dynosaur.core.io import write_json
 from dynosaur.core.params import LLMParams, Price
 from dynosaur.core.records import GeneratedSource
+from dynosaur.core.segments import RecordFolder, landing
 from dynosaur.pipeline import generate
 from dynosaur.pipeline.batch import WAITING, BatchRunner
 from dynosaur.pipeline.batch_files import split_chunks
@@ -400,7 +401,8 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
     collect(args, "alpha")
     generate.main(args)  # alpha's answers into the call cache, synchronously
     assert srv.calls == 2 and load_tracker(args.batches) == Tracker()  # the tracker exists in sync mode too
-    (args.out / "alpha.json").unlink()
+    with landing(RecordFolder(args.out, GeneratedSource)) as generated:
+        generated.remove(["alpha"])
 
     args = stage(**batch)
     collect(args, "beta")
@@ -409,7 +411,8 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
     generate.main(args)  # no exception: exit 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("generate: waiting for 1 batch(es) at the provider (2 requests, 1 source(s)")
-    assert (args.out / "alpha.json").exists() and not (args.out / "beta.json").exists()
+    generated = RecordFolder(args.out, GeneratedSource)
+    assert "alpha" in generated and "beta" not in generated
     counters = json.loads(args.run_log.read_text())
     assert (counters["cache_hits"], counters["calls_waiting"], counters["calls_made"]) == (2, 2, 0)
 
@@ -429,7 +432,7 @@ def test_generate_writes_what_it_has_and_says_when_to_come_back(
         "tasks": 8,
         "failed": 0,
     }  # 2 × 2 variants × 2
-    assert read_model(args.out / "beta.json", GeneratedSource).status == "ok"
+    assert RecordFolder(args.out, GeneratedSource)["beta"].status == "ok"
     assert srv.batches_created == 1 and srv.duplicates() == 0
     assert load_tracker(args.batches) == Tracker()
 

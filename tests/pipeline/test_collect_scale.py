@@ -13,6 +13,8 @@ import pytest
 from dynosaur.core.errors import StageFailed
 from dynosaur.core.io import read_json
 from dynosaur.core.params import parse_params
+from dynosaur.core.records import SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.core.source_list import SourceEntry, SourcesFile, write_sources_file
 from dynosaur.pipeline import collect
 from dynosaur.pipeline.discover import refresh
@@ -69,7 +71,9 @@ def run_collect(root: Path, params: dict, monkeypatch: pytest.MonkeyPatch) -> di
 
 
 def record(root: Path, source_id: str) -> dict:
-    return json.loads((root / "data/collected" / f"{source_id}.json").read_text())
+    record = RecordFolder(root / "data/collected", SourceMeta).raw(source_id)
+    assert record is not None, f"no collect record for {source_id}"
+    return record
 
 
 @pytest.fixture

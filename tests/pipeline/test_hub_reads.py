@@ -11,6 +11,7 @@ import pytest
 from dynosaur.core.io import write_json
 from dynosaur.core.params import parse_params
 from dynosaur.core.records import FilteredSource, SourceMeta, task_id
+from dynosaur.core.segments import RecordFolder
 from dynosaur.core.source_list import SourceEntry, SourcesFile, write_sources_file
 from dynosaur.pipeline.discover import refresh
 from dynosaur.pipeline.hub_files import RateLimiter, fetchable, prefetch
@@ -192,10 +193,11 @@ def test_organize_reads_hub_sources_in_parallel_and_writes_what_streaming_writes
 
     # The same sources read through `datasets` streaming (their files not recorded): the same instances.
     streamed = hub_project(hub_server, tmp_path / "streamed", names, monkeypatch)
+    collected = RecordFolder(streamed.args.collected, SourceMeta)
     for name in names:
-        path = streamed.args.collected / f"{name}.json"
-        meta = SourceMeta.model_validate_json(path.read_text())
+        meta = collected[name]
         splits = [s.model_copy(update={"files": []}) for s in meta.splits]
-        write_json(path, meta.model_copy(update={"splits": splits}))
+        collected.put(meta.model_copy(update={"splits": splits}))
+    collected.flush()
     streamed.run()
     assert instances(streamed) == instances(project) and len(instances(project)) == 8

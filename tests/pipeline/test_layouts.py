@@ -14,6 +14,7 @@ import pytest
 from dynosaur.core.errors import SourceError, StageFailed
 from dynosaur.core.params import CollectParams, OrganizeParams, SourceSpec, parse_params
 from dynosaur.core.records import SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.pipeline import collect
 from dynosaur.pipeline.organize import organize_source
 from dynosaur.pipeline.sources import collect_source, iter_batches, local_revision
@@ -303,10 +304,7 @@ def test_collect_stage_records_the_bad_source_and_the_others_proceed(tmp_path, m
         else:
             with pytest.raises(StageFailed):
                 collect.main(args)
-        status = {
-            p.stem: json.loads(p.read_text())["status"]
-            for p in sorted((tmp_path / "collected").glob("*.json"))
-        }
+        status = {sid: meta.status for sid, meta in RecordFolder(tmp_path / "collected", SourceMeta).items()}
         assert status == {"broken": "failed", "card-no-configs": "ok", "no-card": "ok"}
         metrics = json.loads((tmp_path / "m.json").read_text())
         assert (metrics["sources"], metrics["failed"]) == (2, 1)

@@ -8,8 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from dynosaur.core.segments import RecordFolder
 from dynosaur.pipeline import organize
 from tests.pipeline.test_organize_stage import GOOD, Project
+
+
+def track_records(monkeypatch: pytest.MonkeyPatch, opened: list[str]) -> None:
+    """Every record a stage parses (from any of its folders) appends its source id to `opened`."""
+    real_get = RecordFolder.get
+
+    def get(self: RecordFolder, source_id: str):
+        record = real_get(self, source_id)
+        if record is not None:
+            opened.append(source_id)
+        return record
+
+    monkeypatch.setattr(RecordFolder, "get", get)
 
 
 def age(root: Path) -> None:
@@ -44,8 +58,8 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
     assert second.run["task_files_read"] == 3  # checked from the files once more, and cached
 
     opened: list[str] = []
-    real_read_model, real_fingerprint = organize.read_model, organize.existing_fingerprint
-    monkeypatch.setattr(organize, "read_model", lambda p, m: opened.append(str(p)) or real_read_model(p, m))
+    real_fingerprint = organize.existing_fingerprint
+    track_records(monkeypatch, opened)
     monkeypatch.setattr(
         organize, "existing_fingerprint", lambda p: opened.append(str(p)) or real_fingerprint(p)
     )
@@ -72,17 +86,17 @@ def test_organize_opens_nothing_of_an_unchanged_source(project: Project, monkeyp
 
 
 def source_of(path: Path) -> str:
-    """`tasks/b.json`, `collected/b.json` and `corpus/b/<task>.parquet` are all source b's."""
-    return path.stem if path.suffix == ".json" else path.parent.name
+    """A record's source id as it is, and `corpus/b/<task>.parquet`: source b's."""
+    return path.parent.name if path.suffix == ".parquet" else str(path)
 
 
 def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import argparse
-    import json
 
     import yaml
 
     from dynosaur.core.io import read_json, write_json
+    from dynosaur.core.records import FilteredSource
     from dynosaur.pipeline import filter as filter_stage
     from tests.factories import make_generated, make_meta, make_proposal, make_spec
 
@@ -123,17 +137,14 @@ def test_filter_judges_only_the_sources_whose_files_changed(tmp_path: Path, monk
         filter_stage, "judge", lambda meta, *a: judged.append(meta.source_id) or real_judge(meta, *a)
     )
     opened: list[str] = []
-    real_read = filter_stage.read_model
-    monkeypatch.setattr(
-        filter_stage, "read_model", lambda p, m: opened.append(Path(p).stem) or real_read(p, m)
-    )
+    track_records(monkeypatch, opened)
     assert run() == {**first, "sources_judged": 0, "sources_reused": 2} and opened == []
 
     add("c")
     metrics = run()
     assert judged == ["c"] and set(opened) == {"c"}
     assert metrics["tasks"] == 3 * first["tasks"] // 2 and metrics["sources_judged"] == 1
-    assert json.loads((args.out / "c.json").read_text())["source_id"] == "c"
+    assert (RecordFolder(args.out, FilteredSource).raw("c") or {})["source_id"] == "c"
 
 
 def test_collect_reads_and_hashes_only_the_new_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -174,8 +185,8 @@ def test_collect_reads_and_hashes_only_the_new_source(tmp_path: Path, monkeypatc
     age(tmp_path)
     assert run()["sources_reused"] == 2  # fills the cache
     touched: list[str] = []
-    real_read, real_revision = collect.read_model, collect.source_revision
-    monkeypatch.setattr(collect, "read_model", lambda p, m: touched.append(Path(p).stem) or real_read(p, m))
+    real_revision = collect.source_revision
+    track_records(monkeypatch, touched)
     monkeypatch.setattr(collect, "source_revision", lambda s: touched.append(s.id) or real_revision(s))
     assert run() == {**first, "sources_read": 0, "sources_reused": 2} and touched == []
 

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dynosaur.core.io import write_json
-from dynosaur.core.records import FilteredSource, ManifestEntry, task_id, task_identity
+from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta, task_id, task_identity
+from dynosaur.core.segments import RecordFolder
 from dynosaur.core.shards import COUNT_KEY, DIGEST_COLUMNS, DIGEST_KEY, InstanceDigest, footer, shard_digest
 from dynosaur.registry.manifest import workspace_manifest
 from tests.factories import make_meta, make_task
@@ -218,7 +219,10 @@ def test_workspace_manifest_lists_valid_tasks_with_shards(tmp_path):
     expected = sorted(
         [entry(valid, "cc-by-4.0", rows), entry(other, None, ROWS[3:])], key=lambda e: e.task_id
     )
-    assert workspace_manifest(collected, tasks, corpus) == expected
+    assert (
+        workspace_manifest(RecordFolder(collected, SourceMeta), RecordFolder(tasks, FilteredSource), corpus)
+        == expected
+    )
 
 
 def test_workspace_manifest_trusts_the_footer(tmp_path):
@@ -232,12 +236,21 @@ def test_workspace_manifest_trusts_the_footer(tmp_path):
         ROWS,
         {DIGEST_KEY: "sha256:" + "e" * 64, COUNT_KEY: "7"},
     )
-    [entry] = workspace_manifest(collected, tasks, corpus)
+    [entry] = workspace_manifest(
+        RecordFolder(collected, SourceMeta), RecordFolder(tasks, FilteredSource), corpus
+    )
     assert (entry.instances, entry.digest) == (7, "sha256:" + "e" * 64)
 
 
 def test_workspace_manifest_of_an_empty_workspace(tmp_path):
-    assert workspace_manifest(tmp_path / "c", tmp_path / "t", tmp_path / "corpus") == []
+    assert (
+        workspace_manifest(
+            RecordFolder(tmp_path / "c", SourceMeta),
+            RecordFolder(tmp_path / "t", FilteredSource),
+            tmp_path / "corpus",
+        )
+        == []
+    )
 
 
 def test_the_object_store_refuses_ids_that_are_not_dvc_object_ids(tmp_path: Path):

@@ -23,6 +23,8 @@ from dynosaur.core.errors import RecordError
 
 M = TypeVar("M", bound=BaseModel)
 
+CACHE_DIR = ".dyno-cache"  # beside a stage's output: what only saves work (stat caches, indexes), git-ignored
+
 
 def file_sha256(path: str | Path) -> str:
     """The hex sha256 of a file's bytes, streamed in 8 MiB reads."""
@@ -91,3 +93,12 @@ def replace_dir(tmp_dir: Path, target: Path) -> None:
         os.replace(target, old)
     os.replace(tmp_dir, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def cache_folder(folder: Path) -> Path:
+    """`folder` (a `CACHE_DIR`), created with the `.gitignore` that keeps it out of git."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        atomic_write(ignore, "# Created by dynosaur: caches that only save work; safe to delete.\n*\n")
+    return folder

@@ -11,12 +11,13 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dynosaur.core.errors import INTERRUPTED, DynoError, EmptyInput, error_line
-from dynosaur.core.io import read_model, write_json
+from dynosaur.core.io import write_json
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.core.text import printable
 
 T = TypeVar("T")
@@ -62,17 +63,14 @@ def write_metrics(path: Path, metrics: dict) -> None:
     write_json(path, metrics)
 
 
-def prune(
-    out_dir: Path, keep: set[str], suffix: str = ".json", *, collected: Path | None = None
-) -> list[str]:
-    """Remove per-source outputs whose source is gone; return the removed ids. Never all of them on an empty
+def prune(records: RecordFolder[Any], keep: set[str], *, collected: Path | None = None) -> list[str]:
+    """Remove the records of sources that are gone; return the removed ids. Never all of them on an empty
     `keep`, unless `collected` records say every source is gone (`refuse_to_remove_all`)."""
-    doomed = [p for p in sorted(out_dir.glob(f"*{suffix}")) if p.name[: -len(suffix)] not in keep]
+    doomed = [sid for sid in records.ids() if sid not in keep]
     if not keep:
-        refuse_to_remove_all(out_dir, len(doomed), collected)
-    for path in doomed:
-        path.unlink()
-    return [p.name[: -len(suffix)] for p in doomed]
+        refuse_to_remove_all(records.folder, len(doomed), collected)
+    records.remove(doomed)
+    return doomed
 
 
 def refuse_to_remove_all(out_dir: Path, doomed: int, collected: Path | None = None) -> None:
@@ -86,8 +84,8 @@ def refuse_to_remove_all(out_dir: Path, doomed: int, collected: Path | None = No
     if not doomed:
         return
     if collected is not None:
-        records = sorted(collected.glob("*.json"))
-        if records and all(read_model(p, SourceMeta).status != "ok" for p in records):
+        records = [meta for _, meta in RecordFolder(collected, SourceMeta).items()]
+        if records and all(meta.status != "ok" for meta in records):
             return
     raise EmptyInput(
         f"no source to keep: refusing to remove all {doomed} output(s) in {out_dir} (is params.yaml empty, or"

@@ -5,6 +5,9 @@ With thousands of sources, a stage that re-reads every per-source file to redisc
 on every run: one more source cost seconds per thousand. Like git's index and DVC's state database, a
 `StatCache` keys each derived value on the (size, mtime_ns, inode) of the files it came from, and a `salt`
 (the stage's output params and code version): while both match, the value is reused without opening a file.
+A record in a segment (`dynosaur.core.segments.RecordRef`) is stamped by its segment, and its digest is kept:
+when a neighbour's write changed the segment, the record's line is hashed and the value still holds if the
+record is the same.
 
 The cache only ever saves work. It lives beside the stage's output, outside it and outside git
 (`data/.dyno-cache/<stage>.json` for `data/corpus`, in a folder that git-ignores itself), holds no input of
@@ -25,19 +28,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dynosaur.core.io import atomic_write
+from dynosaur.core.io import CACHE_DIR, atomic_write, cache_folder
+from dynosaur.core.segments import RecordRef
 
-CACHE_DIR = ".dyno-cache"
 RACY_NS = 100_000_000  # well past the kernel's mtime granularity (a jiffy, ≤ 10 ms)
-FORMAT = 1
+FORMAT = 2  # 2: entries keep their records' digests
+
+Stamped = Path | RecordRef  # a file, or a record in a segment
 
 
-def stamp(paths: Sequence[Path]) -> list[int] | None:
-    """(size, mtime_ns, inode) of each file, flattened; None when one is missing."""
+def stamp(paths: Sequence[Stamped]) -> list[int] | None:
+    """(size, mtime_ns, inode) of each file (a record's: its segment's), flattened; None when one is missing."""
     out: list[int] = []
     for path in paths:
         try:
-            st = os.stat(path)
+            st = os.stat(path.path if isinstance(path, RecordRef) else path)
         except OSError:
             return None
         out += (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -46,15 +51,6 @@ def stamp(paths: Sequence[Path]) -> list[int] | None:
 
 def _racy(entry: list[Any], horizon: int) -> bool:
     return any(mtime > horizon for mtime in entry[0][1::3])
-
-
-def cache_folder(folder: Path) -> Path:
-    """`folder` (a `CACHE_DIR`), created with the `.gitignore` that keeps it out of git."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        atomic_write(ignore, "# Created by dynosaur: caches that only save work; safe to delete.\n*\n")
-    return folder
 
 
 def scratch_dir(beside: Path, name: str) -> Path:
@@ -81,7 +77,7 @@ class StatCache:
         self.salt = salt
         self.entries: dict[str, list[Any]] = {}
         # the files of each entry `put` this run, stamped again by `save`
-        self.paths: dict[str, list[Path]] = {}
+        self.paths: dict[str, list[Stamped]] = {}
         self.dirty = False
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -96,15 +92,31 @@ class StatCache:
         entry = self.entries.get(key)
         return None if entry is None else entry[1]
 
-    def get(self, key: str, paths: Sequence[Path]) -> Any | None:
-        """The value stored for `key` if `paths` are the very files it was derived from, else None."""
+    def get(self, key: str, paths: Sequence[Stamped]) -> Any | None:
+        """The value stored for `key` if `paths` are the very files it was derived from (a record: the same
+        segment, or the same record in a changed one), else None."""
         entry = self.entries.get(key)
         if entry is None:
             return None
         current = stamp(paths)
-        return entry[1] if current is not None and current == entry[0] else None
+        if current is None:
+            return None
+        if current == entry[0]:
+            return entry[1]
+        digests = entry[2] if len(entry) > 2 else None
+        if digests is None or len(digests) != len(paths) or len(current) != len(entry[0]):
+            return None
+        for i, path in enumerate(paths):
+            if current[3 * i : 3 * i + 3] == entry[0][3 * i : 3 * i + 3]:
+                continue
+            if not isinstance(path, RecordRef) or digests[i] is None or path.digest() != digests[i]:
+                return None
+        self.entries[key] = [current, entry[1], digests]  # the same records: stamped anew
+        self.paths[key] = list(paths)
+        self.dirty = True
+        return entry[1]
 
-    def put(self, key: str, paths: Sequence[Path], value: Any) -> None:
+    def put(self, key: str, paths: Sequence[Stamped], value: Any) -> None:
         """Remember `value` for `key` as derived from `paths` (forget `key` when one is missing)."""
         current = stamp(paths)
         if current is None:
@@ -112,9 +124,14 @@ class StatCache:
                 self.dirty = True
             return
         self.paths[key] = list(paths)
-        if self.entries.get(key) != [current, value]:
-            self.entries[key] = [current, value]
-            self.dirty = True
+        entry = self.entries.get(key)
+        if entry is not None and entry[:2] == [current, value]:
+            return
+        digests = [p.digest() if isinstance(p, RecordRef) else None for p in paths]
+        self.entries[key] = (
+            [current, value, digests] if any(d is not None for d in digests) else [current, value]
+        )
+        self.dirty = True
 
     def keep_only(self, keys: set[str]) -> None:
         """Forget the keys not in `keys` (sources that are gone)."""

@@ -1,4 +1,4 @@
-"""collect: one metadata record per source (`<out>/<source_id>.json`).
+"""collect: one metadata record per source, in the output's segments (dynosaur.core.segments).
 
 Sources: `params.yaml: sources`, then the sources file (`sources.yaml`, dynosaur.core.source_list). A Hub
 source's revision is its commit in the lock (`sources.lock`, written by `dyno refresh`), so a run reads only
@@ -34,13 +34,14 @@ from typing import Any, TypeVar
 
 from dynosaur.core.errors import SourceError, StageFailed, first_line, some
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import read_model, write_json
+from dynosaur.core.io import write_json
 from dynosaur.core.licenses import license_exclusion
 from dynosaur.core.params import Params, SourceSpec, load_params
 from dynosaur.core.records import Retraction, SourceMeta, SourceStatus
 from dynosaur.core.runner import log, progress, prune, run, write_metrics
+from dynosaur.core.segments import RecordFolder, RecordRef
 from dynosaur.core.source_list import SourcesLock, all_sources, read_lock, read_sources_file
-from dynosaur.core.statcache import StatCache
+from dynosaur.core.statcache import Stamped, StatCache
 from dynosaur.pipeline.decontaminate import eval_benchmark
 from dynosaur.pipeline.sources import (
     READER_VERSION,
@@ -175,12 +176,6 @@ def bounded(
         fill()
 
 
-def write_if_changed(path: Path, meta: SourceMeta) -> None:
-    """Write a record unless the file holds it already (a rewrite would only make downstream caches miss)."""
-    if not (path.exists() and read_model(path, SourceMeta) == meta):
-        write_json(path, meta)
-
-
 def summary(meta: SourceMeta) -> dict[str, Any]:
     """What the stage's metrics and its next run need of a record, kept in the stat cache."""
     return {
@@ -202,7 +197,7 @@ class Plan:
     fresh: dict[str, SourceMeta] = field(default_factory=dict)  # records made by this run
     todo: list[tuple[SourceSpec, SourceMeta | None, str | None]] = field(default_factory=list)
     unpinned: list[str] = field(default_factory=list)  # Hub sources missing from the lock
-    files: dict[str, list[Path]] = field(default_factory=dict)  # a source's record and local files
+    files: dict[str, list[Stamped]] = field(default_factory=dict)  # a source's record and local files
 
     def reuse(self, source_id: str, known: dict[str, Any]) -> None:
         self.summaries[source_id] = known
@@ -214,18 +209,17 @@ def plan_sources(
     params: Params,
     lock: SourcesLock,
     retracted: dict[str, str],
-    out: Path,
+    records: RecordFolder[SourceMeta],
     cache: StatCache,
 ) -> Plan:
     """Cheap and in order: what is unchanged keeps its record; the rest is left to `read_sources`."""
     plan = Plan()
     for spec in specs:
-        path = out / f"{spec.id}.json"
         if eval_benchmark(spec, params.collect.eval_benchmarks):
             plan.fresh[spec.id] = _unread(spec, "skipped", "eval_benchmark")
             continue
         revision = lock.sha(spec)
-        plan.files[spec.id] = [path]
+        plan.files[spec.id] = [RecordRef(records, spec.id)]
         if spec.path is not None:
             if not Path(spec.path).is_dir():
                 reason = f"source {spec.id!r}: folder {spec.path} does not exist"
@@ -236,7 +230,7 @@ def plan_sources(
         if known and known["inputs"] == inputs_digest(spec, params, revision or known["revision"], retracted):
             plan.reuse(spec.id, known)
             continue
-        previous = read_model(path, SourceMeta) if path.exists() else None
+        previous = records.get(spec.id)
         if spec.hub is not None and revision is None:
             plan.unpinned.append(spec.id)  # its revision is asked of the Hub, in parallel with the reads
         elif spec.path is not None:
@@ -249,7 +243,9 @@ def plan_sources(
     return plan
 
 
-def read_sources(plan: Plan, params: Params, retracted: dict[str, str], out: Path) -> None:
+def read_sources(
+    plan: Plan, params: Params, retracted: dict[str, str], records: RecordFolder[SourceMeta]
+) -> None:
     """Read the plan's `todo` in parallel (`collect.concurrency`, each within `collect.timeout_s`), writing
     each new record as it comes."""
     if any(spec.hub is not None for spec, _, _ in plan.todo):
@@ -277,18 +273,22 @@ def read_sources(plan: Plan, params: Params, retracted: dict[str, str], out: Pat
         if meta is previous:  # an unpinned source found unchanged is not rewritten
             plan.reuse(spec.id, summary(meta))
         else:
-            write_json(out / f"{spec.id}.json", meta)
+            records.put(meta)
             plan.fresh[spec.id] = meta
 
 
-def settle(plan: Plan, out: Path, cache: StatCache) -> None:
-    """Every record this run made has its summary; those made before reading (skipped, failed) are written
-    when they changed; every source not failed goes into the stat cache."""
+def settle(plan: Plan, records: RecordFolder[SourceMeta]) -> None:
+    """Every record this run made has its summary; those made before reading (skipped, failed) are stored
+    (a record unchanged leaves its segment untouched)."""
     read_now = {spec.id for spec, _, _ in plan.todo}
     for source_id, meta in plan.fresh.items():
         plan.summaries[source_id] = summary(meta)
-        if source_id not in read_now:  # skipped or failed before reading: written when it changed
-            write_if_changed(out / f"{source_id}.json", meta)
+        if source_id not in read_now:  # skipped or failed before reading
+            records.put(meta)
+
+
+def remember(plan: Plan, cache: StatCache) -> None:
+    """Every source not failed goes into the stat cache (after the records landed: it stamps their segments)."""
     for source_id, known in plan.summaries.items():
         if known["status"] != "failed" and source_id in plan.files:
             cache.put(source_id, plan.files[source_id], known)
@@ -323,15 +323,19 @@ def main(args: argparse.Namespace) -> None:
     # A source whose record and files are the very ones of the last run, and whose inputs digest is still
     # the record's, is reused without reading the record or hashing its folder (dynosaur.core.statcache).
     cache = StatCache("collect", str(READER_VERSION), beside=out)
-    plan = plan_sources(specs, params, read_lock(args.lock), retracted, out, cache)
+    records = RecordFolder(out, SourceMeta)
+    records.migrate()
+    plan = plan_sources(specs, params, read_lock(args.lock), retracted, records, cache)
     if plan.unpinned:
         log(
             f"collect: {len(plan.unpinned)} Hub source(s) not pinned in {args.lock} ({some(plan.unpinned)}):"
             " resolved now; run `dyno refresh` to pin them"
         )
-    read_sources(plan, params, retracted, out)
-    settle(plan, out, cache)
-    removed = prune(out, {s.id for s in specs})
+    read_sources(plan, params, retracted, records)
+    settle(plan, records)
+    removed = prune(records, {s.id for s in specs})
+    records.flush()
+    remember(plan, cache)
     cache.keep_only({s.id for s in specs})
     cache.save()
     for spec in specs:  # one line per source that is not ok (reused records were said before)

@@ -22,12 +22,12 @@ import argparse
 import string
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from dynosaur.core.charts import bar_chart
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import atomic_write, read_model, write_json
+from dynosaur.core.io import atomic_write, write_json
 from dynosaur.core.params import FilterParams, load_params
 from dynosaur.core.records import (
     FilteredSource,
@@ -41,7 +41,8 @@ from dynosaur.core.records import (
     task_identity,
 )
 from dynosaur.core.runner import progress, prune, run, write_metrics
-from dynosaur.core.statcache import StatCache
+from dynosaur.core.segments import RecordFolder, RecordRef
+from dynosaur.core.statcache import Stamped, StatCache
 from dynosaur.pipeline.demonstrations import DEMONSTRATION_INSTRUCTIONS
 from dynosaur.pipeline.filter_fields import (
     code_from_metadata,
@@ -207,26 +208,56 @@ def _dedupe_ids(tasks: list[Task]) -> list[Task]:
     return out
 
 
+@dataclass
+class Folders:
+    """filter's inputs and output: the generated tasks, the collect records and the verdicts."""
+
+    generated: RecordFolder[GeneratedSource]
+    collected: RecordFolder[SourceMeta]
+    out: RecordFolder[FilteredSource]
+
+    def files(self, source_id: str) -> list[Stamped]:
+        return [RecordRef(folder, source_id) for folder in (self.generated, self.collected, self.out)]
+
+
 def judge_source(
-    gen_path: Path, collected: Path, out: Path, params: FilterParams, retracted: RetractionIndex
+    source_id: str, folders: Folders, params: FilterParams, retracted: RetractionIndex
 ) -> tuple[FilteredSource, bool]:
-    """One source's verdicts, written to `out`, and whether they were reused: a record whose fingerprint
-    (its generated tasks, its metadata, the retractions, the rules and params) is unchanged is kept as is."""
-    generated = read_model(gen_path, GeneratedSource)
-    meta = read_model(collected / gen_path.name, SourceMeta)
+    """One source's verdicts, stored in `folders.out`, and whether they were reused: a record whose
+    fingerprint (its generated tasks, its metadata, the retractions, the rules and params) is unchanged is
+    kept as is."""
+    generated = folders.generated[source_id]
+    meta = folders.collected[source_id]
     fingerprint = stage_fingerprint(
         inputs=[generated.fingerprint, meta.fingerprint, retracted.task_keys()],
         params=params,
         version=RULES_VERSION,
     )
-    path = out / gen_path.name
-    if path.exists() and (previous := read_model(path, FilteredSource)).fingerprint == fingerprint:
+    previous = folders.out.get(source_id)
+    if previous is not None and previous.fingerprint == fingerprint:
         return previous, True
     result = FilteredSource(
         source_id=meta.source_id, fingerprint=fingerprint, tasks=judge(meta, generated, params, retracted)
     )
-    write_json(path, result)
+    folders.out.put(result)
     return result, False
+
+
+def judge_all(
+    folders: Folders, cache: StatCache, params: FilterParams, retracted: RetractionIndex
+) -> tuple[dict[str, dict], dict[str, bool]]:
+    """Every generated source's verdict summary, and the sources the memory could not vouch for (each with
+    whether its stored verdicts were still right)."""
+    folders.out.migrate()
+    summaries: dict[str, dict] = {}
+    judged: dict[str, bool] = {}
+    for source_id in progress(folders.generated.ids(), "filter"):
+        known = cache.get(source_id, folders.files(source_id))
+        if known is None:
+            result, judged[source_id] = judge_source(source_id, folders, params, retracted)
+            known = summary(result)
+        summaries[source_id] = known
+    return summaries, judged
 
 
 def summary(result: FilteredSource) -> dict[str, Any]:
@@ -257,20 +288,17 @@ def main(args: argparse.Namespace) -> None:
     cache = StatCache(
         "filter", stage_fingerprint(inputs=inputs, params=params, version=RULES_VERSION), args.out
     )
-    summaries: dict[str, dict] = {}
-    reused = 0
-    for gen_path in progress(sorted(args.generated.glob("*.json")), "filter"):
-        files = [gen_path, args.collected / gen_path.name, args.out / gen_path.name]
-        known = cache.get(gen_path.stem, files)
-        if known is None:
-            result, kept = judge_source(gen_path, args.collected, args.out, params, retracted)
-            known = summary(result)
-            cache.put(gen_path.stem, files, known)
-            reused += kept
-        else:
-            reused += 1
-        summaries[gen_path.stem] = known
-    prune(args.out, set(summaries), collected=args.collected)
+    folders = Folders(
+        RecordFolder(args.generated, GeneratedSource),
+        RecordFolder(args.collected, SourceMeta),
+        RecordFolder(args.out, FilteredSource),
+    )
+    summaries, judged = judge_all(folders, cache, params, retracted)
+    prune(folders.out, set(summaries), collected=args.collected)
+    folders.out.flush()
+    for source_id in judged:  # once the verdicts landed: the memory stamps their segments
+        cache.put(source_id, folders.files(source_id), summaries[source_id])
+    reused = len(summaries) - len(judged) + sum(judged.values())
     cache.keep_only(set(summaries))
     cache.save()
     rejected = rejected_by_reason(summaries)

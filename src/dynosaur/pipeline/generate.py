@@ -1,4 +1,4 @@
-"""generate: ask the LLM for tasks, two prompt variants per source (`<out>/<source_id>.json`).
+"""generate: ask the LLM for tasks, two prompt variants per source (one record per source in `<out>`'s segments).
 
 A source's work is keyed by the cache keys of its requests: when neither its metadata, the prompts nor the
 model changed, its output is kept and no request is even looked up. New or changed sources go through the
@@ -23,11 +23,12 @@ from typing import Any
 
 from dynosaur.core.errors import StageFailed
 from dynosaur.core.fingerprint import fingerprint, loaded_code
-from dynosaur.core.io import read_model, write_json
+from dynosaur.core.io import write_json
 from dynosaur.core.params import Params, load_params
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import GeneratedSource, Proposal, SourceMeta, digest
 from dynosaur.core.runner import log, prune, run, write_metrics
+from dynosaur.core.segments import RecordFolder, RecordRef, landing
 from dynosaur.core.statcache import StatCache
 from dynosaur.pipeline.answers import parse_instructions, parse_tasks, repair_task
 from dynosaur.pipeline.batch import WAITING, BatchRunner
@@ -119,8 +120,8 @@ def outcome(result: ChatResult) -> str:
     return "cache_hits" if result.cached else "calls_made"
 
 
-def load_ok_sources(collected: Path, limit: int | None) -> list[SourceMeta]:
-    metas = [read_model(p, SourceMeta) for p in sorted(collected.glob("*.json"))]
+def load_ok_sources(collected: RecordFolder[SourceMeta], limit: int | None) -> list[SourceMeta]:
+    metas = [meta for _, meta in collected.items()]
     ok = [m for m in metas if m.status == "ok"]
     return ok[:limit] if limit else ok
 
@@ -162,40 +163,54 @@ class Sources:
     read: int = 0
 
 
-def remembered(collected: Path, out: Path, cache: StatCache) -> Sources:
+def remembered(
+    collected: RecordFolder[SourceMeta], out: RecordFolder[GeneratedSource], cache: StatCache
+) -> Sources:
     """Every collected source, each read only when the memory can't vouch for it."""
     sources = Sources()
-    for path in sorted(collected.glob("*.json")):
-        sid = path.stem
+    for sid in collected.ids():
         value = cache.peek(sid)
+        record = RecordRef(collected, sid)
         if value is not None:
-            files = [path] if value["summary"] is None else [path, out / path.name]
+            files = [record] if value["summary"] is None else [record, RecordRef(out, sid)]
             if cache.get(sid, files) is not None and (value["summary"] or {}).get("status", "ok") == "ok":
                 sources.known[sid] = value["summary"]
                 continue
-        meta = read_model(path, SourceMeta)
+        meta = collected[sid]
         sources.read += 1
         if meta.status != "ok":
-            cache.put(sid, [path], {"summary": None})
+            cache.put(sid, [record], {"summary": None})
             sources.known[sid] = None
         else:
             sources.unknown.append(meta)
     return sources
 
 
+def sources_of_run(
+    params: Params,
+    collected: RecordFolder[SourceMeta],
+    records: RecordFolder[GeneratedSource],
+    cache: StatCache,
+) -> Sources:
+    """The collected sources, as the memory knows them; with `generate.limit`, the first N sources collect
+    kept, read each time (no memory)."""
+    if params.generate.limit:
+        ok = load_ok_sources(collected, params.generate.limit)
+        return Sources(unknown=ok, read=len(collected.ids()))
+    return remembered(collected, records, cache)
+
+
 def plan(
-    metas: list[SourceMeta], params: Params, llm: LLM, out: Path
+    metas: list[SourceMeta], params: Params, llm: LLM, out: RecordFolder[GeneratedSource]
 ) -> dict[str, list[tuple[str, ChatRequest]]]:
     """The sources whose output is missing, stale or failed, with their requests."""
     todo = {}
     for meta in metas:
         requests = source_requests(meta, params, llm)
         fingerprint = digest([r.cache_key for _, r in requests])
-        path = out / f"{meta.source_id}.json"
-        if path.exists():
-            previous = read_model(path, GeneratedSource)
-            if previous.fingerprint == fingerprint and previous.status == "ok":
-                continue
+        previous = out.get(meta.source_id)
+        if previous is not None and previous.fingerprint == fingerprint and previous.status == "ok":
+            continue
         todo[meta.source_id] = requests
     return todo
 
@@ -204,9 +219,9 @@ def dry_run(collected: Path, cache: Path, out: Path, batches: Path | None = None
     """What `generate` would spend now: calls, estimated tokens and worst-case cost (at batch prices in
     batch mode, leaving out requests already in a running batch). Calls nothing."""
     params = load_params()
-    metas = load_ok_sources(collected, params.generate.limit)
+    metas = load_ok_sources(RecordFolder(collected, SourceMeta), params.generate.limit)
     with LLM(params.llm, cache) as llm:
-        todo = plan(metas, params, llm, out)
+        todo = plan(metas, params, llm, RecordFolder(out, GeneratedSource))
         requests = [r for reqs in todo.values() for _, r in reqs]
         in_flight: set[str] = set()
         if params.llm.mode == "batch" and batches is not None:
@@ -239,7 +254,7 @@ def answer_sources(
     params: Params,
     llm: LLM,
     runner: BatchRunner | None,
-    out: Path,
+    out: RecordFolder[GeneratedSource],
 ) -> Answered:
     """Ask every request of `todo` (through the batch runner in batch mode) and write each source's output the
     moment its last answer is in, so a kill keeps every finished source."""
@@ -325,19 +340,20 @@ def main(args: argparse.Namespace) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when no answer has come back yet
     with LLM(params.llm, args.cache) as llm:
         cache = memory(params, llm, args.out)
-        if params.generate.limit:  # the first N sources collect kept, read each time: no memory
-            ok = load_ok_sources(args.collected, params.generate.limit)
-            sources = Sources(unknown=ok, read=len(list(args.collected.glob("*.json"))))
-        else:
-            sources = remembered(args.collected, args.out, cache)
+        collected = RecordFolder(args.collected, SourceMeta)
+        records = RecordFolder(args.out, GeneratedSource)
+        records.migrate()
+        sources = sources_of_run(params, collected, records, cache)
         metas = {m.source_id: m for m in sources.unknown}
         runner = BatchRunner(llm, args.batches) if params.llm.mode == "batch" else None
-        todo = plan(sources.unknown, params, llm, args.out)
+        todo = plan(sources.unknown, params, llm, records)
         args.out.mkdir(parents=True, exist_ok=True)
-        done = answer_sources(todo, metas, params, llm, runner, args.out)
+        with landing(records):  # what was answered lands even when the run stops on an error
+            done = answer_sources(todo, metas, params, llm, runner, records)
     known = {sid: summary for sid, summary in sources.known.items() if summary is not None}
-    removed = prune(args.out, set(known) | set(metas), collected=args.collected)
-    summaries = known | remember(metas, todo, args, cache)
+    removed = prune(records, set(known) | set(metas), collected=args.collected)
+    records.flush()
+    summaries = known | remember(metas, todo, collected, records, cache)
     cache.keep_only(set(sources.known) | set(metas))
     cache.save()
     failed = sum(s["status"] == "failed" for s in summaries.values())
@@ -359,7 +375,8 @@ def main(args: argparse.Namespace) -> None:
 def remember(
     metas: dict[str, SourceMeta],
     todo: dict[str, list[tuple[str, ChatRequest]]],
-    args: argparse.Namespace,
+    collected: RecordFolder[SourceMeta],
+    records: RecordFolder[GeneratedSource],
     cache: StatCache,
 ) -> dict[str, dict]:
     """The summaries of the sources this run planned (their outputs read once). The memory vouches only for
@@ -367,13 +384,12 @@ def remember(
     batch or past a cap."""
     summaries = {}
     for sid in metas:
-        path = args.out / f"{sid}.json"
-        if not path.exists():
+        record = records.get(sid)
+        if record is None:
             continue
-        record = read_model(path, GeneratedSource)
         summaries[sid] = summarize(record)
         if sid not in todo or record.fingerprint == digest([r.cache_key for _, r in todo[sid]]):
-            cache.put(sid, [args.collected / f"{sid}.json", path], {"summary": summaries[sid]})
+            cache.put(sid, [RecordRef(collected, sid), RecordRef(records, sid)], {"summary": summaries[sid]})
     return summaries
 
 
@@ -384,7 +400,11 @@ def variant_order(variant: str, order: dict[str, int]) -> tuple[int, int]:
 
 
 def finish_source(
-    meta: SourceMeta, answers: list[tuple[str, ChatRequest, ChatResult]], out: Path, params: Params, llm: LLM
+    meta: SourceMeta,
+    answers: list[tuple[str, ChatRequest, ChatResult]],
+    out: RecordFolder[GeneratedSource],
+    params: Params,
+    llm: LLM,
 ) -> dict[str, str]:
     """Write one source's output once all its answers are in; return {source_id: reason} if it failed."""
     if any(result.skipped for _, _, result in answers):
@@ -401,7 +421,7 @@ def finish_source(
         status="failed" if errors else "ok",
         reason=errors[0] if errors else None,
     )
-    write_json(out / f"{meta.source_id}.json", record)
+    out.put(record)
     if errors:
         log(f"generate: {meta.source_id}: failed: {errors[0]}")
         return {meta.source_id: errors[0]}

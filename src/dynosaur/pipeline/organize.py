@@ -47,13 +47,14 @@ import numpy as np
 
 from dynosaur.core.errors import StageFailed, first_line
 from dynosaur.core.fingerprint import fingerprint as stage_fingerprint
-from dynosaur.core.io import atomic_write, read_model, write_json
+from dynosaur.core.io import atomic_write, write_json
 from dynosaur.core.params import HubParams, OrganizeParams, load_params
 from dynosaur.core.progress import Progress
 from dynosaur.core.records import FilteredSource, SourceMeta, Task
 from dynosaur.core.runner import log, refuse_to_remove_all, run, write_metrics
+from dynosaur.core.segments import RecordFolder, RecordRef
 from dynosaur.core.shards import SUFFIX, ShardWriter, shard_fingerprint_of, shard_path
-from dynosaur.core.statcache import StatCache, make_scratch, scratch_dir
+from dynosaur.core.statcache import Stamped, StatCache, make_scratch, scratch_dir
 from dynosaur.pipeline.decontaminate import EvalIndex, eval_files, eval_fingerprint, load_index
 from dynosaur.pipeline.hub_files import LocalFiles, RateLimiter, prefetch
 from dynosaur.pipeline.organize_corpus import (
@@ -191,7 +192,6 @@ class Stale:
     """A source's tasks whose shards organize writes this run."""
 
     source_id: str
-    tasks_path: Path
     stale: list[Task]
 
 
@@ -201,7 +201,8 @@ class Organizer:
     for the sources with stale tasks, `organize_corpus` both)."""
 
     out: Path
-    collected: Path
+    collected: RecordFolder[SourceMeta]
+    tasks: RecordFolder[FilteredSource]
     params: OrganizeParams
     evalset: Evalset
     cache: StatCache
@@ -211,20 +212,23 @@ class Organizer:
     live: dict[str, set[str]] = field(default_factory=dict)  # source → the tasks that keep a shard
     shards: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # source → task → summary
 
-    def check(self, tasks_path: Path) -> Stale | None:
+    def check(self, source_id: str) -> Stale | None:
         """A source's tasks whose shards are missing or out of date, or None when it is up to date (then
         recorded as it is). Only what the stat cache can't vouch for is opened."""
-        out, source_id = self.out, tasks_path.stem
-        # A source whose task file and shards are the very files of its last check is up to date: its counts
+        out = self.out
+        # A source whose task record and shards are the very ones of its last check is up to date: its counts
         # come from the cache, and nothing of it is opened (dynosaur.core.statcache).
         known = self.cache.peek(source_id)
         if known is not None:
-            files_of_source = [tasks_path, *(out / shard_path(source_id, t) for t in known)]
+            files_of_source: list[Stamped] = [
+                RecordRef(self.tasks, source_id),
+                *(out / shard_path(source_id, t) for t in known),
+            ]
             if self.cache.get(source_id, files_of_source) is not None:
                 self.live[source_id], self.shards[source_id] = set(known), known
                 self.counts["tasks_reused"] += len(known)
                 return None
-        source = read_model(tasks_path, FilteredSource)
+        source = self.tasks[source_id]
         self.counts["task_files_read"] += 1
         self.live[source_id] = {t.task_id for t in source.valid}
         stale = [
@@ -235,16 +239,16 @@ class Organizer:
         ]
         self.counts["tasks_reused"] += len(source.valid) - len(stale)
         if not stale:
-            self._settle(Stale(source_id, tasks_path, []), SourceResult())
+            self._settle(Stale(source_id, []), SourceResult())
             return None
-        return Stale(source_id, tasks_path, stale)
+        return Stale(source_id, stale)
 
     def metas(self, jobs: list[Stale]) -> Iterator[SourceMeta]:
         """The collect records of `jobs`' sources, read one at a time; a source whose record can't be read
         fails here, with all its stale tasks."""
         for job in jobs:
             try:
-                yield read_model(self.collected / f"{job.source_id}.json", SourceMeta)
+                yield self.collected[job.source_id]
             except Exception as exc:  # a missing or damaged record: pydantic and OSError
                 self._settle(job, self._failed(job, exc))
 
@@ -293,13 +297,17 @@ class Organizer:
         }
         if not result.failed and source_id not in self.failures:
             shard_files = [out / shard_path(source_id, t) for t in self.shards[source_id]]
-            self.cache.put(source_id, [job.tasks_path, *shard_files], self.shards[source_id])
+            self.cache.put(
+                source_id, [RecordRef(self.tasks, source_id), *shard_files], self.shards[source_id]
+            )
 
     def tidy(self) -> int:
         """Remove the shards of tasks and sources that are gone, and files organize never writes; forget
         them in the stat cache. Returns how many shards were removed."""
         if not self.live:  # no task records at all: never remove the whole corpus for that (issue 11)
-            refuse_to_remove_all(self.out, sum(p.is_dir() for p in self.out.glob("[!.]*")), self.collected)
+            refuse_to_remove_all(
+                self.out, sum(p.is_dir() for p in self.out.glob("[!.]*")), self.collected.folder
+            )
         removed, strays = remove_stale(self.out, self.live)
         shutil.rmtree(self.staging, ignore_errors=True)
         if strays:
@@ -335,20 +343,20 @@ class Organizer:
             )
 
 
-def organize_corpus(organizer: Organizer, paths: list[Path], hub: HubParams) -> None:
-    """Check every source's task file, then organize the sources with stale tasks: a Hub source's files
+def organize_corpus(organizer: Organizer, source_ids: list[str], hub: HubParams) -> None:
+    """Check every source's task record, then organize the sources with stale tasks: a Hub source's files
     downloaded `hub.read_concurrency` at a time, ahead of the one being organized, within the Hub's rate."""
     # rows read from the sources (reused sources read none): organize's rate
-    with Progress("organize", len(paths), "sources", rate_of="rows") as bar:
-        jobs = [job for path in paths if (job := organizer.check(path)) is not None]
-        bar.update(completed=len(paths) - len(jobs))
+    with Progress("organize", len(source_ids), "sources", rate_of="rows") as bar:
+        jobs = [job for sid in source_ids if (job := organizer.check(sid)) is not None]
+        bar.update(completed=len(source_ids) - len(jobs))
         by_id = {job.source_id: job for job in jobs}
         limiter = RateLimiter(hub.requests_per_window, hub.window_s)
         reads = prefetch(organizer.metas(jobs), concurrency=hub.read_concurrency, limiter=limiter)
-        for done, (meta, files) in enumerate(reads, start=len(paths) - len(jobs)):
+        for done, (meta, files) in enumerate(reads, start=len(source_ids) - len(jobs)):
             organizer.organize(by_id[meta.source_id], meta, files)
             bar.update(completed=done + 1, rows=organizer.counts["rows_seen"])
-        bar.update(completed=len(paths), rows=organizer.counts["rows_seen"])
+        bar.update(completed=len(source_ids), rows=organizer.counts["rows_seen"])
 
 
 def main(args: argparse.Namespace) -> None:
@@ -365,10 +373,17 @@ def main(args: argparse.Namespace) -> None:
     salt = stage_fingerprint(
         inputs=[evalset.fingerprint, SUMMARY_VERSION], params=params, version=FORMAT_VERSION
     )
+    tasks = RecordFolder(args.tasks, FilteredSource)
     organizer = Organizer(
-        out, args.collected, params, evalset, StatCache("organize", salt, beside=out), staging
+        out,
+        RecordFolder(args.collected, SourceMeta),
+        tasks,
+        params,
+        evalset,
+        StatCache("organize", salt, beside=out),
+        staging,
     )
-    organize_corpus(organizer, sorted(args.tasks.glob("*.json")), everything.hub)
+    organize_corpus(organizer, tasks.ids(), everything.hub)
     for key, reason in organizer.failures.items():
         log(f"organize: {key}: failed: {reason}")
     removed = organizer.tidy()

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dynosaur.core import io
-from dynosaur.core.io import read_model
 from dynosaur.core.records import FilteredSource, ManifestEntry, SourceMeta
+from dynosaur.core.segments import RecordFolder
 from dynosaur.core.shards import footer, shard_digest, shard_path
 
 
@@ -21,12 +21,13 @@ def file_sha256(path: Path | str) -> str:
     return "sha256:" + io.file_sha256(path)
 
 
-def workspace_manifest(collected: Path, tasks: Path, corpus: Path) -> list[ManifestEntry]:
+def workspace_manifest(
+    collected: RecordFolder[SourceMeta], tasks: RecordFolder[FilteredSource], corpus: Path
+) -> list[ManifestEntry]:
     """The working corpus as manifest entries: every valid task that has a shard."""
     entries = []
-    for path in sorted(tasks.glob("*.json")):
-        filtered = read_model(path, FilteredSource)
-        meta = read_model(collected / path.name, SourceMeta)
+    for source_id, filtered in tasks.items():
+        meta = collected[source_id]
         for task in filtered.valid:
             shard = corpus / shard_path(task.source_id, task.task_id)
             if not shard.exists():

@@ -39,14 +39,11 @@ from dynosaur.core.errors import (
     PullError,
     UsageError,
 )
-from dynosaur.core.io import read_model
 from dynosaur.core.records import (
     Exclusion,
-    FilteredSource,
     ManifestEntry,
     Release,
     Retraction,
-    SourceMeta,
     SourceVersion,
     Task,
     TaskVersion,
@@ -144,8 +141,7 @@ def settle(root: Path, command: str, *, tag: bool = True) -> tuple[list[str], st
 
 def _exclusions(ws: Workspace) -> list[Exclusion]:
     out = []
-    for path in sorted(ws.collected.glob("*.json")):
-        meta = read_model(path, SourceMeta)
+    for _, meta in ws.collect_records().items():
         if meta.status != "ok":
             out.append(Exclusion(source_id=meta.source_id, reason=f"{meta.status}: {meta.reason}"))
     return out
@@ -159,8 +155,9 @@ def _versions(
     known_tasks = {t.task_id for t in ledger.read(TaskVersion)}
     released = {e.source_id for e in entries}
     sources, tasks = [], []
-    for path in sorted(ws.tasks.glob("*.json")):
-        meta = read_model(ws.collected / path.name, SourceMeta)
+    collected = ws.collect_records()
+    for source_id, filtered in ws.task_records().items():
+        meta = collected[source_id]
         if meta.source_id not in released:
             continue
         version = SourceVersion(
@@ -173,7 +170,7 @@ def _versions(
         )
         if version.key not in known_sources:
             sources.append(version)
-        for t in read_model(path, FilteredSource).tasks:
+        for t in filtered.tasks:
             if t.task_id not in known_tasks:
                 tasks.append(
                     TaskVersion(
@@ -230,7 +227,7 @@ def _cut_release(root: Path, message: str, lease: Lease, on_step: Callable[[str]
         e.model_copy(
             update={"shard_md5": md5s.get(e.shard), "shard_sha256": file_sha256(ws.corpus / e.shard)}
         )
-        for e in workspace_manifest(ws.collected, ws.tasks, ws.corpus)
+        for e in workspace_manifest(ws.collect_records(), ws.task_records(), ws.corpus)
     ]
     if unlisted := [e.shard for e in entries if not e.shard_md5]:
         raise NotReady(
@@ -326,7 +323,7 @@ def corpus_state(root: Path, name: str) -> list[ManifestEntry]:
     """The manifest of a version, or of the working corpus for `workspace`."""
     if name == WORKSPACE:
         ws = Workspace.load(root)
-        return workspace_manifest(ws.collected, ws.tasks, ws.corpus)
+        return workspace_manifest(ws.collect_records(), ws.task_records(), ws.corpus)
     ledger = Ledger(root)
     return ledger.read_manifest(ledger.release(name))
 
@@ -462,9 +459,7 @@ def _retract(root: Path, git: Git, task: str | None, source: str | None, reason:
             kind="task", target=found.task_id, identity=identity, reason=reason.strip(), created_at=_now()
         )
     else:
-        known = {p.stem for p in ws.collected.glob("*.json")} | {
-            s.source_id for s in ledger.read(SourceVersion)
-        }
+        known = set(ws.collect_records().ids()) | {s.source_id for s in ledger.read(SourceVersion)}
         if source not in known:
             raise NotFound(f"unknown source {source!r} (not in the workspace or any release)")
         record = Retraction(kind="source", target=source, reason=reason.strip(), created_at=_now())

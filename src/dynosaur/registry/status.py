@@ -8,12 +8,8 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from dynosaur.core.errors import NotFound, ParamsError
-from dynosaur.core.io import read_model
 from dynosaur.core.params import SOURCE_ID
 from dynosaur.core.records import (
-    FilteredSource,
-    GeneratedSource,
-    SourceMeta,
     Task,
     TaskVersion,
     resolve_prefix,
@@ -53,10 +49,6 @@ def release_quality_lines(root: Path) -> dict[str, str]:
     return quality_lines(root, [r.tag for r in Ledger(root).releases()])
 
 
-def _maybe(path: Path, model):
-    return read_model(path, model) if path.exists() else None
-
-
 def shard_rows(corpus: Path, source_id: str) -> dict[str, int]:
     import pyarrow.parquet as pq
 
@@ -65,10 +57,10 @@ def shard_rows(corpus: Path, source_id: str) -> dict[str, int]:
 
 def status(ws: Workspace) -> StatusReport:
     rows = []
-    for path in sorted(ws.collected.glob("*.json")):
-        meta = read_model(path, SourceMeta)
-        generated = _maybe(ws.generated / path.name, GeneratedSource)
-        filtered = _maybe(ws.tasks / path.name, FilteredSource)
+    generated_records, task_records = ws.generate_records(), ws.task_records()
+    for source_id, meta in ws.collect_records().items():
+        generated = generated_records.get(source_id)
+        filtered = task_records.get(source_id)
         state: str = meta.status
         reason = meta.reason
         if state == "ok" and generated is not None and generated.status == "failed":
@@ -101,12 +93,13 @@ def status(ws: Workspace) -> StatusReport:
 def tasks(ws: Workspace, source: str | None = None, rejected: bool = False) -> list[Task]:
     if source is not None and not SOURCE_ID.match(source):  # `--source ../collected/x` names no source
         raise ParamsError(f"--source {source!r} is not a source id ([a-z0-9._-])")
-    paths = [ws.tasks / f"{source}.json"] if source else sorted(ws.tasks.glob("*.json"))
-    if source and not paths[0].exists():
+    records = ws.task_records()
+    source_ids = [source] if source else records.ids()
+    if source and source not in records:
         raise NotFound(f"no tasks for source {source!r} (is it in params.yaml, and has dvc repro run?)")
     out = []
-    for path in paths:
-        for task in read_model(path, FilteredSource).tasks:
+    for source_id in source_ids:
+        for task in records[source_id].tasks:
             if (task.verdict == "rejected") == rejected:
                 out.append(task)
     return out
@@ -117,8 +110,8 @@ def find_task(ws: Workspace, task_id: str, ledger: Ledger | None = None) -> Task
     else (given the `ledger`) the latest released version of it, so a task whose source is gone is found too.
     Every command that takes a task id resolves it here."""
     found: dict[str, Task | TaskVersion] = {}
-    for path in sorted(ws.tasks.glob("*.json")):
-        for task in read_model(path, FilteredSource).tasks:
+    for _, filtered in ws.task_records().items():
+        for task in filtered.tasks:
             if task.task_id == task_id:
                 return task
             if task_id and task.task_id.startswith(task_id):

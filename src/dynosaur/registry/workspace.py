@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel
 
 from dynosaur.core.errors import NotInProject, PipelineFileError
+from dynosaur.core.records import FilteredSource, GeneratedSource, SourceMeta
+from dynosaur.core.segments import RecordFolder
 
 # What marks a project's root folder: its pipeline, its params, or DVC's folder (a clone that only holds the
 # release registry has no pipeline); any one is enough.
@@ -39,6 +41,15 @@ class Workspace(BaseModel):
     corpus: Path
     cache: Path
     batches: Path | None = None  # generate's batch tracker (llm.mode: batch)
+
+    def collect_records(self) -> RecordFolder[SourceMeta]:
+        return RecordFolder(self.collected, SourceMeta)
+
+    def generate_records(self) -> RecordFolder[GeneratedSource]:
+        return RecordFolder(self.generated, GeneratedSource)
+
+    def task_records(self) -> RecordFolder[FilteredSource]:
+        return RecordFolder(self.tasks, FilteredSource)
 
     @classmethod
     def load(cls, root: Path = Path(".")) -> Workspace:
