@@ -24,6 +24,9 @@ from dynosaur.core.errors import RecordError
 M = TypeVar("M", bound=BaseModel)
 
 CACHE_DIR = ".dyno-cache"  # beside a stage's output: what only saves work (stat caches, indexes), git-ignored
+# A file modified less than this ago may change again within the same mtime tick (git's "racy clean"): a cache
+# keyed on (size, mtime, inode) does not vouch for it yet. Well past the kernel's granularity (a jiffy, ≤ 10 ms).
+RACY_NS = 100_000_000
 
 
 def file_sha256(path: str | Path) -> str:

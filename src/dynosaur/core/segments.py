@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from dynosaur.core.errors import RecordError
-from dynosaur.core.io import CACHE_DIR, atomic_write, cache_folder, canonical_json
+from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder, canonical_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -174,6 +174,7 @@ class RecordFolder(Generic[M]):
             index = {}
         fresh: dict[str, list] = {}
         ids: set[str] = set()
+        horizon = time.time_ns() - RACY_NS
         with self._lock:
             for name in sorted(set(self._listed) | set(self._segments)):
                 if name in self._segments or name in self._dirty:
@@ -189,7 +190,8 @@ class RecordFolder(Generic[M]):
                     names = known[1]
                 else:
                     names = sorted(self._load(name))
-                fresh[name] = [stamp, names]
+                if st.st_mtime_ns < horizon:  # written just now: may change again within its mtime tick
+                    fresh[name] = [stamp, names]
                 ids.update(names)
         if fresh != index:
             with contextlib.suppress(OSError):  # a read-only checkout: listed again next time

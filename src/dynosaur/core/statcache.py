@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dynosaur.core.io import CACHE_DIR, atomic_write, cache_folder
+from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder
 from dynosaur.core.segments import RecordRef
 
-RACY_NS = 100_000_000  # well past the kernel's mtime granularity (a jiffy, ≤ 10 ms)
 FORMAT = 2  # 2: entries keep their records' digests
 
 Stamped = Path | RecordRef  # a file, or a record in a segment
