@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dynosaur.core.records import SourceMeta
-from dynosaur.core.segments import RecordFolder
+from dynosaur.core.segments import RecordFolder, segment_name
 from dynosaur.testing import stage_deps
 from dynosaur.testing.fake_openai import FakeOpenAI, Fault, tasks_from_schema
 from tests.project import Project, write_source
@@ -23,6 +23,12 @@ from tests.project import Project, write_source
 pytestmark = pytest.mark.integration
 
 ROWS_PER_SOURCE = 30 + 10  # train + validation; the 5 test rows never become instances
+SEGMENTED = ("collected", "generated", "tasks")  # the per-source records, in hash-bucketed segments
+
+
+def stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file's (inode, mtime): a rewrite (atomic: a new inode) shows even when its bytes are the same."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
 
 
 @pytest.fixture
@@ -57,8 +63,14 @@ def test_repro_builds_corpus_then_grows_by_one_source_only(project: Project, ser
     assert project.shards() == before
 
     # A third source: its two calls only; the other sources' shards are kept as they were.
+    segments = {folder: stamps(project.root / "data" / folder) for folder in SEGMENTED}
     project.add_source("gamma")
     project.repro()
+    for folder, before_run in segments.items():  # each stage rewrote one segment of its records: gamma's
+        after_run = stamps(project.root / "data" / folder)
+        assert {name for name in after_run if after_run[name] != before_run.get(name)} == {
+            segment_name("gamma")
+        }, folder
     assert server.calls == 6
     after = project.shards()
     assert {k: v for k, v in after.items() if "gamma" not in k} == before
