@@ -98,6 +98,12 @@ def replace_dir(tmp_dir: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def file_stamp(path: str | Path) -> list[int]:
+    """(size, mtime_ns, inode) of a file: what a cache keyed on files compares (OSError when it is missing)."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
 def cache_folder(folder: Path) -> Path:
     """`folder` (a `CACHE_DIR`), created with the `.gitignore` that keeps it out of git."""
     folder.mkdir(parents=True, exist_ok=True)

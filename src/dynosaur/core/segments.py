@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from dynosaur.core.errors import RecordError
-from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder, canonical_json
+from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder, canonical_json, file_stamp
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -181,16 +181,15 @@ class RecordFolder(Generic[M]):
                     ids.update(self._load(name))
                     continue
                 try:
-                    st = os.stat(self.folder / name)
+                    stamp = file_stamp(self.folder / name)
                 except FileNotFoundError:
                     continue
-                stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
                 known = index.get(name)
                 if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
                     names = known[1]
                 else:
                     names = sorted(self._load(name))
-                if st.st_mtime_ns < horizon:  # written just now: may change again within its mtime tick
+                if stamp[1] < horizon:  # written just now: may change again within its mtime tick
                     fresh[name] = [stamp, names]
                 ids.update(names)
         if fresh != index:

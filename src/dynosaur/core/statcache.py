@@ -21,14 +21,13 @@ next run derives it again).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder
+from dynosaur.core.io import CACHE_DIR, RACY_NS, atomic_write, cache_folder, file_stamp
 from dynosaur.core.segments import RecordRef
 
 FORMAT = 2  # 2: entries keep their records' digests
@@ -41,10 +40,9 @@ def stamp(paths: Sequence[Stamped]) -> list[int] | None:
     out: list[int] = []
     for path in paths:
         try:
-            st = os.stat(path.path if isinstance(path, RecordRef) else path)
+            out += file_stamp(path.path if isinstance(path, RecordRef) else path)
         except OSError:
             return None
-        out += (st.st_size, st.st_mtime_ns, st.st_ino)
     return out
 
 

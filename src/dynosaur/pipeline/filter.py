@@ -248,7 +248,6 @@ def judge_all(
 ) -> tuple[dict[str, dict], dict[str, bool]]:
     """Every generated source's verdict summary, and the sources the memory could not vouch for (each with
     whether its stored verdicts were still right)."""
-    folders.out.migrate()
     summaries: dict[str, dict] = {}
     judged: dict[str, bool] = {}
     for source_id in progress(folders.generated.ids(), "filter"):
@@ -293,6 +292,7 @@ def main(args: argparse.Namespace) -> None:
         RecordFolder(args.collected, SourceMeta),
         RecordFolder(args.out, FilteredSource),
     )
+    folders.out.migrate()
     summaries, judged = judge_all(folders, cache, params, retracted)
     prune(folders.out, set(summaries), collected=args.collected)
     folders.out.flush()
